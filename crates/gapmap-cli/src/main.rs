@@ -1,0 +1,302 @@
+//! `gapmap`: mobile coverage analysis from crowdsourced speed tests.
+//!
+//! Results go to files and stdout; messages and progress to stderr.
+
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "the binary reports to the terminal")]
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use gapmap_core::analyze::{AnalyzeOptions, AnalyzeReport, analyze};
+use gapmap_core::boundaries::{Boundaries, DEFAULT_LEVELS, Levels, parse_feature_collection};
+use gapmap_core::carrier::CarrierTable;
+use gapmap_core::ingest_run::IngestOptions;
+use gapmap_core::month::Month;
+use gapmap_core::schema::ColumnMap;
+use gapmap_core::simulate::{SimOptions, simulate, write_samples, write_truth};
+use gapmap_core::villages::{VillageProperties, load_villages, villages_from};
+
+const DEMO_COMMUNES: &str = include_str!("../../../data/vn_default/communes.geojson");
+const DEMO_VILLAGES: &str = include_str!("../../../data/vn_default/villages.geojson");
+
+/// Mobile coverage analysis: quota, gaps and heatmaps from speed-test samples.
+#[derive(Debug, Parser)]
+#[command(name = "gapmap", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Analyse samples: quota per unit and month, unit statistics, rejects.
+    Analyze(AnalyzeArgs),
+    /// Generate realistic i-Speed-like samples and their ground truth.
+    Simulate(SimulateArgs),
+    /// Simulate one month over the embedded Bắc Kạn + Quảng Ninh data and analyse it.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct BoundaryArgs {
+    /// GeoJSON of the finest units (Polygon/MultiPolygon) carrying the whole hierarchy.
+    #[arg(long)]
+    boundaries: PathBuf,
+    /// Levels coarse to fine, as level=code_property:name_property,…
+    #[arg(long, default_value = DEFAULT_LEVELS)]
+    levels: String,
+}
+
+#[derive(Debug, Args)]
+struct AnalyzeArgs {
+    /// Sample files (.csv or .parquet); several after one flag, or repeat the flag.
+    #[arg(long, num_args = 1.., required = true)]
+    samples: Vec<PathBuf>,
+    #[command(flatten)]
+    boundary: BoundaryArgs,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// First month of the window (YYYY-MM, Vietnam local time); default: the data's first.
+    #[arg(long)]
+    from: Option<String>,
+    /// Last month of the window (YYYY-MM); default: the data's last.
+    #[arg(long)]
+    to: Option<String>,
+    /// Samples per unit per month required (MIC letters 2371 and 4459/BTTTT-CVT).
+    #[arg(long, default_value_t = 300)]
+    quota: u64,
+    /// A sample outside every unit but this close (metres) to one takes the nearest.
+    #[arg(long, default_value_t = 500.0)]
+    snap_m: f64,
+    /// H3 resolution of sample cells (0–15; 8 is the FCC's challenge hexagon, ~0.74 km²).
+    #[arg(long, default_value_t = 8)]
+    resolution: u8,
+    /// Map a canonical column to the file's name for it: canonical=theirs (repeatable).
+    #[arg(long = "column", value_name = "CANONICAL=THEIRS")]
+    columns: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    #[command(flatten)]
+    boundary: BoundaryArgs,
+    /// Villages GeoJSON (points).
+    #[arg(long)]
+    villages: PathBuf,
+    /// Village id property.
+    #[arg(long, default_value = "village_id")]
+    village_id: String,
+    /// Village name property.
+    #[arg(long, default_value = "name")]
+    village_name: String,
+    /// Samples file to write (.csv or .parquet).
+    #[arg(long)]
+    out: PathBuf,
+    /// Ground-truth CSV to write (per village and carrier).
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    #[command(flatten)]
+    sim: SimArgs,
+}
+
+#[derive(Debug, Args)]
+struct SimArgs {
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// First month to simulate (YYYY-MM).
+    #[arg(long, default_value = "2025-06")]
+    from: String,
+    /// Last month to simulate (default: --from).
+    #[arg(long)]
+    to: Option<String>,
+    /// Tests per month over all units.
+    #[arg(long, default_value_t = 30_000)]
+    samples: u64,
+    /// Share of rows corrupted on purpose (0–1).
+    #[arg(long, default_value_t = 0.02)]
+    dirty_rate: f64,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Output directory.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    #[command(flatten)]
+    sim: SimArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // A closed stdout (e.g. `| head`) is not an error.
+            if err.chain().any(|e| {
+                e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("gapmap: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Analyze(args) => run_analyze(&args),
+        Command::Simulate(args) => run_simulate(&args),
+        Command::Demo(args) => run_demo(&args),
+    }
+}
+
+fn month(flag: &str, s: &str) -> Result<Month> {
+    s.parse().with_context(|| format!("--{flag}"))
+}
+
+fn load_boundaries(args: &BoundaryArgs) -> Result<Boundaries> {
+    let levels: Levels = args.levels.parse()?;
+    Boundaries::load(&args.boundaries, levels)
+        .with_context(|| format!("cannot load boundaries from {}", args.boundaries.display()))
+}
+
+/// Reports rows read on a terminal only, so logs stay clean.
+fn progress_reporter() -> impl FnMut(u64) {
+    let tty = std::io::stderr().is_terminal();
+    let mut last = 0u64;
+    move |n| {
+        if tty && n >= last + 500_000 {
+            last = n;
+            eprint!("\rgapmap: {n} rows read");
+        }
+    }
+}
+
+fn resolution(r: u8) -> Result<h3o::Resolution> {
+    h3o::Resolution::try_from(r).map_err(|_| anyhow::anyhow!("--resolution {r}: H3 resolutions are 0 to 15"))
+}
+
+fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
+    let boundaries = load_boundaries(&args.boundary)?;
+    let opts = AnalyzeOptions {
+        ingest: IngestOptions {
+            files: args.samples.clone(),
+            columns: ColumnMap::with_mappings(&args.columns)?,
+            from: args.from.as_deref().map(|s| month("from", s)).transpose()?,
+            to: args.to.as_deref().map(|s| month("to", s)).transpose()?,
+            snap_m: args.snap_m,
+            resolution: resolution(args.resolution)?,
+            carriers: CarrierTable::vietnam(),
+        },
+        out: args.out.clone(),
+        quota: args.quota,
+    };
+    if !(opts.ingest.snap_m >= 0.0) {
+        anyhow::bail!("--snap-m must be a distance in metres ≥ 0");
+    }
+    let report = analyze(boundaries, &opts, &mut progress_reporter())?;
+    print_report(&report, &args.out);
+    Ok(())
+}
+
+fn sim_options(sim: &SimArgs) -> Result<SimOptions> {
+    let from = month("from", &sim.from)?;
+    let to = sim.to.as_deref().map(|s| month("to", s)).transpose()?.unwrap_or(from);
+    if from > to {
+        anyhow::bail!("--from {from} is after --to {to}");
+    }
+    if !(0.0..=1.0).contains(&sim.dirty_rate) {
+        anyhow::bail!("--dirty-rate must be between 0 and 1");
+    }
+    let mut o = SimOptions::new(sim.seed, from);
+    o.to = to;
+    o.samples_per_month = sim.samples;
+    o.dirty_rate = sim.dirty_rate;
+    Ok(o)
+}
+
+fn run_simulate(args: &SimulateArgs) -> Result<()> {
+    let boundaries = load_boundaries(&args.boundary)?;
+    let props = VillageProperties { id: args.village_id.clone(), name: args.village_name.clone() };
+    let villages = load_villages(&args.villages, &props)?;
+    let out = simulate(&boundaries, &villages, &sim_options(&args.sim)?)?;
+    write_samples(&args.out, &out.rows)?;
+    if let Some(t) = &args.truth {
+        write_truth(t, &out.truth)?;
+    }
+    eprintln!("gapmap: wrote {} rows to {}", out.rows.len(), args.out.display());
+    Ok(())
+}
+
+fn run_demo(args: &DemoArgs) -> Result<()> {
+    let origin = Path::new("embedded:data/vn_default/communes.geojson");
+    let fc = parse_feature_collection(DEMO_COMMUNES, origin)?;
+    let boundaries = Boundaries::from_features(origin, &fc.features, Levels::default())?;
+    let vorigin = Path::new("embedded:data/vn_default/villages.geojson");
+    let villages = villages_from(vorigin, &parse_feature_collection(DEMO_VILLAGES, vorigin)?, &VillageProperties::default())?;
+    let sim = simulate(&boundaries, &villages, &sim_options(&args.sim)?)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let samples = args.out.join("samples.csv");
+    write_samples(&samples, &sim.rows)?;
+    write_truth(&args.out.join("truth.csv"), &sim.truth)?;
+    eprintln!(
+        "gapmap: simulated {} rows over {} communes and {} villages (Bắc Kạn, Quảng Ninh) → {}",
+        sim.rows.len(),
+        boundaries.finest().len(),
+        villages.len(),
+        samples.display()
+    );
+    let opts = AnalyzeOptions {
+        ingest: IngestOptions {
+            files: vec![samples],
+            columns: ColumnMap::default(),
+            from: None,
+            to: None,
+            snap_m: 500.0,
+            resolution: h3o::Resolution::Eight,
+            carriers: CarrierTable::vietnam(),
+        },
+        out: args.out.clone(),
+        quota: 300,
+    };
+    let report = analyze(boundaries, &opts, &mut progress_reporter())?;
+    print_report(&report, &args.out);
+    Ok(())
+}
+
+fn print_report(r: &AnalyzeReport, out: &Path) {
+    let c = &r.ingested.counts;
+    println!(
+        "rows read {} = accepted {} + excluded {} (wifi {}, outside window {}) + rejected {}",
+        c.read,
+        c.accepted,
+        c.excluded.wifi + c.excluded.outside_window,
+        c.excluded.wifi,
+        c.excluded.outside_window,
+        c.rejected.total()
+    );
+    let rj = &c.rejected;
+    println!(
+        "rejected: missing_field {}, bad_timestamp {}, bad_coordinates {}, bad_speed {}, duplicate_test_id {}, outside_boundaries {}",
+        rj.missing_field, rj.bad_timestamp, rj.bad_coordinates, rj.bad_speed, rj.duplicate_test_id, rj.outside_boundaries
+    );
+    println!("{:<8} {:<10} {:>7} {:>7} {:>8} {:>10}", "month", "level", "units", "met", "share", "samples");
+    for q in &r.quota {
+        println!(
+            "{:<8} {:<10} {:>7} {:>7} {:>7.2}% {:>10}",
+            q.month,
+            q.level,
+            q.units,
+            q.units_met,
+            q.share_met * 100.0,
+            q.samples
+        );
+    }
+    println!("outputs in {}", out.display());
+}

@@ -1,0 +1,442 @@
+//! Administrative units: a GeoJSON layer of the finest units whose properties
+//! carry the whole hierarchy, described by a level spec.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+
+use geo::{BoundingRect, Intersects, MultiPolygon, Point};
+use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
+
+use crate::codes::cmp_codes;
+use crate::error::{Error, Result};
+use crate::geodesy::{degree_margins, point_segment_m};
+
+/// One level of the hierarchy: its name and the properties holding code and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LevelSpec {
+    /// Level name (`province`).
+    pub name: String,
+    /// Property with the unit code (`province_id`).
+    pub code_property: String,
+    /// Property with the unit name (`province_vn`).
+    pub name_property: String,
+}
+
+/// The hierarchy's levels, coarse to fine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Levels(pub Vec<LevelSpec>);
+
+/// The default levels, matching `boundaries_2009/communes.geojson`.
+pub const DEFAULT_LEVELS: &str =
+    "province=province_id:province_vn,district=district_id:district_vn,commune=commune_id:commune_vn";
+
+impl Default for Levels {
+    fn default() -> Self {
+        #[allow(clippy::expect_used, reason = "constant spec, covered by tests")]
+        DEFAULT_LEVELS.parse().expect("default levels parse")
+    }
+}
+
+impl FromStr for Levels {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |part: &str| {
+            Error::Config(format!(
+                "--levels: '{part}' is not level=code_property:name_property \
+                 (e.g. province=province_id:province_vn)"
+            ))
+        };
+        let mut levels = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, props) = part.split_once('=').ok_or_else(|| bad(part))?;
+            let (code, label) = props.split_once(':').ok_or_else(|| bad(part))?;
+            let (name, code, label) = (name.trim(), code.trim(), label.trim());
+            if name.is_empty() || code.is_empty() || label.is_empty() {
+                return Err(bad(part));
+            }
+            if levels.iter().any(|l: &LevelSpec| l.name == name) {
+                return Err(Error::Config(format!("--levels: level '{name}' is named twice")));
+            }
+            levels.push(LevelSpec {
+                name: name.to_owned(),
+                code_property: code.to_owned(),
+                name_property: label.to_owned(),
+            });
+        }
+        if levels.is_empty() {
+            return Err(Error::Config("--levels is empty; give at least one level".to_owned()));
+        }
+        Ok(Self(levels))
+    }
+}
+
+/// An administrative unit at some level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// Code, verbatim (`"04051355"` stays zero-padded).
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Index of the parent unit in the next-coarser level.
+    pub parent: Option<u32>,
+}
+
+/// Every unit of every level, and the polygons of the finest units.
+#[derive(Debug)]
+pub struct Boundaries {
+    /// Level specs, coarse to fine.
+    pub levels: Levels,
+    /// Units per level, each level sorted by code.
+    pub units: Vec<Vec<Unit>>,
+    /// Polygons of the finest units, by finest-unit index.
+    pub shapes: Vec<MultiPolygon<f64>>,
+}
+
+/// A property as a code or name string: strings verbatim, integers without
+/// a fractional part, other numbers as JSON writes them.
+fn property_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
+        serde_json::Value::Number(n) => Some(
+            n.as_i64()
+                .map(|i| i.to_string())
+                .or_else(|| n.as_u64().map(|u| u.to_string()))
+                .or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                        .map(|f| format!("{f:.0}"))
+                })
+                .unwrap_or_else(|| n.to_string()),
+        ),
+        _ => None,
+    }
+}
+
+/// Parses a GeoJSON FeatureCollection (`origin` names it in messages).
+///
+/// # Errors
+/// Not a FeatureCollection.
+pub fn parse_feature_collection(text: &str, origin: &Path) -> Result<geojson::FeatureCollection> {
+    serde_json::from_str(text).map_err(|source| Error::Json { path: origin.to_owned(), source })
+}
+
+/// Reads a GeoJSON FeatureCollection from a file.
+///
+/// # Errors
+/// The file cannot be read or is not a FeatureCollection.
+pub fn read_feature_collection(path: &Path) -> Result<geojson::FeatureCollection> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_feature_collection(&text, path)
+}
+
+/// Converts a feature's geometry to a multipolygon.
+fn feature_shape(path: &Path, index: usize, f: &geojson::Feature) -> Result<MultiPolygon<f64>> {
+    let err = |message: String| Error::Feature { path: path.to_owned(), index, message };
+    let Some(g) = &f.geometry else {
+        return Err(err("has no geometry; every unit needs a Polygon or MultiPolygon".to_owned()));
+    };
+    match &g.value {
+        geojson::GeometryValue::Polygon { .. } => geo::Polygon::try_from(&g.value)
+            .map(|p| MultiPolygon(vec![p]))
+            .map_err(|e| err(format!("bad Polygon: {e}"))),
+        geojson::GeometryValue::MultiPolygon { .. } => {
+            MultiPolygon::try_from(&g.value).map_err(|e| err(format!("bad MultiPolygon: {e}")))
+        }
+        other => Err(err(format!("is a {}, not a Polygon or MultiPolygon", other.type_name()))),
+    }
+}
+
+impl Boundaries {
+    /// Loads the finest units from a GeoJSON file.
+    ///
+    /// Features sharing a finest code are merged into one unit. A code must
+    /// have one parent; a missing property is an error naming the feature.
+    ///
+    /// # Errors
+    /// Unreadable file, a feature without a usable geometry or property, or an
+    /// inconsistent hierarchy.
+    pub fn load(path: &Path, levels: Levels) -> Result<Self> {
+        let fc = read_feature_collection(path)?;
+        Self::from_features(path, &fc.features, levels)
+    }
+
+    /// Builds from already-parsed features (`path` is used in messages).
+    ///
+    /// # Errors
+    /// As [`Boundaries::load`].
+    pub fn from_features(path: &Path, features: &[geojson::Feature], levels: Levels) -> Result<Self> {
+        let depth = levels.0.len();
+        if features.is_empty() {
+            return Err(Error::Layer { path: path.to_owned(), message: "has no features".to_owned() });
+        }
+        // Per level: code -> (name, parent code), in first-seen order.
+        let mut seen: Vec<HashMap<String, (String, Option<String>)>> = vec![HashMap::new(); depth];
+        let mut finest_shapes: HashMap<String, Vec<geo::Polygon<f64>>> = HashMap::new();
+        for (index, f) in features.iter().enumerate() {
+            let shape = feature_shape(path, index, f)?;
+            let mut parent: Option<String> = None;
+            for (li, level) in levels.0.iter().enumerate() {
+                let get = |prop: &str| {
+                    f.property(prop).and_then(property_text).ok_or_else(|| {
+                        let mut have: Vec<&str> =
+                            f.properties.iter().flat_map(|p| p.keys().map(String::as_str)).collect();
+                        have.sort_unstable();
+                        Error::Feature {
+                            path: path.to_owned(),
+                            index,
+                            message: format!(
+                                "no usable property '{prop}' for level '{}' (properties: {}); fix --levels",
+                                level.name,
+                                have.join(", ")
+                            ),
+                        }
+                    })
+                };
+                let code = get(&level.code_property)?;
+                let name = get(&level.name_property)?;
+                match seen[li].get(&code) {
+                    Some((_, p)) if *p != parent => {
+                        return Err(Error::Layer {
+                            path: path.to_owned(),
+                            message: format!(
+                                "{} code '{code}' appears under two parents ('{}' and '{}'); \
+                                 codes must be unique within a level",
+                                level.name,
+                                p.as_deref().unwrap_or(""),
+                                parent.as_deref().unwrap_or("")
+                            ),
+                        });
+                    }
+                    Some(_) => {}
+                    None => {
+                        seen[li].insert(code.clone(), (name, parent.clone()));
+                    }
+                }
+                if li == depth - 1 {
+                    finest_shapes.entry(code.clone()).or_default().extend(shape.0.iter().cloned());
+                }
+                parent = Some(code);
+            }
+        }
+        // Sort each level by code, then resolve parents to indices.
+        let mut units: Vec<Vec<Unit>> = Vec::with_capacity(depth);
+        let mut index_of: Vec<HashMap<String, u32>> = Vec::with_capacity(depth);
+        for (li, level_seen) in seen.into_iter().enumerate() {
+            let mut codes: Vec<(String, (String, Option<String>))> = level_seen.into_iter().collect();
+            codes.sort_by(|a, b| cmp_codes(&a.0, &b.0));
+            let mut level_units = Vec::with_capacity(codes.len());
+            let mut idx = HashMap::with_capacity(codes.len());
+            for (i, (code, (name, parent))) in codes.into_iter().enumerate() {
+                let parent = parent.map(|p| index_of[li - 1][&p]);
+                #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
+                idx.insert(code.clone(), i as u32);
+                level_units.push(Unit { code, name, parent });
+            }
+            units.push(level_units);
+            index_of.push(idx);
+        }
+        let shapes = units[depth - 1]
+            .iter()
+            .map(|u| MultiPolygon(finest_shapes.remove(&u.code).unwrap_or_default()))
+            .collect();
+        Ok(Self { levels, units, shapes })
+    }
+
+    /// The finest level's units.
+    #[must_use]
+    pub fn finest(&self) -> &[Unit] {
+        self.units.last().map_or(&[], Vec::as_slice)
+    }
+
+    /// The index, at every level, of the unit containing finest unit `finest`.
+    #[must_use]
+    pub fn ancestors(&self, finest: u32) -> Vec<u32> {
+        let depth = self.units.len();
+        let mut out = vec![0; depth];
+        let mut cur = finest;
+        for li in (0..depth).rev() {
+            out[li] = cur;
+            if let Some(p) = self.units[li][cur as usize].parent {
+                cur = p;
+            }
+        }
+        out
+    }
+}
+
+type Envelope = GeomWithData<Rectangle<[f64; 2]>, u32>;
+
+/// Finds the finest unit of a point: containment first (overlaps: lowest
+/// code), then the nearest unit within the snap distance.
+#[derive(Debug)]
+pub struct Locator<'a> {
+    boundaries: &'a Boundaries,
+    tree: RTree<Envelope>,
+    snap_m: f64,
+}
+
+/// How a point was placed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Placement {
+    /// Inside (or on the edge of) the unit's polygon.
+    Inside(u32),
+    /// Outside every polygon; this unit's edge is the nearest, at this distance.
+    Snapped(u32, f64),
+}
+
+impl Placement {
+    /// The finest unit.
+    #[must_use]
+    pub const fn unit(self) -> u32 {
+        match self {
+            Self::Inside(u) | Self::Snapped(u, _) => u,
+        }
+    }
+}
+
+impl<'a> Locator<'a> {
+    /// Indexes the polygons' bounding boxes.
+    #[must_use]
+    pub fn new(boundaries: &'a Boundaries, snap_m: f64) -> Self {
+        let mut items = Vec::new();
+        for (i, shape) in boundaries.shapes.iter().enumerate() {
+            for poly in &shape.0 {
+                if let Some(r) = poly.bounding_rect() {
+                    #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
+                    items.push(GeomWithData::new(
+                        Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
+                        i as u32,
+                    ));
+                }
+            }
+        }
+        Self { boundaries, tree: RTree::bulk_load(items), snap_m: snap_m.max(0.0) }
+    }
+
+    /// Places a (lon, lat) point, or `None` when it is outside every unit and
+    /// farther than the snap distance from all of them.
+    #[must_use]
+    pub fn locate(&self, lon: f64, lat: f64) -> Option<Placement> {
+        let p = Point::new(lon, lat);
+        let mut best: Option<u32> = None;
+        for e in self.tree.locate_all_at_point([lon, lat]) {
+            let u = e.data;
+            if best.is_some_and(|b| b <= u) {
+                continue; // units are sorted by code, so a lower index wins
+            }
+            if self.boundaries.shapes[u as usize].intersects(&p) {
+                best = Some(u);
+            }
+        }
+        if let Some(u) = best {
+            return Some(Placement::Inside(u));
+        }
+        if self.snap_m <= 0.0 {
+            return None;
+        }
+        let (dlon, dlat) = degree_margins(lat, self.snap_m);
+        let window = AABB::from_corners([lon - dlon, lat - dlat], [lon + dlon, lat + dlat]);
+        let mut nearest: Option<(f64, u32)> = None;
+        for e in self.tree.locate_in_envelope_intersecting(window) {
+            let u = e.data;
+            let d = distance_to_shape_m(&self.boundaries.shapes[u as usize], [lon, lat]);
+            if d <= self.snap_m && nearest.is_none_or(|(bd, bu)| d < bd || (d == bd && u < bu)) {
+                nearest = Some((d, u));
+            }
+        }
+        nearest.map(|(d, u)| Placement::Snapped(u, d))
+    }
+}
+
+/// Great-circle distance in metres from a point to the nearest edge of a shape.
+#[must_use]
+pub fn distance_to_shape_m(shape: &MultiPolygon<f64>, p: [f64; 2]) -> f64 {
+    let mut best = f64::INFINITY;
+    for poly in &shape.0 {
+        for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
+            for seg in ring.lines() {
+                let d = point_segment_m(p, [seg.start.x, seg.start.y], [seg.end.x, seg.end.y]);
+                best = best.min(d);
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn square(code: &str, parent: &str, x0: f64, y0: f64, size: f64) -> geojson::Feature {
+        let ring = vec![
+            vec![x0, y0],
+            vec![x0 + size, y0],
+            vec![x0 + size, y0 + size],
+            vec![x0, y0 + size],
+            vec![x0, y0],
+        ];
+        let mut f = geojson::Feature::from(geojson::Geometry::new_polygon(vec![ring]));
+        f.set_property("p", parent);
+        f.set_property("pn", format!("P {parent}"));
+        f.set_property("c", code);
+        f.set_property("cn", format!("C {code}"));
+        f
+    }
+
+    fn levels() -> Levels {
+        "prov=p:pn,comm=c:cn".parse().expect("valid")
+    }
+
+    #[test]
+    fn level_spec_parsing() {
+        let l = Levels::default();
+        assert_eq!(l.0.len(), 3);
+        assert_eq!(l.0[2].code_property, "commune_id");
+        assert!("a=b".parse::<Levels>().is_err());
+        assert!("a=b:c,a=d:e".parse::<Levels>().is_err());
+        assert!("".parse::<Levels>().is_err());
+    }
+
+    #[test]
+    fn hierarchy_sorted_with_parents() {
+        let fs = vec![square("10", "2", 0.0, 0.0, 1.0), square("9", "1", 1.0, 0.0, 1.0)];
+        let b = Boundaries::from_features(Path::new("t"), &fs, levels()).expect("valid");
+        assert_eq!(b.units[0].iter().map(|u| u.code.as_str()).collect::<Vec<_>>(), ["1", "2"]);
+        assert_eq!(b.units[1].iter().map(|u| u.code.as_str()).collect::<Vec<_>>(), ["9", "10"]);
+        assert_eq!(b.units[1][0].parent, Some(0));
+        assert_eq!(b.ancestors(1), vec![1, 1]);
+    }
+
+    #[test]
+    fn two_parents_is_an_error() {
+        let fs = vec![square("10", "2", 0.0, 0.0, 1.0), square("10", "1", 1.0, 0.0, 1.0)];
+        let e = Boundaries::from_features(Path::new("t"), &fs, levels()).unwrap_err();
+        assert!(e.to_string().contains("two parents"), "{e}");
+    }
+
+    #[test]
+    fn missing_property_names_the_feature_and_fix() {
+        let mut f = square("10", "2", 0.0, 0.0, 1.0);
+        f.remove_property("cn");
+        let e = Boundaries::from_features(Path::new("b.geojson"), &[f], levels()).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("feature 0") && msg.contains("'cn'") && msg.contains("--levels"), "{msg}");
+    }
+
+    #[test]
+    fn locate_inside_overlap_and_snap() {
+        // Two overlapping squares: "20" covers x 0..2, "3" covers x 1..3.
+        let fs = vec![square("20", "1", 0.0, 0.0, 2.0), square("3", "1", 1.0, 0.0, 2.0)];
+        let b = Boundaries::from_features(Path::new("t"), &fs, levels()).expect("valid");
+        let loc = Locator::new(&b, 500.0);
+        let code = |p: Option<Placement>| p.map(|p| b.finest()[p.unit() as usize].code.clone());
+        assert_eq!(code(loc.locate(0.5, 0.5)).as_deref(), Some("20"));
+        assert_eq!(code(loc.locate(1.5, 0.5)).as_deref(), Some("3"), "overlap: lowest code");
+        // 0.003° east of x = 3 at the equator ≈ 333.6 m: snapped.
+        let p = loc.locate(3.003, 1.0).expect("snapped");
+        assert!(matches!(p, Placement::Snapped(_, d) if (d - 333.6).abs() < 1.0), "{p:?}");
+        // 0.005° ≈ 556 m: outside.
+        assert_eq!(loc.locate(3.005, 1.0), None);
+    }
+}

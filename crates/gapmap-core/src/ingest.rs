@@ -1,0 +1,189 @@
+//! Reading sample files (CSV, Parquet) into [`RawRow`]s, chunk by chunk.
+
+use std::path::Path;
+
+use polars::prelude::{DataType, SerReader, TimeUnit};
+
+use crate::error::{Error, Result};
+use crate::schema::{ColumnMap, FIELD_COUNT, Field, RawRow};
+
+/// Rows handed to the caller at a time.
+pub const CHUNK_ROWS: usize = 1 << 16;
+
+/// Sample file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Comma-separated, header on line 1.
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+}
+
+impl Format {
+    /// The format of a path, from its extension (`.csv`, `.parquet`/`.pq`).
+    ///
+    /// # Errors
+    /// Any other extension.
+    pub fn of(path: &Path) -> Result<Self> {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("csv") => Ok(Self::Csv),
+            Some("parquet" | "pq") => Ok(Self::Parquet),
+            _ => Err(Error::UnknownFormat { path: path.to_owned() }),
+        }
+    }
+}
+
+/// Reads a sample file, calling `on_chunk` with up to [`CHUNK_ROWS`] rows at a time.
+///
+/// # Errors
+/// The file cannot be opened or read, or lacks a required column.
+pub fn read_rows(
+    path: &Path,
+    columns: &ColumnMap,
+    on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
+) -> Result<()> {
+    match Format::of(path)? {
+        Format::Csv => read_csv(path, columns, on_chunk),
+        Format::Parquet => read_parquet(path, columns, on_chunk),
+    }
+}
+
+/// Finds each canonical field's column among `headers`; a missing required
+/// column is an error, a missing optional one is `None`.
+fn resolve_columns(path: &Path, columns: &ColumnMap, headers: &[String]) -> Result<[Option<usize>; FIELD_COUNT]> {
+    let mut out = [None; FIELD_COUNT];
+    for (i, field) in Field::ALL.into_iter().enumerate() {
+        let want = columns.column(field);
+        out[i] = headers.iter().position(|h| h == want);
+        if out[i].is_none() && field.required() {
+            return Err(Error::MissingColumn {
+                path: path.to_owned(),
+                field: field.name(),
+                column: want.to_owned(),
+                available: headers.join(", "),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn read_csv(path: &Path, columns: &ColumnMap, on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>) -> Result<()> {
+    let csv_err = |source| Error::Csv { path: path.to_owned(), source };
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(true)
+        .from_path(path)
+        .map_err(csv_err)?;
+    let headers: Vec<String> = reader
+        .byte_headers()
+        .map_err(csv_err)?
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let h = String::from_utf8_lossy(h);
+            // A UTF-8 byte-order mark on the first header is not part of its name.
+            let h = if i == 0 { h.trim_start_matches('\u{feff}') } else { &h };
+            h.trim().to_owned()
+        })
+        .collect();
+    let index = resolve_columns(path, columns, &headers)?;
+    let mut record = csv::ByteRecord::new();
+    let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+    while reader.read_byte_record(&mut record).map_err(csv_err)? {
+        let line = record.position().map_or(0, csv::Position::line);
+        let mut row = RawRow::new(line);
+        row.truncated = record.len() < headers.len();
+        for (field, col) in Field::ALL.into_iter().zip(index) {
+            if let Some(bytes) = col.and_then(|c| record.get(c)) {
+                row.set(field, &String::from_utf8_lossy(bytes));
+            }
+        }
+        chunk.push(row);
+        if chunk.len() == CHUNK_ROWS {
+            on_chunk(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS)))?;
+        }
+    }
+    if !chunk.is_empty() {
+        on_chunk(chunk)?;
+    }
+    Ok(())
+}
+
+/// Text of one Parquet column for a slice of rows. Numbers are written in
+/// Rust's shortest round-trip form; time-zone-aware timestamps as RFC 3339 in
+/// UTC; naive timestamps without an offset, so that they are `bad_timestamp`
+/// (their zone is unknown).
+fn column_text(path: &Path, s: &polars::prelude::Series) -> Result<Vec<Option<String>>> {
+    let perr = |e: polars::prelude::PolarsError| Error::Parquet { path: path.to_owned(), message: e.to_string() };
+    let dtype = s.dtype().clone();
+    Ok(match dtype {
+        DataType::Float32 | DataType::Float64 => {
+            let c = s.cast(&DataType::Float64).map_err(perr)?;
+            c.f64().map_err(perr)?.iter().map(|v| v.map(|x| x.to_string())).collect()
+        }
+        DataType::Datetime(unit, tz) => {
+            let c = s.cast(&DataType::Int64).map_err(perr)?;
+            let per_sec: i64 = match unit {
+                TimeUnit::Nanoseconds => 1_000_000_000,
+                TimeUnit::Microseconds => 1_000_000,
+                TimeUnit::Milliseconds => 1_000,
+            };
+            c.i64()
+                .map_err(perr)?
+                .iter()
+                .map(|v| {
+                    v.and_then(|x| {
+                        let secs = x.div_euclid(per_sec);
+                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "remainder < 1e9")]
+                        let nanos = (x.rem_euclid(per_sec) * (1_000_000_000 / per_sec)) as u32;
+                        let t = chrono::DateTime::from_timestamp(secs, nanos)?;
+                        Some(if tz.is_some() {
+                            t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                        } else {
+                            t.naive_utc().format("%Y-%m-%dT%H:%M:%S").to_string()
+                        })
+                    })
+                })
+                .collect()
+        }
+        _ => {
+            let c = s.cast(&DataType::String).map_err(perr)?;
+            c.str().map_err(perr)?.iter().map(|v| v.map(str::to_owned)).collect()
+        }
+    })
+}
+
+fn read_parquet(path: &Path, columns: &ColumnMap, on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>) -> Result<()> {
+    let perr = |e: polars::prelude::PolarsError| Error::Parquet { path: path.to_owned(), message: e.to_string() };
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let df = polars::prelude::ParquetReader::new(file).finish().map_err(perr)?;
+    let headers: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).collect();
+    let index = resolve_columns(path, columns, &headers)?;
+    let height = df.height();
+    let mut offset = 0;
+    while offset < height {
+        let len = CHUNK_ROWS.min(height - offset);
+        #[allow(clippy::cast_possible_wrap, reason = "row counts fit i64")]
+        let part = df.slice(offset as i64, len);
+        let mut texts: Vec<Option<Vec<Option<String>>>> = Vec::with_capacity(FIELD_COUNT);
+        for col in index {
+            texts.push(match col {
+                Some(c) => Some(column_text(path, part.columns()[c].as_materialized_series())?),
+                None => None,
+            });
+        }
+        let mut chunk = Vec::with_capacity(len);
+        for r in 0..len {
+            let mut row = RawRow::new((offset + r + 1) as u64);
+            for (field, text) in Field::ALL.into_iter().zip(&texts) {
+                if let Some(v) = text.as_ref().and_then(|t| t[r].as_deref()) {
+                    row.set(field, v);
+                }
+            }
+            chunk.push(row);
+        }
+        on_chunk(chunk)?;
+        offset += len;
+    }
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! gapmap: mobile coverage analysis from crowdsourced speed tests.
+//!
+//! The pipeline: [`ingest_run::ingest`] reads CSV/Parquet samples, checks
+//! every row ([`schema::check_row`]), drops duplicates, places each sample in
+//! its finest administrative unit ([`boundaries::Locator`]) and H3 cell;
+//! [`report::aggregate`] groups them by month and unit at every level; the
+//! `write_*` functions produce the report files. [`analyze::analyze`] runs
+//! it all. [`simulate`] generates realistic i-Speed-like samples.
+
+pub mod analyze;
+pub mod boundaries;
+pub mod carrier;
+pub mod codes;
+pub mod error;
+pub mod geodesy;
+pub mod ingest;
+pub mod ingest_run;
+pub mod month;
+pub mod output;
+pub mod report;
+pub mod schema;
+pub mod simulate;
+pub mod stats;
+pub mod villages;
+
+pub use error::{Error, Result};

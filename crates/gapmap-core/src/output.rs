@@ -1,0 +1,108 @@
+//! Atomic, deterministic output files.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Writes a file atomically: the content goes to a temporary file in the same
+/// directory, which is renamed over the target only when complete.
+///
+/// # Errors
+/// The directory is not writable, or writing fails.
+pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".gapmap-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    {
+        let mut buf = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        write(&mut buf).map_err(|e| Error::io(path, e))?;
+        buf.flush().map_err(|e| Error::io(path, e))?;
+    }
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// Writes CSV rows atomically.
+///
+/// # Errors
+/// As [`write_atomic`].
+pub fn write_csv<I, R>(path: &Path, header: &[&str], rows: I) -> Result<()>
+where
+    I: IntoIterator<Item = R>,
+    R: IntoIterator,
+    R::Item: AsRef<[u8]>,
+{
+    write_atomic(path, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record(header)?;
+        for row in rows {
+            csv.write_record(row)?;
+        }
+        csv.flush()?;
+        Ok(())
+    })
+}
+
+/// A number with at most `decimals` decimals, trailing zeros removed
+/// (`12.500` → `12.5`, `3.000` → `3`); empty for `None`.
+#[must_use]
+pub fn fmt_decimal(v: Option<f64>, decimals: usize) -> String {
+    let Some(v) = v else { return String::new() };
+    let s = format!("{v:.decimals$}");
+    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { &s };
+    if s == "-0" { "0".to_owned() } else { s.to_owned() }
+}
+
+/// A probability with 6 significant digits, written without exponent.
+#[must_use]
+pub fn fmt_probability(v: Option<f64>) -> String {
+    match v {
+        None => String::new(),
+        Some(p) if p == 0.0 => "0".to_owned(),
+        Some(p) => {
+            #[allow(clippy::cast_possible_truncation, reason = "log10 of a probability is small")]
+            let digits = (5 - p.abs().log10().floor() as i64).clamp(0, 320) as usize;
+            fmt_decimal(Some(p), digits)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals() {
+        assert_eq!(fmt_decimal(Some(12.5), 3), "12.5");
+        assert_eq!(fmt_decimal(Some(3.0), 3), "3");
+        assert_eq!(fmt_decimal(Some(0.1 + 0.2), 3), "0.3");
+        assert_eq!(fmt_decimal(Some(-0.0001), 3), "0");
+        assert_eq!(fmt_decimal(None, 3), "");
+        assert_eq!(fmt_decimal(Some(1234.0), 0), "1234");
+    }
+
+    #[test]
+    fn probabilities() {
+        assert_eq!(fmt_probability(Some(1.0)), "1");
+        assert_eq!(fmt_probability(Some(1.0 / 32.0)), "0.03125");
+        assert_eq!(fmt_probability(Some(0.1875)), "0.1875");
+        assert_eq!(fmt_probability(Some(1.234_567_89e-9)), "0.00000000123457");
+        assert_eq!(fmt_probability(None), "");
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("a.csv");
+        write_csv(&p, &["x", "y"], [["1", "2"]]).expect("write");
+        assert_eq!(std::fs::read_to_string(&p).expect("read"), "x,y\n1,2\n");
+        let leftovers = std::fs::read_dir(dir.path()).expect("dir").count();
+        assert_eq!(leftovers, 1, "no temporary file left behind");
+    }
+}

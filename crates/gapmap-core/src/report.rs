@@ -1,0 +1,341 @@
+//! Monthly quota and per-unit statistics, and the files that report them.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::boundaries::Boundaries;
+use crate::error::{Error, Result};
+use crate::ingest_run::{Ingested, RowCounts, Sample};
+use crate::month::Month;
+use crate::output::{fmt_decimal, write_atomic, write_csv};
+use crate::stats::{median_sorted, quantile_sorted, sort_values};
+
+/// Decimals of speeds and latencies in CSV outputs (1 kbps, 1 µs).
+pub const DECIMALS: usize = 3;
+
+/// The statistics of a group of samples.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupStats {
+    /// Samples.
+    pub samples: u64,
+    /// Distinct devices.
+    pub devices: u64,
+    /// Median download (Mbps).
+    pub download_median: Option<f64>,
+    /// 10th percentile download (type 7).
+    pub download_p10: Option<f64>,
+    /// 90th percentile download (type 7).
+    pub download_p90: Option<f64>,
+    /// Median upload over the samples that have one.
+    pub upload_median: Option<f64>,
+    /// Median latency over the samples that have one.
+    pub latency_median: Option<f64>,
+}
+
+impl GroupStats {
+    /// Computes the statistics of some samples.
+    #[must_use]
+    pub fn of<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> Self {
+        let mut dl = Vec::new();
+        let mut ul = Vec::new();
+        let mut lat = Vec::new();
+        let mut dev = Vec::new();
+        for s in samples {
+            dl.push(s.download);
+            ul.extend(s.upload);
+            lat.extend(s.latency);
+            dev.push(s.device);
+        }
+        sort_values(&mut dl);
+        sort_values(&mut ul);
+        sort_values(&mut lat);
+        dev.sort_unstable();
+        dev.dedup();
+        Self {
+            samples: dl.len() as u64,
+            devices: dev.len() as u64,
+            download_median: median_sorted(&dl),
+            download_p10: quantile_sorted(&dl, 0.1),
+            download_p90: quantile_sorted(&dl, 0.9),
+            upload_median: median_sorted(&ul),
+            latency_median: median_sorted(&lat),
+        }
+    }
+}
+
+/// Statistics of one unit in one month: all carriers and each carrier.
+#[derive(Debug, Clone, Default)]
+pub struct UnitMonth {
+    /// All carriers together.
+    pub all: GroupStats,
+    /// Per carrier index, sorted by carrier name.
+    pub by_carrier: Vec<(u16, GroupStats)>,
+}
+
+/// Per level, `(month, unit index) → statistics` for units with samples.
+pub type LevelStats = Vec<HashMap<(Month, u32), UnitMonth>>;
+
+/// For each level, the unit containing each finest unit.
+#[must_use]
+pub fn ancestor_table(b: &Boundaries) -> Vec<Vec<u32>> {
+    let depth = b.units.len();
+    let mut table = vec![Vec::with_capacity(b.finest().len()); depth];
+    #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
+    for f in 0..b.finest().len() as u32 {
+        for (li, a) in b.ancestors(f).into_iter().enumerate() {
+            table[li].push(a);
+        }
+    }
+    table
+}
+
+/// Groups accepted samples by month and unit at every level.
+#[must_use]
+pub fn aggregate(b: &Boundaries, ing: &Ingested) -> LevelStats {
+    let anc = ancestor_table(b);
+    let mut carrier_order: Vec<u16> = (0..ing.carriers.len()).map(|i| i as u16).collect();
+    carrier_order.sort_by(|a, c| ing.carriers[*a as usize].cmp(&ing.carriers[*c as usize]));
+    let mut rank = vec![0u16; ing.carriers.len()];
+    for (r, c) in carrier_order.iter().enumerate() {
+        rank[*c as usize] = r as u16;
+    }
+    anc.par_iter()
+        .map(|level_anc| {
+            let mut keys: Vec<(Month, u32, u16, u32)> = ing
+                .samples
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.month, level_anc[s.unit as usize], rank[s.carrier as usize], i as u32))
+                .collect();
+            keys.sort_unstable();
+            let mut out = HashMap::new();
+            for group in keys.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+                let all = GroupStats::of(group.iter().map(|k| &ing.samples[k.3 as usize]));
+                let by_carrier = group
+                    .chunk_by(|a, b| a.2 == b.2)
+                    .map(|g| {
+                        let c = ing.samples[g[0].3 as usize].carrier;
+                        (c, GroupStats::of(g.iter().map(|k| &ing.samples[k.3 as usize])))
+                    })
+                    .collect();
+                out.insert((group[0].0, group[0].1), UnitMonth { all, by_carrier });
+            }
+            out
+        })
+        .collect()
+}
+
+/// Quota compliance of one level in one month.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct QuotaSummary {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Level name.
+    pub level: String,
+    /// Units of the level.
+    pub units: u64,
+    /// Units with at least `quota` samples.
+    pub units_met: u64,
+    /// `units_met / units` as a fraction.
+    pub share_met: f64,
+    /// Accepted samples in the level's units that month.
+    pub samples: u64,
+}
+
+/// The months of a window.
+fn months(window: Option<(Month, Month)>) -> Vec<Month> {
+    window.map(|(a, b)| a.through(b).collect()).unwrap_or_default()
+}
+
+/// Writes `quota.csv` and `unit_stats.csv`, and returns the per-level summary.
+///
+/// # Errors
+/// A file cannot be written.
+pub fn write_quota_and_stats(
+    out: &Path,
+    b: &Boundaries,
+    ing: &Ingested,
+    stats: &LevelStats,
+    quota: u64,
+) -> Result<Vec<QuotaSummary>> {
+    let months = months(ing.window);
+    let empty = UnitMonth::default();
+    let mut quota_rows: Vec<[String; 10]> = Vec::new();
+    let mut stat_rows: Vec<[String; 11]> = Vec::new();
+    let mut summary = Vec::new();
+    for &month in &months {
+        for (li, level) in b.levels.0.iter().enumerate() {
+            let mut met = 0u64;
+            let mut level_samples = 0u64;
+            for (ui, unit) in b.units[li].iter().enumerate() {
+                let um = stats[li].get(&(month, ui as u32)).unwrap_or(&empty);
+                let n = um.all.samples;
+                level_samples += n;
+                let ok = n >= quota;
+                met += u64::from(ok);
+                let parent = unit.parent.map(|p| b.units[li - 1][p as usize].code.clone()).unwrap_or_default();
+                quota_rows.push([
+                    month.to_string(),
+                    level.name.clone(),
+                    unit.code.clone(),
+                    unit.name.clone(),
+                    parent,
+                    n.to_string(),
+                    um.all.devices.to_string(),
+                    quota.to_string(),
+                    ok.to_string(),
+                    quota.saturating_sub(n).to_string(),
+                ]);
+                let stat_row = |carrier: &str, g: &GroupStats| {
+                    [
+                        month.to_string(),
+                        level.name.clone(),
+                        unit.code.clone(),
+                        carrier.to_owned(),
+                        g.samples.to_string(),
+                        g.devices.to_string(),
+                        fmt_decimal(g.download_median, DECIMALS),
+                        fmt_decimal(g.download_p10, DECIMALS),
+                        fmt_decimal(g.download_p90, DECIMALS),
+                        fmt_decimal(g.upload_median, DECIMALS),
+                        fmt_decimal(g.latency_median, DECIMALS),
+                    ]
+                };
+                stat_rows.push(stat_row("ALL", &um.all));
+                for (c, g) in &um.by_carrier {
+                    stat_rows.push(stat_row(&ing.carriers[*c as usize], g));
+                }
+            }
+            let units = b.units[li].len() as u64;
+            #[allow(clippy::cast_precision_loss, reason = "unit counts are small")]
+            let share_met = if units == 0 { 0.0 } else { met as f64 / units as f64 };
+            summary.push(QuotaSummary {
+                month: month.to_string(),
+                level: level.name.clone(),
+                units,
+                units_met: met,
+                share_met,
+                samples: level_samples,
+            });
+        }
+    }
+    write_csv(
+        &out.join("quota.csv"),
+        &["month", "level", "code", "name", "parent_code", "samples", "devices", "quota", "met", "deficit"],
+        quota_rows,
+    )?;
+    write_csv(
+        &out.join("unit_stats.csv"),
+        &[
+            "month",
+            "level",
+            "code",
+            "carrier",
+            "samples",
+            "devices",
+            "download_median_mbps",
+            "download_p10_mbps",
+            "download_p90_mbps",
+            "upload_median_mbps",
+            "latency_median_ms",
+        ],
+        stat_rows,
+    )?;
+    Ok(summary)
+}
+
+/// Writes `rejects.csv`: `file,line,reason,test_id`.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_rejects(out: &Path, ing: &Ingested) -> Result<()> {
+    let names: Vec<String> = ing.files.iter().map(|f| f.display().to_string()).collect();
+    write_csv(
+        &out.join("rejects.csv"),
+        &["file", "line", "reason", "test_id"],
+        ing.rejects.iter().map(|r| {
+            [names[r.file as usize].clone(), r.line.to_string(), r.reason.as_str().to_owned(), r.test_id.clone()]
+        }),
+    )
+}
+
+/// The analysis window in `summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowJson {
+    /// First month.
+    pub from: String,
+    /// Last month.
+    pub to: String,
+}
+
+/// `summary.json`. Field order is fixed; later issues add members at the end.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Row accounting.
+    pub rows: RowCounts,
+    /// The window, or null when no row passed every check.
+    pub window: Option<WindowJson>,
+    /// Level names, coarse to fine.
+    pub levels: Vec<String>,
+    /// Quota per month and level.
+    pub quota: Vec<QuotaSummary>,
+    /// The monthly quota used.
+    pub quota_samples: u64,
+    /// Carriers seen among accepted samples, with their sample counts.
+    pub carriers: Vec<CarrierCount>,
+    /// Further sections (villages, …), in insertion order.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A carrier and its accepted samples.
+#[derive(Debug, Clone, Serialize)]
+pub struct CarrierCount {
+    /// Canonical name.
+    pub carrier: String,
+    /// Accepted samples.
+    pub samples: u64,
+}
+
+impl Summary {
+    /// Assembles the summary of a run.
+    #[must_use]
+    pub fn new(b: &Boundaries, ing: &Ingested, quota: Vec<QuotaSummary>, quota_samples: u64) -> Self {
+        let mut per = vec![0u64; ing.carriers.len()];
+        for s in &ing.samples {
+            per[s.carrier as usize] += 1;
+        }
+        let mut carriers: Vec<CarrierCount> = ing
+            .carriers
+            .iter()
+            .zip(per)
+            .map(|(c, n)| CarrierCount { carrier: c.clone(), samples: n })
+            .collect();
+        carriers.sort_by(|a, c| c.samples.cmp(&a.samples).then_with(|| a.carrier.cmp(&c.carrier)));
+        Self {
+            rows: ing.counts.clone(),
+            window: ing.window.map(|(a, c)| WindowJson { from: a.to_string(), to: c.to_string() }),
+            levels: b.levels.0.iter().map(|l| l.name.clone()).collect(),
+            quota,
+            quota_samples,
+            carriers,
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// Writes `summary.json` (pretty-printed, trailing newline).
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn write(&self, out: &Path) -> Result<()> {
+        let path = out.join("summary.json");
+        let text = serde_json::to_string_pretty(self).map_err(|source| Error::Json { path: path.clone(), source })?;
+        write_atomic(&path, |w| {
+            w.write_all(text.as_bytes())?;
+            w.write_all(b"\n")
+        })
+    }
+}

@@ -1,0 +1,521 @@
+//! The canonical sample schema, column mapping, and row validation.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Datelike, FixedOffset};
+
+use crate::error::{Error, Result};
+use crate::month::Month;
+
+/// A field of the canonical sample schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// Unique id of a test.
+    TestId,
+    /// RFC 3339 time with offset.
+    Timestamp,
+    /// WGS84 latitude.
+    Lat,
+    /// WGS84 longitude.
+    Lon,
+    /// Carrier name, alias or MCC-MNC.
+    Carrier,
+    /// Radio technology.
+    Network,
+    /// Download speed in Mbps.
+    Download,
+    /// Upload speed in Mbps.
+    Upload,
+    /// Latency in ms.
+    Latency,
+    /// Device identifier.
+    DeviceId,
+    /// `android`, `ios` or `web`.
+    Platform,
+}
+
+/// Number of canonical fields.
+pub const FIELD_COUNT: usize = 11;
+
+impl Field {
+    /// Every field, in schema order.
+    pub const ALL: [Self; FIELD_COUNT] = [
+        Self::TestId,
+        Self::Timestamp,
+        Self::Lat,
+        Self::Lon,
+        Self::Carrier,
+        Self::Network,
+        Self::Download,
+        Self::Upload,
+        Self::Latency,
+        Self::DeviceId,
+        Self::Platform,
+    ];
+
+    /// The canonical column name.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::TestId => "test_id",
+            Self::Timestamp => "timestamp",
+            Self::Lat => "lat",
+            Self::Lon => "lon",
+            Self::Carrier => "carrier",
+            Self::Network => "network",
+            Self::Download => "download_mbps",
+            Self::Upload => "upload_mbps",
+            Self::Latency => "latency_ms",
+            Self::DeviceId => "device_id",
+            Self::Platform => "platform",
+        }
+    }
+
+    /// Whether a row with this field empty is rejected as `missing_field`.
+    #[must_use]
+    pub const fn required(self) -> bool {
+        !matches!(self, Self::Upload | Self::Latency | Self::Platform)
+    }
+
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl FromStr for Field {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Self::ALL.iter().map(|f| f.name()).collect();
+            Error::Config(format!("unknown canonical column '{s}'; expected one of {}", names.join(", ")))
+        })
+    }
+}
+
+/// Which column of an input file holds each canonical field.
+#[derive(Debug, Clone)]
+pub struct ColumnMap {
+    names: [String; FIELD_COUNT],
+}
+
+impl Default for ColumnMap {
+    fn default() -> Self {
+        Self { names: Field::ALL.map(|f| f.name().to_owned()) }
+    }
+}
+
+impl ColumnMap {
+    /// Applies mappings written `canonical=theirs` (as given to `--column`).
+    ///
+    /// # Errors
+    /// A mapping without `=`, with an unknown canonical name, or an empty name.
+    pub fn with_mappings<S: AsRef<str>>(mappings: &[S]) -> Result<Self> {
+        let mut map = Self::default();
+        for m in mappings {
+            let m = m.as_ref();
+            let Some((canonical, theirs)) = m.split_once('=') else {
+                return Err(Error::Config(format!(
+                    "--column '{m}': expected canonical=theirs, e.g. --column lat=latitude"
+                )));
+            };
+            let field: Field = canonical.trim().parse()?;
+            let theirs = theirs.trim();
+            if theirs.is_empty() {
+                return Err(Error::Config(format!("--column '{m}': the column name is empty")));
+            }
+            map.names[field.index()] = theirs.to_owned();
+        }
+        Ok(map)
+    }
+
+    /// The column name that holds `field`.
+    #[must_use]
+    pub fn column(&self, field: Field) -> &str {
+        &self.names[field.index()]
+    }
+}
+
+/// One input row reduced to the canonical fields, trimmed; a field of only
+/// whitespace is absent. One allocation per row.
+#[derive(Debug, Clone, Default)]
+pub struct RawRow {
+    /// 1-based physical line of a CSV file (header = line 1) or 1-based row of a Parquet file.
+    pub line: u64,
+    /// The row has fewer fields than the header.
+    pub truncated: bool,
+    buf: String,
+    spans: [(u32, u32); FIELD_COUNT],
+    present: u16,
+}
+
+impl RawRow {
+    /// A new empty row at `line`.
+    #[must_use]
+    pub fn new(line: u64) -> Self {
+        Self { line, ..Self::default() }
+    }
+
+    /// Sets a field; whitespace-only values count as absent.
+    pub fn set(&mut self, field: Field, value: &str) {
+        let v = value.trim();
+        if v.is_empty() {
+            return;
+        }
+        let start = self.buf.len();
+        self.buf.push_str(v);
+        #[allow(clippy::cast_possible_truncation, reason = "a row is far below 4 GiB")]
+        let span = (start as u32, self.buf.len() as u32);
+        self.spans[field.index()] = span;
+        self.present |= 1 << field.index();
+    }
+
+    /// A field's value, if present.
+    #[must_use]
+    pub fn get(&self, field: Field) -> Option<&str> {
+        if self.present & (1 << field.index()) == 0 {
+            return None;
+        }
+        let (a, b) = self.spans[field.index()];
+        Some(&self.buf[a as usize..b as usize])
+    }
+}
+
+/// Why a row was rejected; checks run in this order and the first failure wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// A required field is empty, or the row is truncated.
+    MissingField,
+    /// The timestamp is not RFC 3339 with an offset.
+    BadTimestamp,
+    /// Coordinates unparsable, out of range, or exactly 0,0.
+    BadCoordinates,
+    /// A speed or latency is negative, NaN, infinite or unparsable, or download > 10 000 Mbps.
+    BadSpeed,
+    /// An earlier row had the same test_id.
+    DuplicateTestId,
+    /// Outside every boundary polygon and farther than the snap distance.
+    OutsideBoundaries,
+}
+
+impl RejectReason {
+    /// Every reason, in check order.
+    pub const ALL: [Self; 6] = [
+        Self::MissingField,
+        Self::BadTimestamp,
+        Self::BadCoordinates,
+        Self::BadSpeed,
+        Self::DuplicateTestId,
+        Self::OutsideBoundaries,
+    ];
+
+    /// The name written in `rejects.csv` and `summary.json`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingField => "missing_field",
+            Self::BadTimestamp => "bad_timestamp",
+            Self::BadCoordinates => "bad_coordinates",
+            Self::BadSpeed => "bad_speed",
+            Self::DuplicateTestId => "duplicate_test_id",
+            Self::OutsideBoundaries => "outside_boundaries",
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Radio technology of a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Network {
+    /// GSM, EDGE.
+    G2,
+    /// WCDMA, UMTS, HSPA.
+    G3,
+    /// LTE.
+    G4,
+    /// NR.
+    G5,
+    /// Not a mobile test: excluded.
+    Wifi,
+    /// Any other value: a mobile test of unknown technology.
+    Unknown,
+}
+
+impl Network {
+    /// Parses case-insensitively, with aliases; never fails (unknown values are `Unknown`).
+    #[must_use]
+    pub fn parse(s: &str) -> Self {
+        let k: String = s.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect();
+        match k.as_str() {
+            "2G" | "GSM" | "EDGE" | "GPRS" => Self::G2,
+            "3G" | "WCDMA" | "UMTS" | "HSPA" | "HSPAP" | "HSDPA" | "HSUPA" => Self::G3,
+            "4G" | "LTE" | "LTEA" => Self::G4,
+            "5G" | "NR" | "5GNR" | "NRNSA" | "NRSA" => Self::G5,
+            "WIFI" | "WLAN" => Self::Wifi,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// The canonical spelling.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::G2 => "2G",
+            Self::G3 => "3G",
+            Self::G4 => "4G",
+            Self::G5 => "5G",
+            Self::Wifi => "WIFI",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// The app platform of a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Platform {
+    /// Android app (auto-tests are common).
+    Android,
+    /// iOS app (manual tests).
+    Ios,
+    /// Web client.
+    Web,
+    /// Given but not one of the three: kept as unknown, not rejected.
+    Other,
+}
+
+impl Platform {
+    /// Parses case-insensitively.
+    #[must_use]
+    pub fn parse(s: &str) -> Self {
+        match s.to_ascii_lowercase().as_str() {
+            "android" => Self::Android,
+            "ios" => Self::Ios,
+            "web" => Self::Web,
+            _ => Self::Other,
+        }
+    }
+
+    /// The canonical spelling.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Android => "android",
+            Self::Ios => "ios",
+            Self::Web => "web",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// The largest plausible download speed; above it a test is `bad_speed`.
+pub const MAX_DOWNLOAD_MBPS: f64 = 10_000.0;
+
+/// A row that passed the field checks (everything before duplicates).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedRow<'a> {
+    /// The test id.
+    pub test_id: &'a str,
+    /// Calendar month in Vietnam local time (UTC+7).
+    pub month: Month,
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
+    /// Carrier as written (canonicalised later).
+    pub carrier: &'a str,
+    /// Technology.
+    pub network: Network,
+    /// Download Mbps.
+    pub download: f64,
+    /// Upload Mbps, if given.
+    pub upload: Option<f64>,
+    /// Latency ms, if given.
+    pub latency: Option<f64>,
+    /// Device id.
+    pub device_id: &'a str,
+    /// Platform, if given.
+    pub platform: Option<Platform>,
+}
+
+/// Vietnam's offset from UTC in seconds; months are counted in local time.
+pub const LOCAL_OFFSET_SECONDS: i32 = 7 * 3600;
+
+/// Parses an RFC 3339 timestamp (offset or `Z` required) to its local month.
+#[must_use]
+pub fn local_month(s: &str) -> Option<Month> {
+    let t: DateTime<FixedOffset> = DateTime::parse_from_rfc3339(s).ok()?;
+    let local = t.with_timezone(&FixedOffset::east_opt(LOCAL_OFFSET_SECONDS)?);
+    Month::from_year_month(local.year(), local.month())
+}
+
+/// A finite number; `inf`, `NaN` and text are not numbers.
+fn finite(s: &str) -> Option<f64> {
+    s.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+fn speed(s: Option<&str>) -> Result<Option<f64>, ()> {
+    match s {
+        None => Ok(None),
+        Some(s) => finite(s).filter(|v| *v >= 0.0).map(Some).ok_or(()),
+    }
+}
+
+/// Runs the field checks (missing field, timestamp, coordinates, speeds) in order.
+///
+/// # Errors
+/// The first failing check's reason.
+pub fn check_row(row: &RawRow) -> Result<CheckedRow<'_>, RejectReason> {
+    if row.truncated || Field::ALL.iter().any(|f| f.required() && row.get(*f).is_none()) {
+        return Err(RejectReason::MissingField);
+    }
+    let req = |f: Field| row.get(f).unwrap_or_default();
+    let month = local_month(req(Field::Timestamp)).ok_or(RejectReason::BadTimestamp)?;
+    let lat = finite(req(Field::Lat)).ok_or(RejectReason::BadCoordinates)?;
+    let lon = finite(req(Field::Lon)).ok_or(RejectReason::BadCoordinates)?;
+    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) || (lat == 0.0 && lon == 0.0) {
+        return Err(RejectReason::BadCoordinates);
+    }
+    let download = speed(Some(req(Field::Download)))
+        .ok()
+        .flatten()
+        .filter(|d| *d <= MAX_DOWNLOAD_MBPS)
+        .ok_or(RejectReason::BadSpeed)?;
+    let upload = speed(row.get(Field::Upload)).map_err(|()| RejectReason::BadSpeed)?;
+    let latency = speed(row.get(Field::Latency)).map_err(|()| RejectReason::BadSpeed)?;
+    Ok(CheckedRow {
+        test_id: req(Field::TestId),
+        month,
+        lat,
+        lon,
+        carrier: req(Field::Carrier),
+        network: Network::parse(req(Field::Network)),
+        download,
+        upload,
+        latency,
+        device_id: req(Field::DeviceId),
+        platform: row.get(Field::Platform).map(Platform::parse),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(values: &[(Field, &str)]) -> RawRow {
+        let mut r = RawRow::new(2);
+        for (f, v) in values {
+            r.set(*f, v);
+        }
+        r
+    }
+
+    fn good() -> Vec<(Field, &'static str)> {
+        vec![
+            (Field::TestId, "t1"),
+            (Field::Timestamp, "2025-03-31T17:00:00Z"),
+            (Field::Lat, "21.5"),
+            (Field::Lon, "105.8"),
+            (Field::Carrier, "viettel"),
+            (Field::Network, "LTE"),
+            (Field::Download, "12.5"),
+            (Field::DeviceId, "d1"),
+        ]
+    }
+
+    fn with(field: Field, value: &str) -> RawRow {
+        let mut v = good();
+        v.retain(|(f, _)| *f != field);
+        v.push((field, value));
+        row(&v)
+    }
+
+    #[test]
+    fn good_row_passes_and_month_is_local() {
+        let r = row(&good());
+        let c = check_row(&r).expect("valid");
+        // 17:00Z on 31 March is midnight on 1 April in UTC+7.
+        assert_eq!(c.month.to_string(), "2025-04");
+        assert_eq!(c.network, Network::G4);
+        assert_eq!(c.upload, None);
+    }
+
+    #[test]
+    fn month_boundaries_in_utc_plus_7() {
+        assert_eq!(local_month("2025-03-31T16:59:59Z").map(|m| m.to_string()).as_deref(), Some("2025-03"));
+        assert_eq!(local_month("2025-03-31T17:00:00Z").map(|m| m.to_string()).as_deref(), Some("2025-04"));
+        assert_eq!(local_month("2025-04-01T00:30:00+09:00").map(|m| m.to_string()).as_deref(), Some("2025-03"));
+        assert_eq!(local_month("2024-12-31T23:59:59-05:00").map(|m| m.to_string()).as_deref(), Some("2025-01"));
+        assert_eq!(local_month("2025-03-31 12:00:00"), None, "no offset");
+        assert_eq!(local_month("2025-02-30T00:00:00Z"), None);
+    }
+
+    #[test]
+    fn each_reason_in_order() {
+        assert_eq!(check_row(&with(Field::DeviceId, "  ")), Err(RejectReason::MissingField));
+        let mut truncated = row(&good());
+        truncated.truncated = true;
+        assert_eq!(check_row(&truncated), Err(RejectReason::MissingField));
+        assert_eq!(check_row(&with(Field::Timestamp, "yesterday")), Err(RejectReason::BadTimestamp));
+        assert_eq!(check_row(&with(Field::Lat, "inf")), Err(RejectReason::BadCoordinates));
+        assert_eq!(check_row(&with(Field::Lat, "91")), Err(RejectReason::BadCoordinates));
+        assert_eq!(check_row(&with(Field::Lon, "-180.5")), Err(RejectReason::BadCoordinates));
+        let zero = {
+            let mut v = good();
+            v.retain(|(f, _)| !matches!(f, Field::Lat | Field::Lon));
+            v.extend([(Field::Lat, "0"), (Field::Lon, "0.0")]);
+            row(&v)
+        };
+        assert_eq!(check_row(&zero), Err(RejectReason::BadCoordinates));
+        assert_eq!(check_row(&with(Field::Download, "-1")), Err(RejectReason::BadSpeed));
+        assert_eq!(check_row(&with(Field::Download, "NaN")), Err(RejectReason::BadSpeed));
+        assert_eq!(check_row(&with(Field::Download, "10000.01")), Err(RejectReason::BadSpeed));
+        assert_eq!(check_row(&with(Field::Upload, "fast")), Err(RejectReason::BadSpeed));
+        assert_eq!(check_row(&with(Field::Latency, "-3")), Err(RejectReason::BadSpeed));
+        // Earlier checks win: bad timestamp and bad speed together is a timestamp reject.
+        let mut v = good();
+        v.retain(|(f, _)| !matches!(f, Field::Timestamp | Field::Download));
+        v.extend([(Field::Timestamp, "x"), (Field::Download, "-1")]);
+        assert_eq!(check_row(&row(&v)), Err(RejectReason::BadTimestamp));
+    }
+
+    #[test]
+    fn zero_and_limit_speeds_are_valid() {
+        assert_eq!(check_row(&with(Field::Download, "0")).map(|c| c.download), Ok(0.0));
+        assert_eq!(check_row(&with(Field::Download, "10000")).map(|c| c.download), Ok(10_000.0));
+    }
+
+    #[test]
+    fn networks_and_aliases() {
+        for (s, n) in [
+            ("lte", Network::G4),
+            ("NR", Network::G5),
+            ("wcdma", Network::G3),
+            ("UMTS", Network::G3),
+            ("HSPA", Network::G3),
+            ("gsm", Network::G2),
+            ("EDGE", Network::G2),
+            ("Wi-Fi", Network::Wifi),
+            ("wlan", Network::Wifi),
+            ("wifi", Network::Wifi),
+            ("satellite", Network::Unknown),
+            ("5g", Network::G5),
+        ] {
+            assert_eq!(Network::parse(s), n, "{s}");
+        }
+    }
+
+    #[test]
+    fn column_mappings() {
+        let m = ColumnMap::with_mappings(&["lat=latitude", "download_mbps = dl"]).expect("valid");
+        assert_eq!(m.column(Field::Lat), "latitude");
+        assert_eq!(m.column(Field::Download), "dl");
+        assert_eq!(m.column(Field::Lon), "lon");
+        assert!(ColumnMap::with_mappings(&["latitude"]).is_err());
+        assert!(ColumnMap::with_mappings(&["height=h"]).is_err());
+    }
+}

@@ -1,0 +1,134 @@
+//! Order statistics and the sign test. Definitions are the ones a planner can
+//! check by hand: the median of an even count is the mean of the two middle
+//! values; percentiles interpolate linearly between closest ranks
+//! (Hyndman–Fan type 7, numpy's default).
+
+/// The `p`-quantile (0 ≤ p ≤ 1) of sorted values, type 7; `None` when empty.
+#[must_use]
+pub fn quantile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    #[allow(clippy::cast_precision_loss, reason = "counts are far below 2^52")]
+    let h = (n - 1) as f64 * p.clamp(0.0, 1.0);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "0 ≤ h < n")]
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(n - 1);
+    let frac = h - h.floor();
+    Some(if frac == 0.0 { sorted[lo] } else { sorted[lo] + frac * (sorted[hi] - sorted[lo]) })
+}
+
+/// The median of sorted values; the mean of the two middle ones for an even count.
+#[must_use]
+pub fn median_sorted(sorted: &[f64]) -> Option<f64> {
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
+/// Sorts values (total order; callers never pass NaN).
+pub fn sort_values(values: &mut [f64]) {
+    values.sort_unstable_by(f64::total_cmp);
+}
+
+/// Upper tail of the fair binomial: `P[Binomial(n, 0.5) ≥ k]`.
+///
+/// This is the one-sided sign test's p-value for "the median is below the
+/// threshold" when `k` of `n` samples are below it. Exact (one rounding)
+/// for n ≤ 126, log-space summation beyond.
+#[must_use]
+pub fn binomial_upper_tail_half(n: u64, k: u64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if k > n {
+        return 0.0;
+    }
+    if n <= 126 {
+        let mut c: u128 = 1; // C(n, 0)
+        let mut tail: u128 = 0;
+        for i in 0..=n {
+            if i >= k {
+                tail += c;
+            }
+            if i < n {
+                c = c * u128::from(n - i) / u128::from(i + 1);
+            }
+        }
+        #[allow(clippy::cast_precision_loss, reason = "one rounding, documented")]
+        let tail = tail as f64;
+        #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap, reason = "n ≤ 126")]
+        return tail * 2f64.powi(-(n as i32));
+    }
+    // log C(n, i) built incrementally, summed with log-sum-exp from the mode outward.
+    #[allow(clippy::cast_precision_loss, reason = "n is a sample count")]
+    let nf = n as f64;
+    let mut log_c = 0.0;
+    for i in 1..=k {
+        #[allow(clippy::cast_precision_loss, reason = "i ≤ n")]
+        let f = i as f64;
+        log_c += (nf - f + 1.0).ln() - f.ln();
+    }
+    let mut terms = vec![log_c];
+    for i in (k + 1)..=n {
+        #[allow(clippy::cast_precision_loss, reason = "i ≤ n")]
+        let f = i as f64;
+        log_c += (nf - f + 1.0).ln() - f.ln();
+        terms.push(log_c);
+    }
+    let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = terms.iter().map(|t| (t - max).exp()).sum();
+    (max + sum.ln() - nf * std::f64::consts::LN_2).exp().min(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_type7_against_numpy_by_hand() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(median_sorted(&v), Some(2.5));
+        assert_eq!(median_sorted(&[5.0]), Some(5.0));
+        assert_eq!(median_sorted(&[]), None);
+        // numpy.percentile([1,2,3,4], 10) = 1.3; 90 → 3.7
+        assert!((quantile_sorted(&v, 0.1).unwrap() - 1.3).abs() < 1e-12);
+        assert!((quantile_sorted(&v, 0.9).unwrap() - 3.7).abs() < 1e-12);
+        // numpy.percentile([0, 10], 10) = 1.0
+        assert!((quantile_sorted(&[0.0, 10.0], 0.1).unwrap() - 1.0).abs() < 1e-12);
+        assert_eq!(quantile_sorted(&[7.0], 0.9), Some(7.0));
+    }
+
+    #[test]
+    fn binomial_tail_hand_values() {
+        assert_eq!(binomial_upper_tail_half(5, 5), 1.0 / 32.0);
+        assert_eq!(binomial_upper_tail_half(5, 4), 6.0 / 32.0);
+        assert_eq!(binomial_upper_tail_half(10, 9), 11.0 / 1024.0);
+        assert_eq!(binomial_upper_tail_half(10, 8), 56.0 / 1024.0);
+        assert_eq!(binomial_upper_tail_half(4, 0), 1.0);
+        assert_eq!(binomial_upper_tail_half(0, 0), 1.0);
+        assert_eq!(binomial_upper_tail_half(3, 4), 0.0);
+    }
+
+    #[test]
+    fn binomial_tail_exact_and_log_paths_agree() {
+        // Symmetry: P[X ≥ n/2+1] + P[X ≥ n/2] ... check P[X ≥ 0] = 1 and a
+        // naive f64 pmf recurrence for n = 200 (no underflow at that size).
+        for (n, k) in [(200u64, 90u64), (200, 100), (200, 120), (127, 64), (500, 260)] {
+            let mut pmf = 0.5f64.powi(n as i32);
+            let mut tail = 0.0;
+            for i in 0..=n {
+                if i >= k {
+                    tail += pmf;
+                }
+                pmf = pmf * (n - i) as f64 / (i + 1) as f64;
+            }
+            let got = binomial_upper_tail_half(n, k);
+            assert!((got - tail).abs() < 1e-10 * tail.max(1e-300) + 1e-15, "{n},{k}: {got} vs {tail}");
+        }
+    }
+}
