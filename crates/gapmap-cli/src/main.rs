@@ -2,7 +2,11 @@
 //!
 //! Results go to files and stdout; messages and progress to stderr.
 
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "the binary reports to the terminal")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the binary reports to the terminal"
+)]
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -138,7 +142,8 @@ fn main() -> ExitCode {
         Err(err) => {
             // A closed stdout (e.g. `| head`) is not an error.
             if err.chain().any(|e| {
-                e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             }) {
                 return ExitCode::SUCCESS;
             }
@@ -179,7 +184,8 @@ fn progress_reporter() -> impl FnMut(u64) {
 }
 
 fn resolution(r: u8) -> Result<h3o::Resolution> {
-    h3o::Resolution::try_from(r).map_err(|_| anyhow::anyhow!("--resolution {r}: H3 resolutions are 0 to 15"))
+    h3o::Resolution::try_from(r)
+        .map_err(|_| anyhow::anyhow!("--resolution {r}: H3 resolutions are 0 to 15"))
 }
 
 fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
@@ -207,7 +213,12 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
 
 fn sim_options(sim: &SimArgs) -> Result<SimOptions> {
     let from = month("from", &sim.from)?;
-    let to = sim.to.as_deref().map(|s| month("to", s)).transpose()?.unwrap_or(from);
+    let to = sim
+        .to
+        .as_deref()
+        .map(|s| month("to", s))
+        .transpose()?
+        .unwrap_or(from);
     if from > to {
         anyhow::bail!("--from {from} is after --to {to}");
     }
@@ -223,14 +234,21 @@ fn sim_options(sim: &SimArgs) -> Result<SimOptions> {
 
 fn run_simulate(args: &SimulateArgs) -> Result<()> {
     let boundaries = load_boundaries(&args.boundary)?;
-    let props = VillageProperties { id: args.village_id.clone(), name: args.village_name.clone() };
+    let props = VillageProperties {
+        id: args.village_id.clone(),
+        name: args.village_name.clone(),
+    };
     let villages = load_villages(&args.villages, &props)?;
     let out = simulate(&boundaries, &villages, &sim_options(&args.sim)?)?;
     write_samples(&args.out, &out.rows)?;
     if let Some(t) = &args.truth {
         write_truth(t, &out.truth)?;
     }
-    eprintln!("gapmap: wrote {} rows to {}", out.rows.len(), args.out.display());
+    eprintln!(
+        "gapmap: wrote {} rows to {}",
+        out.rows.len(),
+        args.out.display()
+    );
     Ok(())
 }
 
@@ -239,9 +257,14 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
     let fc = parse_feature_collection(DEMO_COMMUNES, origin)?;
     let boundaries = Boundaries::from_features(origin, &fc.features, Levels::default())?;
     let vorigin = Path::new("embedded:data/vn_default/villages.geojson");
-    let villages = villages_from(vorigin, &parse_feature_collection(DEMO_VILLAGES, vorigin)?, &VillageProperties::default())?;
+    let villages = villages_from(
+        vorigin,
+        &parse_feature_collection(DEMO_VILLAGES, vorigin)?,
+        &VillageProperties::default(),
+    )?;
     let sim = simulate(&boundaries, &villages, &sim_options(&args.sim)?)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
     let samples = args.out.join("samples.csv");
     write_samples(&samples, &sim.rows)?;
     write_truth(&args.out.join("truth.csv"), &sim.truth)?;
@@ -284,9 +307,17 @@ fn print_report(r: &AnalyzeReport, out: &Path) {
     let rj = &c.rejected;
     println!(
         "rejected: missing_field {}, bad_timestamp {}, bad_coordinates {}, bad_speed {}, duplicate_test_id {}, outside_boundaries {}",
-        rj.missing_field, rj.bad_timestamp, rj.bad_coordinates, rj.bad_speed, rj.duplicate_test_id, rj.outside_boundaries
+        rj.missing_field,
+        rj.bad_timestamp,
+        rj.bad_coordinates,
+        rj.bad_speed,
+        rj.duplicate_test_id,
+        rj.outside_boundaries
     );
-    println!("{:<8} {:<10} {:>7} {:>7} {:>8} {:>10}", "month", "level", "units", "met", "share", "samples");
+    println!(
+        "{:<8} {:<10} {:>7} {:>7} {:>8} {:>10}",
+        "month", "level", "units", "met", "share", "samples"
+    );
     for q in &r.quota {
         println!(
             "{:<8} {:<10} {:>7} {:>7} {:>7.2}% {:>10}",

@@ -53,5 +53,10 @@ pub fn analyze(
     write_rejects(&opts.out, &ingested)?;
     let summary = Summary::new(&boundaries, &ingested, quota.clone(), opts.quota);
     summary.write(&opts.out)?;
-    Ok(AnalyzeReport { boundaries, ingested, quota, summary })
+    Ok(AnalyzeReport {
+        boundaries,
+        ingested,
+        quota,
+        summary,
+    })
 }

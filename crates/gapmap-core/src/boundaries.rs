@@ -28,8 +28,7 @@ pub struct LevelSpec {
 pub struct Levels(pub Vec<LevelSpec>);
 
 /// The default levels, matching `boundaries_2009/communes.geojson`.
-pub const DEFAULT_LEVELS: &str =
-    "province=province_id:province_vn,district=district_id:district_vn,commune=commune_id:commune_vn";
+pub const DEFAULT_LEVELS: &str = "province=province_id:province_vn,district=district_id:district_vn,commune=commune_id:commune_vn";
 
 impl Default for Levels {
     fn default() -> Self {
@@ -56,7 +55,9 @@ impl FromStr for Levels {
                 return Err(bad(part));
             }
             if levels.iter().any(|l: &LevelSpec| l.name == name) {
-                return Err(Error::Config(format!("--levels: level '{name}' is named twice")));
+                return Err(Error::Config(format!(
+                    "--levels: level '{name}' is named twice"
+                )));
             }
             levels.push(LevelSpec {
                 name: name.to_owned(),
@@ -65,7 +66,9 @@ impl FromStr for Levels {
             });
         }
         if levels.is_empty() {
-            return Err(Error::Config("--levels is empty; give at least one level".to_owned()));
+            return Err(Error::Config(
+                "--levels is empty; give at least one level".to_owned(),
+            ));
         }
         Ok(Self(levels))
     }
@@ -118,7 +121,10 @@ fn property_text(v: &serde_json::Value) -> Option<String> {
 /// # Errors
 /// Not a FeatureCollection.
 pub fn parse_feature_collection(text: &str, origin: &Path) -> Result<geojson::FeatureCollection> {
-    serde_json::from_str(text).map_err(|source| Error::Json { path: origin.to_owned(), source })
+    serde_json::from_str(text).map_err(|source| Error::Json {
+        path: origin.to_owned(),
+        source,
+    })
 }
 
 /// Reads a GeoJSON FeatureCollection from a file.
@@ -132,9 +138,15 @@ pub fn read_feature_collection(path: &Path) -> Result<geojson::FeatureCollection
 
 /// Converts a feature's geometry to a multipolygon.
 fn feature_shape(path: &Path, index: usize, f: &geojson::Feature) -> Result<MultiPolygon<f64>> {
-    let err = |message: String| Error::Feature { path: path.to_owned(), index, message };
+    let err = |message: String| Error::Feature {
+        path: path.to_owned(),
+        index,
+        message,
+    };
     let Some(g) = &f.geometry else {
-        return Err(err("has no geometry; every unit needs a Polygon or MultiPolygon".to_owned()));
+        return Err(err(
+            "has no geometry; every unit needs a Polygon or MultiPolygon".to_owned(),
+        ));
     };
     match &g.value {
         geojson::GeometryValue::Polygon { .. } => geo::Polygon::try_from(&g.value)
@@ -143,7 +155,10 @@ fn feature_shape(path: &Path, index: usize, f: &geojson::Feature) -> Result<Mult
         geojson::GeometryValue::MultiPolygon { .. } => {
             MultiPolygon::try_from(&g.value).map_err(|e| err(format!("bad MultiPolygon: {e}")))
         }
-        other => Err(err(format!("is a {}, not a Polygon or MultiPolygon", other.type_name()))),
+        other => Err(err(format!(
+            "is a {}, not a Polygon or MultiPolygon",
+            other.type_name()
+        ))),
     }
 }
 
@@ -165,10 +180,17 @@ impl Boundaries {
     ///
     /// # Errors
     /// As [`Boundaries::load`].
-    pub fn from_features(path: &Path, features: &[geojson::Feature], levels: Levels) -> Result<Self> {
+    pub fn from_features(
+        path: &Path,
+        features: &[geojson::Feature],
+        levels: Levels,
+    ) -> Result<Self> {
         let depth = levels.0.len();
         if features.is_empty() {
-            return Err(Error::Layer { path: path.to_owned(), message: "has no features".to_owned() });
+            return Err(Error::Layer {
+                path: path.to_owned(),
+                message: "has no features".to_owned(),
+            });
         }
         // Per level: code -> (name, parent code), in first-seen order.
         let mut seen: Vec<HashMap<String, (String, Option<String>)>> = vec![HashMap::new(); depth];
@@ -214,7 +236,10 @@ impl Boundaries {
                     }
                 }
                 if li == depth - 1 {
-                    finest_shapes.entry(code.clone()).or_default().extend(shape.0.iter().cloned());
+                    finest_shapes
+                        .entry(code.clone())
+                        .or_default()
+                        .extend(shape.0.iter().cloned());
                 }
                 parent = Some(code);
             }
@@ -223,7 +248,8 @@ impl Boundaries {
         let mut units: Vec<Vec<Unit>> = Vec::with_capacity(depth);
         let mut index_of: Vec<HashMap<String, u32>> = Vec::with_capacity(depth);
         for (li, level_seen) in seen.into_iter().enumerate() {
-            let mut codes: Vec<(String, (String, Option<String>))> = level_seen.into_iter().collect();
+            let mut codes: Vec<(String, (String, Option<String>))> =
+                level_seen.into_iter().collect();
             codes.sort_by(|a, b| cmp_codes(&a.0, &b.0));
             let mut level_units = Vec::with_capacity(codes.len());
             let mut idx = HashMap::with_capacity(codes.len());
@@ -240,7 +266,11 @@ impl Boundaries {
             .iter()
             .map(|u| MultiPolygon(finest_shapes.remove(&u.code).unwrap_or_default()))
             .collect();
-        Ok(Self { levels, units, shapes })
+        Ok(Self {
+            levels,
+            units,
+            shapes,
+        })
     }
 
     /// The finest level's units.
@@ -311,7 +341,11 @@ impl<'a> Locator<'a> {
                 }
             }
         }
-        Self { boundaries, tree: RTree::bulk_load(items), snap_m: snap_m.max(0.0) }
+        Self {
+            boundaries,
+            tree: RTree::bulk_load(items),
+            snap_m: snap_m.max(0.0),
+        }
     }
 
     /// Places a (lon, lat) point, or `None` when it is outside every unit and
@@ -400,17 +434,35 @@ mod tests {
 
     #[test]
     fn hierarchy_sorted_with_parents() {
-        let fs = vec![square("10", "2", 0.0, 0.0, 1.0), square("9", "1", 1.0, 0.0, 1.0)];
+        let fs = vec![
+            square("10", "2", 0.0, 0.0, 1.0),
+            square("9", "1", 1.0, 0.0, 1.0),
+        ];
         let b = Boundaries::from_features(Path::new("t"), &fs, levels()).expect("valid");
-        assert_eq!(b.units[0].iter().map(|u| u.code.as_str()).collect::<Vec<_>>(), ["1", "2"]);
-        assert_eq!(b.units[1].iter().map(|u| u.code.as_str()).collect::<Vec<_>>(), ["9", "10"]);
+        assert_eq!(
+            b.units[0]
+                .iter()
+                .map(|u| u.code.as_str())
+                .collect::<Vec<_>>(),
+            ["1", "2"]
+        );
+        assert_eq!(
+            b.units[1]
+                .iter()
+                .map(|u| u.code.as_str())
+                .collect::<Vec<_>>(),
+            ["9", "10"]
+        );
         assert_eq!(b.units[1][0].parent, Some(0));
         assert_eq!(b.ancestors(1), vec![1, 1]);
     }
 
     #[test]
     fn two_parents_is_an_error() {
-        let fs = vec![square("10", "2", 0.0, 0.0, 1.0), square("10", "1", 1.0, 0.0, 1.0)];
+        let fs = vec![
+            square("10", "2", 0.0, 0.0, 1.0),
+            square("10", "1", 1.0, 0.0, 1.0),
+        ];
         let e = Boundaries::from_features(Path::new("t"), &fs, levels()).unwrap_err();
         assert!(e.to_string().contains("two parents"), "{e}");
     }
@@ -421,21 +473,34 @@ mod tests {
         f.remove_property("cn");
         let e = Boundaries::from_features(Path::new("b.geojson"), &[f], levels()).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("feature 0") && msg.contains("'cn'") && msg.contains("--levels"), "{msg}");
+        assert!(
+            msg.contains("feature 0") && msg.contains("'cn'") && msg.contains("--levels"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn locate_inside_overlap_and_snap() {
         // Two overlapping squares: "20" covers x 0..2, "3" covers x 1..3.
-        let fs = vec![square("20", "1", 0.0, 0.0, 2.0), square("3", "1", 1.0, 0.0, 2.0)];
+        let fs = vec![
+            square("20", "1", 0.0, 0.0, 2.0),
+            square("3", "1", 1.0, 0.0, 2.0),
+        ];
         let b = Boundaries::from_features(Path::new("t"), &fs, levels()).expect("valid");
         let loc = Locator::new(&b, 500.0);
         let code = |p: Option<Placement>| p.map(|p| b.finest()[p.unit() as usize].code.clone());
         assert_eq!(code(loc.locate(0.5, 0.5)).as_deref(), Some("20"));
-        assert_eq!(code(loc.locate(1.5, 0.5)).as_deref(), Some("3"), "overlap: lowest code");
+        assert_eq!(
+            code(loc.locate(1.5, 0.5)).as_deref(),
+            Some("3"),
+            "overlap: lowest code"
+        );
         // 0.003° east of x = 3 at the equator ≈ 333.6 m: snapped.
         let p = loc.locate(3.003, 1.0).expect("snapped");
-        assert!(matches!(p, Placement::Snapped(_, d) if (d - 333.6).abs() < 1.0), "{p:?}");
+        assert!(
+            matches!(p, Placement::Snapped(_, d) if (d - 333.6).abs() < 1.0),
+            "{p:?}"
+        );
         // 0.005° ≈ 556 m: outside.
         assert_eq!(loc.locate(3.005, 1.0), None);
     }

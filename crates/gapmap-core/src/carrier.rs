@@ -22,7 +22,10 @@ pub struct CarrierTable {
 /// "vnpt vinaphone" and "VNPT_VINAPHONE" are one key and "452-04",
 /// "45204" and "452 04" are another.
 fn key(s: &str) -> String {
-    s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 impl CarrierTable {

@@ -12,7 +12,10 @@ pub fn cmp_codes(a: &str, b: &str) -> Ordering {
     if digits(a) && digits(b) {
         let ta = a.trim_start_matches('0');
         let tb = b.trim_start_matches('0');
-        ta.len().cmp(&tb.len()).then_with(|| ta.cmp(tb)).then_with(|| a.cmp(b))
+        ta.len()
+            .cmp(&tb.len())
+            .then_with(|| ta.cmp(tb))
+            .then_with(|| a.cmp(b))
     } else {
         a.cmp(b)
     }
@@ -26,7 +29,10 @@ mod tests {
     fn digits_compare_as_numbers() {
         assert_eq!(cmp_codes("9", "10"), Ordering::Less);
         assert_eq!(cmp_codes("04051355", "4051356"), Ordering::Less);
-        assert_eq!(cmp_codes("123456789012345678901234", "99"), Ordering::Greater);
+        assert_eq!(
+            cmp_codes("123456789012345678901234", "99"),
+            Ordering::Greater
+        );
     }
 
     #[test]

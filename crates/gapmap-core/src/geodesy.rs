@@ -28,7 +28,11 @@ pub fn point_segment_m(p: [f64; 2], a: [f64; 2], b: [f64; 2]) -> f64 {
     let (bx, by) = ((b[0] - p[0]) * k, b[1] - p[1]);
     let (dx, dy) = (bx - ax, by - ay);
     let len2 = dx * dx + dy * dy;
-    let t = if len2 > 0.0 { (-(ax * dx + ay * dy) / len2).clamp(0.0, 1.0) } else { 0.0 };
+    let t = if len2 > 0.0 {
+        (-(ax * dx + ay * dy) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let lon = a[0] + t * (b[0] - a[0]);
     let lat = a[1] + t * (b[1] - a[1]);
     haversine_m(p[0], p[1], lon, lat)

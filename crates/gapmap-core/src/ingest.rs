@@ -25,10 +25,17 @@ impl Format {
     /// # Errors
     /// Any other extension.
     pub fn of(path: &Path) -> Result<Self> {
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("csv") => Ok(Self::Csv),
             Some("parquet" | "pq") => Ok(Self::Parquet),
-            _ => Err(Error::UnknownFormat { path: path.to_owned() }),
+            _ => Err(Error::UnknownFormat {
+                path: path.to_owned(),
+            }),
         }
     }
 }
@@ -50,7 +57,11 @@ pub fn read_rows(
 
 /// Finds each canonical field's column among `headers`; a missing required
 /// column is an error, a missing optional one is `None`.
-fn resolve_columns(path: &Path, columns: &ColumnMap, headers: &[String]) -> Result<[Option<usize>; FIELD_COUNT]> {
+fn resolve_columns(
+    path: &Path,
+    columns: &ColumnMap,
+    headers: &[String],
+) -> Result<[Option<usize>; FIELD_COUNT]> {
     let mut out = [None; FIELD_COUNT];
     for (i, field) in Field::ALL.into_iter().enumerate() {
         let want = columns.column(field);
@@ -67,8 +78,15 @@ fn resolve_columns(path: &Path, columns: &ColumnMap, headers: &[String]) -> Resu
     Ok(out)
 }
 
-fn read_csv(path: &Path, columns: &ColumnMap, on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>) -> Result<()> {
-    let csv_err = |source| Error::Csv { path: path.to_owned(), source };
+fn read_csv(
+    path: &Path,
+    columns: &ColumnMap,
+    on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
+) -> Result<()> {
+    let csv_err = |source| Error::Csv {
+        path: path.to_owned(),
+        source,
+    };
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
@@ -82,7 +100,11 @@ fn read_csv(path: &Path, columns: &ColumnMap, on_chunk: &mut dyn FnMut(Vec<RawRo
         .map(|(i, h)| {
             let h = String::from_utf8_lossy(h);
             // A UTF-8 byte-order mark on the first header is not part of its name.
-            let h = if i == 0 { h.trim_start_matches('\u{feff}') } else { &h };
+            let h = if i == 0 {
+                h.trim_start_matches('\u{feff}')
+            } else {
+                &h
+            };
             h.trim().to_owned()
         })
         .collect();
@@ -100,7 +122,10 @@ fn read_csv(path: &Path, columns: &ColumnMap, on_chunk: &mut dyn FnMut(Vec<RawRo
         }
         chunk.push(row);
         if chunk.len() == CHUNK_ROWS {
-            on_chunk(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS)))?;
+            on_chunk(std::mem::replace(
+                &mut chunk,
+                Vec::with_capacity(CHUNK_ROWS),
+            ))?;
         }
     }
     if !chunk.is_empty() {
@@ -114,12 +139,19 @@ fn read_csv(path: &Path, columns: &ColumnMap, on_chunk: &mut dyn FnMut(Vec<RawRo
 /// UTC; naive timestamps without an offset, so that they are `bad_timestamp`
 /// (their zone is unknown).
 fn column_text(path: &Path, s: &polars::prelude::Series) -> Result<Vec<Option<String>>> {
-    let perr = |e: polars::prelude::PolarsError| Error::Parquet { path: path.to_owned(), message: e.to_string() };
+    let perr = |e: polars::prelude::PolarsError| Error::Parquet {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
     let dtype = s.dtype().clone();
     Ok(match dtype {
         DataType::Float32 | DataType::Float64 => {
             let c = s.cast(&DataType::Float64).map_err(perr)?;
-            c.f64().map_err(perr)?.iter().map(|v| v.map(|x| x.to_string())).collect()
+            c.f64()
+                .map_err(perr)?
+                .iter()
+                .map(|v| v.map(|x| x.to_string()))
+                .collect()
         }
         DataType::Datetime(unit, tz) => {
             let c = s.cast(&DataType::Int64).map_err(perr)?;
@@ -134,7 +166,11 @@ fn column_text(path: &Path, s: &polars::prelude::Series) -> Result<Vec<Option<St
                 .map(|v| {
                     v.and_then(|x| {
                         let secs = x.div_euclid(per_sec);
-                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "remainder < 1e9")]
+                        #[allow(
+                            clippy::cast_possible_truncation,
+                            clippy::cast_sign_loss,
+                            reason = "remainder < 1e9"
+                        )]
                         let nanos = (x.rem_euclid(per_sec) * (1_000_000_000 / per_sec)) as u32;
                         let t = chrono::DateTime::from_timestamp(secs, nanos)?;
                         Some(if tz.is_some() {
@@ -148,16 +184,33 @@ fn column_text(path: &Path, s: &polars::prelude::Series) -> Result<Vec<Option<St
         }
         _ => {
             let c = s.cast(&DataType::String).map_err(perr)?;
-            c.str().map_err(perr)?.iter().map(|v| v.map(str::to_owned)).collect()
+            c.str()
+                .map_err(perr)?
+                .iter()
+                .map(|v| v.map(str::to_owned))
+                .collect()
         }
     })
 }
 
-fn read_parquet(path: &Path, columns: &ColumnMap, on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>) -> Result<()> {
-    let perr = |e: polars::prelude::PolarsError| Error::Parquet { path: path.to_owned(), message: e.to_string() };
+fn read_parquet(
+    path: &Path,
+    columns: &ColumnMap,
+    on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
+) -> Result<()> {
+    let perr = |e: polars::prelude::PolarsError| Error::Parquet {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let df = polars::prelude::ParquetReader::new(file).finish().map_err(perr)?;
-    let headers: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).collect();
+    let df = polars::prelude::ParquetReader::new(file)
+        .finish()
+        .map_err(perr)?;
+    let headers: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
     let index = resolve_columns(path, columns, &headers)?;
     let height = df.height();
     let mut offset = 0;
@@ -168,7 +221,10 @@ fn read_parquet(path: &Path, columns: &ColumnMap, on_chunk: &mut dyn FnMut(Vec<R
         let mut texts: Vec<Option<Vec<Option<String>>>> = Vec::with_capacity(FIELD_COUNT);
         for col in index {
             texts.push(match col {
-                Some(c) => Some(column_text(path, part.columns()[c].as_materialized_series())?),
+                Some(c) => Some(column_text(
+                    path,
+                    part.columns()[c].as_materialized_series(),
+                )?),
                 None => None,
             });
         }

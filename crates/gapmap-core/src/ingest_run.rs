@@ -162,7 +162,11 @@ pub struct Ingested {
 ///
 /// # Errors
 /// A file that cannot be read at all, or lacks a required column.
-pub fn ingest(boundaries: &Boundaries, opts: &IngestOptions, progress: &mut dyn FnMut(u64)) -> Result<Ingested> {
+pub fn ingest(
+    boundaries: &Boundaries,
+    opts: &IngestOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Ingested> {
     let locator = Locator::new(boundaries, opts.snap_m);
     let mut seen_ids: HashSet<u128> = HashSet::new();
     let mut carrier_ix: HashMap<String, u16> = HashMap::new();
@@ -187,7 +191,9 @@ pub fn ingest(boundaries: &Boundaries, opts: &IngestOptions, progress: &mut dyn 
                     let checked = check_row(row);
                     let place = checked.as_ref().ok().and_then(|c| {
                         let p = locator.locate(c.lon, c.lat)?;
-                        let cell = h3o::LatLng::new(c.lat, c.lon).ok()?.to_cell(opts.resolution);
+                        let cell = h3o::LatLng::new(c.lat, c.lon)
+                            .ok()?
+                            .to_cell(opts.resolution);
                         Some((p, cell))
                     });
                     (checked, place)
@@ -228,7 +234,10 @@ pub fn ingest(boundaries: &Boundaries, opts: &IngestOptions, progress: &mut dyn 
                 let carrier = match carrier_ix.get(name) {
                     Some(&i) => i,
                     None => {
-                        #[allow(clippy::cast_possible_truncation, reason = "carrier counts fit u16")]
+                        #[allow(
+                            clippy::cast_possible_truncation,
+                            reason = "carrier counts fit u16"
+                        )]
                         let i = carriers.len() as u16;
                         carriers.push(name.to_owned());
                         carrier_ix.insert(name.to_owned(), i);
@@ -283,5 +292,13 @@ pub fn ingest(boundaries: &Boundaries, opts: &IngestOptions, progress: &mut dyn 
     }
     counts.accepted = samples.len() as u64;
     counts.snapped = samples.iter().filter(|s| s.snapped_m > 0.0).count() as u64;
-    Ok(Ingested { samples, carriers, devices, rejects, counts, window, files: opts.files.clone() })
+    Ok(Ingested {
+        samples,
+        carriers,
+        devices,
+        rejects,
+        counts,
+        window,
+        files: opts.files.clone(),
+    })
 }

@@ -10,8 +10,14 @@ use crate::error::{Error, Result};
 ///
 /// # Errors
 /// The directory is not writable, or writing fails.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".gapmap-")
@@ -55,8 +61,16 @@ where
 pub fn fmt_decimal(v: Option<f64>, decimals: usize) -> String {
     let Some(v) = v else { return String::new() };
     let s = format!("{v:.decimals$}");
-    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { &s };
-    if s == "-0" { "0".to_owned() } else { s.to_owned() }
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &s
+    };
+    if s == "-0" {
+        "0".to_owned()
+    } else {
+        s.to_owned()
+    }
 }
 
 /// A probability with 6 significant digits, written without exponent.
@@ -66,7 +80,10 @@ pub fn fmt_probability(v: Option<f64>) -> String {
         None => String::new(),
         Some(p) if p == 0.0 => "0".to_owned(),
         Some(p) => {
-            #[allow(clippy::cast_possible_truncation, reason = "log10 of a probability is small")]
+            #[allow(
+                clippy::cast_possible_truncation,
+                reason = "log10 of a probability is small"
+            )]
             let digits = (5 - p.abs().log10().floor() as i64).clamp(0, 320) as usize;
             fmt_decimal(Some(p), digits)
         }

@@ -108,7 +108,14 @@ pub fn aggregate(b: &Boundaries, ing: &Ingested) -> LevelStats {
                 .samples
                 .iter()
                 .enumerate()
-                .map(|(i, s)| (s.month, level_anc[s.unit as usize], rank[s.carrier as usize], i as u32))
+                .map(|(i, s)| {
+                    (
+                        s.month,
+                        level_anc[s.unit as usize],
+                        rank[s.carrier as usize],
+                        i as u32,
+                    )
+                })
                 .collect();
             keys.sort_unstable();
             let mut out = HashMap::new();
@@ -118,7 +125,10 @@ pub fn aggregate(b: &Boundaries, ing: &Ingested) -> LevelStats {
                     .chunk_by(|a, b| a.2 == b.2)
                     .map(|g| {
                         let c = ing.samples[g[0].3 as usize].carrier;
-                        (c, GroupStats::of(g.iter().map(|k| &ing.samples[k.3 as usize])))
+                        (
+                            c,
+                            GroupStats::of(g.iter().map(|k| &ing.samples[k.3 as usize])),
+                        )
                     })
                     .collect();
                 out.insert((group[0].0, group[0].1), UnitMonth { all, by_carrier });
@@ -147,7 +157,9 @@ pub struct QuotaSummary {
 
 /// The months of a window.
 fn months(window: Option<(Month, Month)>) -> Vec<Month> {
-    window.map(|(a, b)| a.through(b).collect()).unwrap_or_default()
+    window
+        .map(|(a, b)| a.through(b).collect())
+        .unwrap_or_default()
 }
 
 /// Writes `quota.csv` and `unit_stats.csv`, and returns the per-level summary.
@@ -176,7 +188,10 @@ pub fn write_quota_and_stats(
                 level_samples += n;
                 let ok = n >= quota;
                 met += u64::from(ok);
-                let parent = unit.parent.map(|p| b.units[li - 1][p as usize].code.clone()).unwrap_or_default();
+                let parent = unit
+                    .parent
+                    .map(|p| b.units[li - 1][p as usize].code.clone())
+                    .unwrap_or_default();
                 quota_rows.push([
                     month.to_string(),
                     level.name.clone(),
@@ -211,7 +226,11 @@ pub fn write_quota_and_stats(
             }
             let units = b.units[li].len() as u64;
             #[allow(clippy::cast_precision_loss, reason = "unit counts are small")]
-            let share_met = if units == 0 { 0.0 } else { met as f64 / units as f64 };
+            let share_met = if units == 0 {
+                0.0
+            } else {
+                met as f64 / units as f64
+            };
             summary.push(QuotaSummary {
                 month: month.to_string(),
                 level: level.name.clone(),
@@ -224,7 +243,18 @@ pub fn write_quota_and_stats(
     }
     write_csv(
         &out.join("quota.csv"),
-        &["month", "level", "code", "name", "parent_code", "samples", "devices", "quota", "met", "deficit"],
+        &[
+            "month",
+            "level",
+            "code",
+            "name",
+            "parent_code",
+            "samples",
+            "devices",
+            "quota",
+            "met",
+            "deficit",
+        ],
         quota_rows,
     )?;
     write_csv(
@@ -257,7 +287,12 @@ pub fn write_rejects(out: &Path, ing: &Ingested) -> Result<()> {
         &out.join("rejects.csv"),
         &["file", "line", "reason", "test_id"],
         ing.rejects.iter().map(|r| {
-            [names[r.file as usize].clone(), r.line.to_string(), r.reason.as_str().to_owned(), r.test_id.clone()]
+            [
+                names[r.file as usize].clone(),
+                r.line.to_string(),
+                r.reason.as_str().to_owned(),
+                r.test_id.clone(),
+            ]
         }),
     )
 }
@@ -303,7 +338,12 @@ pub struct CarrierCount {
 impl Summary {
     /// Assembles the summary of a run.
     #[must_use]
-    pub fn new(b: &Boundaries, ing: &Ingested, quota: Vec<QuotaSummary>, quota_samples: u64) -> Self {
+    pub fn new(
+        b: &Boundaries,
+        ing: &Ingested,
+        quota: Vec<QuotaSummary>,
+        quota_samples: u64,
+    ) -> Self {
         let mut per = vec![0u64; ing.carriers.len()];
         for s in &ing.samples {
             per[s.carrier as usize] += 1;
@@ -312,12 +352,22 @@ impl Summary {
             .carriers
             .iter()
             .zip(per)
-            .map(|(c, n)| CarrierCount { carrier: c.clone(), samples: n })
+            .map(|(c, n)| CarrierCount {
+                carrier: c.clone(),
+                samples: n,
+            })
             .collect();
-        carriers.sort_by(|a, c| c.samples.cmp(&a.samples).then_with(|| a.carrier.cmp(&c.carrier)));
+        carriers.sort_by(|a, c| {
+            c.samples
+                .cmp(&a.samples)
+                .then_with(|| a.carrier.cmp(&c.carrier))
+        });
         Self {
             rows: ing.counts.clone(),
-            window: ing.window.map(|(a, c)| WindowJson { from: a.to_string(), to: c.to_string() }),
+            window: ing.window.map(|(a, c)| WindowJson {
+                from: a.to_string(),
+                to: c.to_string(),
+            }),
             levels: b.levels.0.iter().map(|l| l.name.clone()).collect(),
             quota,
             quota_samples,
@@ -332,7 +382,10 @@ impl Summary {
     /// The file cannot be written.
     pub fn write(&self, out: &Path) -> Result<()> {
         let path = out.join("summary.json");
-        let text = serde_json::to_string_pretty(self).map_err(|source| Error::Json { path: path.clone(), source })?;
+        let text = serde_json::to_string_pretty(self).map_err(|source| Error::Json {
+            path: path.clone(),
+            source,
+        })?;
         write_atomic(&path, |w| {
             w.write_all(text.as_bytes())?;
             w.write_all(b"\n")

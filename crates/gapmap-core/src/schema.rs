@@ -86,10 +86,16 @@ impl Field {
 impl FromStr for Field {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Self::ALL.iter().map(|f| f.name()).collect();
-            Error::Config(format!("unknown canonical column '{s}'; expected one of {}", names.join(", ")))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|f| f.name()).collect();
+                Error::Config(format!(
+                    "unknown canonical column '{s}'; expected one of {}",
+                    names.join(", ")
+                ))
+            })
     }
 }
 
@@ -101,7 +107,9 @@ pub struct ColumnMap {
 
 impl Default for ColumnMap {
     fn default() -> Self {
-        Self { names: Field::ALL.map(|f| f.name().to_owned()) }
+        Self {
+            names: Field::ALL.map(|f| f.name().to_owned()),
+        }
     }
 }
 
@@ -122,7 +130,9 @@ impl ColumnMap {
             let field: Field = canonical.trim().parse()?;
             let theirs = theirs.trim();
             if theirs.is_empty() {
-                return Err(Error::Config(format!("--column '{m}': the column name is empty")));
+                return Err(Error::Config(format!(
+                    "--column '{m}': the column name is empty"
+                )));
             }
             map.names[field.index()] = theirs.to_owned();
         }
@@ -153,7 +163,10 @@ impl RawRow {
     /// A new empty row at `line`.
     #[must_use]
     pub fn new(line: u64) -> Self {
-        Self { line, ..Self::default() }
+        Self {
+            line,
+            ..Self::default()
+        }
     }
 
     /// Sets a field; whitespace-only values count as absent.
@@ -250,7 +263,11 @@ impl Network {
     /// Parses case-insensitively, with aliases; never fails (unknown values are `Unknown`).
     #[must_use]
     pub fn parse(s: &str) -> Self {
-        let k: String = s.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect();
+        let k: String = s
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
         match k.as_str() {
             "2G" | "GSM" | "EDGE" | "GPRS" => Self::G2,
             "3G" | "WCDMA" | "UMTS" | "HSPA" | "HSPAP" | "HSDPA" | "HSUPA" => Self::G3,
@@ -370,14 +387,21 @@ fn speed(s: Option<&str>) -> Result<Option<f64>, ()> {
 /// # Errors
 /// The first failing check's reason.
 pub fn check_row(row: &RawRow) -> Result<CheckedRow<'_>, RejectReason> {
-    if row.truncated || Field::ALL.iter().any(|f| f.required() && row.get(*f).is_none()) {
+    if row.truncated
+        || Field::ALL
+            .iter()
+            .any(|f| f.required() && row.get(*f).is_none())
+    {
         return Err(RejectReason::MissingField);
     }
     let req = |f: Field| row.get(f).unwrap_or_default();
     let month = local_month(req(Field::Timestamp)).ok_or(RejectReason::BadTimestamp)?;
     let lat = finite(req(Field::Lat)).ok_or(RejectReason::BadCoordinates)?;
     let lon = finite(req(Field::Lon)).ok_or(RejectReason::BadCoordinates)?;
-    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) || (lat == 0.0 && lon == 0.0) {
+    if !(-90.0..=90.0).contains(&lat)
+        || !(-180.0..=180.0).contains(&lon)
+        || (lat == 0.0 && lon == 0.0)
+    {
         return Err(RejectReason::BadCoordinates);
     }
     let download = speed(Some(req(Field::Download)))
@@ -446,24 +470,59 @@ mod tests {
 
     #[test]
     fn month_boundaries_in_utc_plus_7() {
-        assert_eq!(local_month("2025-03-31T16:59:59Z").map(|m| m.to_string()).as_deref(), Some("2025-03"));
-        assert_eq!(local_month("2025-03-31T17:00:00Z").map(|m| m.to_string()).as_deref(), Some("2025-04"));
-        assert_eq!(local_month("2025-04-01T00:30:00+09:00").map(|m| m.to_string()).as_deref(), Some("2025-03"));
-        assert_eq!(local_month("2024-12-31T23:59:59-05:00").map(|m| m.to_string()).as_deref(), Some("2025-01"));
+        assert_eq!(
+            local_month("2025-03-31T16:59:59Z")
+                .map(|m| m.to_string())
+                .as_deref(),
+            Some("2025-03")
+        );
+        assert_eq!(
+            local_month("2025-03-31T17:00:00Z")
+                .map(|m| m.to_string())
+                .as_deref(),
+            Some("2025-04")
+        );
+        assert_eq!(
+            local_month("2025-04-01T00:30:00+09:00")
+                .map(|m| m.to_string())
+                .as_deref(),
+            Some("2025-03")
+        );
+        assert_eq!(
+            local_month("2024-12-31T23:59:59-05:00")
+                .map(|m| m.to_string())
+                .as_deref(),
+            Some("2025-01")
+        );
         assert_eq!(local_month("2025-03-31 12:00:00"), None, "no offset");
         assert_eq!(local_month("2025-02-30T00:00:00Z"), None);
     }
 
     #[test]
     fn each_reason_in_order() {
-        assert_eq!(check_row(&with(Field::DeviceId, "  ")), Err(RejectReason::MissingField));
+        assert_eq!(
+            check_row(&with(Field::DeviceId, "  ")),
+            Err(RejectReason::MissingField)
+        );
         let mut truncated = row(&good());
         truncated.truncated = true;
         assert_eq!(check_row(&truncated), Err(RejectReason::MissingField));
-        assert_eq!(check_row(&with(Field::Timestamp, "yesterday")), Err(RejectReason::BadTimestamp));
-        assert_eq!(check_row(&with(Field::Lat, "inf")), Err(RejectReason::BadCoordinates));
-        assert_eq!(check_row(&with(Field::Lat, "91")), Err(RejectReason::BadCoordinates));
-        assert_eq!(check_row(&with(Field::Lon, "-180.5")), Err(RejectReason::BadCoordinates));
+        assert_eq!(
+            check_row(&with(Field::Timestamp, "yesterday")),
+            Err(RejectReason::BadTimestamp)
+        );
+        assert_eq!(
+            check_row(&with(Field::Lat, "inf")),
+            Err(RejectReason::BadCoordinates)
+        );
+        assert_eq!(
+            check_row(&with(Field::Lat, "91")),
+            Err(RejectReason::BadCoordinates)
+        );
+        assert_eq!(
+            check_row(&with(Field::Lon, "-180.5")),
+            Err(RejectReason::BadCoordinates)
+        );
         let zero = {
             let mut v = good();
             v.retain(|(f, _)| !matches!(f, Field::Lat | Field::Lon));
@@ -471,11 +530,26 @@ mod tests {
             row(&v)
         };
         assert_eq!(check_row(&zero), Err(RejectReason::BadCoordinates));
-        assert_eq!(check_row(&with(Field::Download, "-1")), Err(RejectReason::BadSpeed));
-        assert_eq!(check_row(&with(Field::Download, "NaN")), Err(RejectReason::BadSpeed));
-        assert_eq!(check_row(&with(Field::Download, "10000.01")), Err(RejectReason::BadSpeed));
-        assert_eq!(check_row(&with(Field::Upload, "fast")), Err(RejectReason::BadSpeed));
-        assert_eq!(check_row(&with(Field::Latency, "-3")), Err(RejectReason::BadSpeed));
+        assert_eq!(
+            check_row(&with(Field::Download, "-1")),
+            Err(RejectReason::BadSpeed)
+        );
+        assert_eq!(
+            check_row(&with(Field::Download, "NaN")),
+            Err(RejectReason::BadSpeed)
+        );
+        assert_eq!(
+            check_row(&with(Field::Download, "10000.01")),
+            Err(RejectReason::BadSpeed)
+        );
+        assert_eq!(
+            check_row(&with(Field::Upload, "fast")),
+            Err(RejectReason::BadSpeed)
+        );
+        assert_eq!(
+            check_row(&with(Field::Latency, "-3")),
+            Err(RejectReason::BadSpeed)
+        );
         // Earlier checks win: bad timestamp and bad speed together is a timestamp reject.
         let mut v = good();
         v.retain(|(f, _)| !matches!(f, Field::Timestamp | Field::Download));
@@ -485,8 +559,14 @@ mod tests {
 
     #[test]
     fn zero_and_limit_speeds_are_valid() {
-        assert_eq!(check_row(&with(Field::Download, "0")).map(|c| c.download), Ok(0.0));
-        assert_eq!(check_row(&with(Field::Download, "10000")).map(|c| c.download), Ok(10_000.0));
+        assert_eq!(
+            check_row(&with(Field::Download, "0")).map(|c| c.download),
+            Ok(0.0)
+        );
+        assert_eq!(
+            check_row(&with(Field::Download, "10000")).map(|c| c.download),
+            Ok(10_000.0)
+        );
     }
 
     #[test]

@@ -63,11 +63,46 @@ pub struct SimCarrier {
 #[must_use]
 pub fn vietnam_carriers() -> Vec<SimCarrier> {
     vec![
-        SimCarrier { spellings: vec!["Viettel", "viettel", "452-04"], name: "Viettel", share: 0.55, village_site: 0.55, centre_site: 0.97, speed: 1.1 },
-        SimCarrier { spellings: vec!["VinaPhone", "VNPT", "452-02"], name: "VinaPhone", share: 0.21, village_site: 0.35, centre_site: 0.9, speed: 1.0 },
-        SimCarrier { spellings: vec!["MobiFone", "mobifone", "452-01"], name: "MobiFone", share: 0.17, village_site: 0.3, centre_site: 0.88, speed: 1.0 },
-        SimCarrier { spellings: vec!["Vietnamobile", "452-05"], name: "Vietnamobile", share: 0.05, village_site: 0.08, centre_site: 0.45, speed: 0.6 },
-        SimCarrier { spellings: vec!["Gmobile", "452-07"], name: "Gmobile", share: 0.02, village_site: 0.03, centre_site: 0.25, speed: 0.4 },
+        SimCarrier {
+            spellings: vec!["Viettel", "viettel", "452-04"],
+            name: "Viettel",
+            share: 0.55,
+            village_site: 0.55,
+            centre_site: 0.97,
+            speed: 1.1,
+        },
+        SimCarrier {
+            spellings: vec!["VinaPhone", "VNPT", "452-02"],
+            name: "VinaPhone",
+            share: 0.21,
+            village_site: 0.35,
+            centre_site: 0.9,
+            speed: 1.0,
+        },
+        SimCarrier {
+            spellings: vec!["MobiFone", "mobifone", "452-01"],
+            name: "MobiFone",
+            share: 0.17,
+            village_site: 0.3,
+            centre_site: 0.88,
+            speed: 1.0,
+        },
+        SimCarrier {
+            spellings: vec!["Vietnamobile", "452-05"],
+            name: "Vietnamobile",
+            share: 0.05,
+            village_site: 0.08,
+            centre_site: 0.45,
+            speed: 0.6,
+        },
+        SimCarrier {
+            spellings: vec!["Gmobile", "452-07"],
+            name: "Gmobile",
+            share: 0.02,
+            village_site: 0.03,
+            centre_site: 0.25,
+            speed: 0.4,
+        },
     ]
 }
 
@@ -150,8 +185,12 @@ pub fn national_mean_mbps(year: i32) -> f64 {
     let mut best: Option<(i32, f64)> = None;
     for line in OOKLA.lines().skip(1) {
         let mut parts = line.split(',');
-        let (Some(y), Some(v)) = (parts.next(), parts.next()) else { continue };
-        let (Ok(y), Ok(v)) = (y.trim().parse::<i32>(), v.trim().parse::<f64>()) else { continue };
+        let (Some(y), Some(v)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let (Ok(y), Ok(v)) = (y.trim().parse::<i32>(), v.trim().parse::<f64>()) else {
+            continue;
+        };
         if y <= year && best.is_none_or(|(by, _)| y > by) || best.is_none() {
             best = Some((y, v));
         }
@@ -170,15 +209,20 @@ fn normal(rng: &mut ChaCha8Rng) -> f64 {
 fn pick(rng: &mut ChaCha8Rng, cumulative: &[f64]) -> usize {
     let total = cumulative.last().copied().unwrap_or(0.0);
     let x = rng.random::<f64>() * total;
-    cumulative.partition_point(|c| *c <= x).min(cumulative.len().saturating_sub(1))
+    cumulative
+        .partition_point(|c| *c <= x)
+        .min(cumulative.len().saturating_sub(1))
 }
 
 fn cumulative(weights: impl IntoIterator<Item = f64>) -> Vec<f64> {
     let mut acc = 0.0;
-    weights.into_iter().map(|w| {
-        acc += w.max(0.0);
-        acc
-    }).collect()
+    weights
+        .into_iter()
+        .map(|w| {
+            acc += w.max(0.0);
+            acc
+        })
+        .collect()
 }
 
 /// A point `sigma_m` metres (Gaussian) around (lon, lat).
@@ -192,7 +236,8 @@ fn jitter(rng: &mut ChaCha8Rng, lon: f64, lat: f64, sigma_m: f64) -> (f64, f64) 
 fn erf(x: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
     let y = 1.0
-        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t + 0.254_829_592)
+        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
+            + 0.254_829_592)
             * t
             * (-x * x).exp();
     y.copysign(x)
@@ -252,10 +297,19 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
         .iter()
         .zip(finest)
         .map(|(shape, u)| {
-            let c = shape.interior_point().map_or((0.0, 0.0), |p| (p.x(), p.y()));
+            let c = shape
+                .interior_point()
+                .map_or((0.0, 0.0), |p| (p.x(), p.y()));
             let lower = u.name.to_lowercase();
-            let town = lower.starts_with("phường") || lower.starts_with("thị trấn") || lower.starts_with("phuong");
-            UnitPlan { centre: c, villages: Vec::new(), town, weight: 0.0 }
+            let town = lower.starts_with("phường")
+                || lower.starts_with("thị trấn")
+                || lower.starts_with("phuong");
+            UnitPlan {
+                centre: c,
+                villages: Vec::new(),
+                town,
+                weight: 0.0,
+            }
         })
         .collect();
     for (i, v) in villages.iter().enumerate() {
@@ -266,12 +320,19 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
         village_unit.push(u);
     }
     if units.is_empty() {
-        return Err(Error::Config("simulate: the boundaries have no units".to_owned()));
+        return Err(Error::Config(
+            "simulate: the boundaries have no units".to_owned(),
+        ));
     }
     // Volume weights: population^0.8 × log-normal mobilisation. Population:
     // sum of known village populations, else a rural default.
     for u in &mut units {
-        let pop: f64 = u.villages.iter().filter_map(|&v| villages[v].population).sum::<f64>().max(3_000.0)
+        let pop: f64 = u
+            .villages
+            .iter()
+            .filter_map(|&v| villages[v].population)
+            .sum::<f64>()
+            .max(3_000.0)
             + 1_000.0 * u.villages.len() as f64;
         u.weight = pop.powf(0.8) * (1.2 * normal(&mut rng)).exp() * if u.town { 2.0 } else { 1.0 };
     }
@@ -294,12 +355,17 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
         sites.push(rstar::RTree::bulk_load(pts));
     }
     let nearest_site = |ci: usize, lon: f64, lat: f64| -> f64 {
-        sites[ci].nearest_neighbor([lon, lat]).map_or(f64::INFINITY, |s| haversine_m(lon, lat, s[0], s[1]))
+        sites[ci]
+            .nearest_neighbor([lon, lat])
+            .map_or(f64::INFINITY, |s| haversine_m(lon, lat, s[0], s[1]))
     };
     let share = cumulative(opts.carriers.iter().map(|c| c.share));
     let unit_cum = cumulative(units.iter().map(|u| u.weight));
     // Village activity: some villages see no tester at all.
-    let activity: Vec<f64> = villages.iter().map(|_| (1.5 * normal(&mut rng) - 0.5).exp()).collect();
+    let activity: Vec<f64> = villages
+        .iter()
+        .map(|_| (1.5 * normal(&mut rng) - 0.5).exp())
+        .collect();
 
     struct Draft {
         fields: [String; 11],
@@ -319,7 +385,8 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
             let unit = &units[ui];
             // Device pool of the unit, created on first use: about 6 tests per device.
             let pool = device_pools.entry(ui).or_insert_with(|| {
-                let expected = opts.samples_per_month as f64 * unit.weight / unit_cum.last().copied().unwrap_or(1.0);
+                let expected = opts.samples_per_month as f64 * unit.weight
+                    / unit_cum.last().copied().unwrap_or(1.0);
                 let n = ((expected / 6.0).ceil() as usize).clamp(1, 5_000);
                 (0..n)
                     .map(|k| {
@@ -332,14 +399,19 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
             let dev_cum = cumulative(pool.iter().map(|d| if d.2 { 3.0 } else { 1.0 }));
             let (device, ci, android) = pool[pick(&mut rng, &dev_cum)].clone();
             // Place.
-            let (lon, lat) = if rng.random::<f64>() < opts.campaign_share || unit.villages.is_empty() {
-                let sigma = if unit.villages.is_empty() { 1_500.0 } else { 300.0 };
-                jitter(&mut rng, unit.centre.0, unit.centre.1, sigma)
-            } else {
-                let vc = cumulative(unit.villages.iter().map(|&v| activity[v]));
-                let v = &villages[unit.villages[pick(&mut rng, &vc)]];
-                jitter(&mut rng, v.lon, v.lat, 400.0)
-            };
+            let (lon, lat) =
+                if rng.random::<f64>() < opts.campaign_share || unit.villages.is_empty() {
+                    let sigma = if unit.villages.is_empty() {
+                        1_500.0
+                    } else {
+                        300.0
+                    };
+                    jitter(&mut rng, unit.centre.0, unit.centre.1, sigma)
+                } else {
+                    let vc = cumulative(unit.villages.iter().map(|&v| activity[v]));
+                    let v = &villages[unit.villages[pick(&mut rng, &vc)]];
+                    jitter(&mut rng, v.lon, v.lat, 400.0)
+                };
             // Network.
             let r: f64 = rng.random();
             let five_g = if unit.town { 0.25 } else { 0.03 };
@@ -358,7 +430,12 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
             let d = nearest_site(ci, lon, lat);
             let (median, dead) = model_median(carrier.speed, d, opts.dead_zone_m);
             let mobile = network != "WIFI";
-            let fail = rng.random::<f64>() < if dead && mobile { FAIL_DEAD } else { FAIL_EVERYWHERE };
+            let fail = rng.random::<f64>()
+                < if dead && mobile {
+                    FAIL_DEAD
+                } else {
+                    FAIL_EVERYWHERE
+                };
             let download = if fail {
                 0.0
             } else if mobile {
@@ -369,9 +446,13 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
             // Time: 06:00–22:00 local, any day of the month; 30 % written in UTC.
             let day = rng.random_range(0..days);
             let secs = 6 * 3600 + rng.random_range(0..16 * 3600);
-            let t = m_first + chrono::Duration::days(i64::from(day)) + chrono::Duration::seconds(i64::from(secs));
+            let t = m_first
+                + chrono::Duration::days(i64::from(day))
+                + chrono::Duration::seconds(i64::from(secs));
             let ts = if rng.random::<f64>() < 0.3 {
-                (t - chrono::Duration::hours(7)).format("%Y-%m-%dT%H:%M:%SZ").to_string()
+                (t - chrono::Duration::hours(7))
+                    .format("%Y-%m-%dT%H:%M:%SZ")
+                    .to_string()
             } else {
                 t.format("%Y-%m-%dT%H:%M:%S+07:00").to_string()
             };
@@ -388,7 +469,11 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
                     network.to_owned(),
                     String::new(),
                     String::new(),
-                    if fail { String::new() } else { fmt_decimal(Some(latency), 1) },
+                    if fail {
+                        String::new()
+                    } else {
+                        fmt_decimal(Some(latency), 1)
+                    },
                     device,
                     if android { "android" } else { "ios" }.to_owned(),
                 ],
@@ -401,13 +486,25 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
     // Calibrate: the mean mobile download equals the national figure.
     let year = opts.to.to_string()[..4].parse::<i32>().unwrap_or(2025);
     let target = national_mean_mbps(year);
-    let mobile: Vec<f64> = drafts.iter().filter(|d| d.mobile).map(|d| d.download).collect();
-    let mean = if mobile.is_empty() { 1.0 } else { mobile.iter().sum::<f64>() / mobile.len() as f64 };
+    let mobile: Vec<f64> = drafts
+        .iter()
+        .filter(|d| d.mobile)
+        .map(|d| d.download)
+        .collect();
+    let mean = if mobile.is_empty() {
+        1.0
+    } else {
+        mobile.iter().sum::<f64>() / mobile.len() as f64
+    };
     let scale = if mean > 0.0 { target / mean } else { 1.0 };
     let mut rows: Vec<SimRow> = drafts
         .into_iter()
         .map(|mut d| {
-            let dl = if d.mobile { d.download * scale } else { d.download * 40.0 };
+            let dl = if d.mobile {
+                d.download * scale
+            } else {
+                d.download * 40.0
+            };
             d.fields[6] = fmt_decimal(Some(dl.min(9_999.0)), 2);
             d.fields[7] = fmt_decimal(Some(dl * d.upload_ratio), 2);
             SimRow { fields: d.fields }
@@ -451,7 +548,11 @@ fn month_bounds(m: Month) -> (chrono::NaiveDateTime, u32) {
         chrono::NaiveDate::from_ymd_opt(y, mo + 1, 1)
     }
     .unwrap_or_default();
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "28..31")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "28..31"
+    )]
     let days = (next - first).num_days() as u32;
     (first.and_hms_opt(0, 0, 0).unwrap_or_default(), days)
 }
@@ -501,19 +602,27 @@ pub fn write_samples(path: &Path, rows: &[SimRow]) -> Result<()> {
 
 fn write_parquet(path: &Path, header: &[&str; 11], rows: &[SimRow]) -> Result<()> {
     use polars::prelude::{Column, DataFrame, ParquetWriter};
-    let perr = |e: polars::prelude::PolarsError| Error::Parquet { path: path.to_owned(), message: e.to_string() };
+    let perr = |e: polars::prelude::PolarsError| Error::Parquet {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
     let columns: Vec<Column> = header
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let values: Vec<Option<&str>> =
-                rows.iter().map(|r| Some(r.fields[i].as_str()).filter(|s| !s.is_empty())).collect();
+            let values: Vec<Option<&str>> = rows
+                .iter()
+                .map(|r| Some(r.fields[i].as_str()).filter(|s| !s.is_empty()))
+                .collect();
             Column::new((*name).into(), values)
         })
         .collect();
     let mut df = DataFrame::new(rows.len(), columns).map_err(perr)?;
     crate::output::write_atomic(path, |w| {
-        ParquetWriter::new(w).finish(&mut df).map(|_| ()).map_err(std::io::Error::other)
+        ParquetWriter::new(w)
+            .finish(&mut df)
+            .map(|_| ())
+            .map_err(std::io::Error::other)
     })
 }
 
@@ -524,7 +633,14 @@ fn write_parquet(path: &Path, header: &[&str; 11], rows: &[SimRow]) -> Result<()
 pub fn write_truth(path: &Path, truth: &[Truth]) -> Result<()> {
     write_csv(
         path,
-        &["village_id", "unit_code", "carrier", "nearest_site_m", "true_median_mbps", "dead_zone"],
+        &[
+            "village_id",
+            "unit_code",
+            "carrier",
+            "nearest_site_m",
+            "true_median_mbps",
+            "dead_zone",
+        ],
         truth.iter().map(|t| {
             [
                 t.village_id.clone(),

@@ -12,11 +12,19 @@ pub fn quantile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
     }
     #[allow(clippy::cast_precision_loss, reason = "counts are far below 2^52")]
     let h = (n - 1) as f64 * p.clamp(0.0, 1.0);
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "0 ≤ h < n")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "0 ≤ h < n"
+    )]
     let lo = h.floor() as usize;
     let hi = (lo + 1).min(n - 1);
     let frac = h - h.floor();
-    Some(if frac == 0.0 { sorted[lo] } else { sorted[lo] + frac * (sorted[hi] - sorted[lo]) })
+    Some(if frac == 0.0 {
+        sorted[lo]
+    } else {
+        sorted[lo] + frac * (sorted[hi] - sorted[lo])
+    })
 }
 
 /// The median of sorted values; the mean of the two middle ones for an even count.
@@ -61,7 +69,11 @@ pub fn binomial_upper_tail_half(n: u64, k: u64) -> f64 {
         }
         #[allow(clippy::cast_precision_loss, reason = "one rounding, documented")]
         let tail = tail as f64;
-        #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap, reason = "n ≤ 126")]
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_possible_wrap,
+            reason = "n ≤ 126"
+        )]
         return tail * 2f64.powi(-(n as i32));
     }
     // log C(n, i) built incrementally, summed with log-sum-exp from the mode outward.
@@ -82,7 +94,9 @@ pub fn binomial_upper_tail_half(n: u64, k: u64) -> f64 {
     }
     let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let sum: f64 = terms.iter().map(|t| (t - max).exp()).sum();
-    (max + sum.ln() - nf * std::f64::consts::LN_2).exp().min(1.0)
+    (max + sum.ln() - nf * std::f64::consts::LN_2)
+        .exp()
+        .min(1.0)
 }
 
 #[cfg(test)]
@@ -118,7 +132,13 @@ mod tests {
     fn binomial_tail_exact_and_log_paths_agree() {
         // Symmetry: P[X ≥ n/2+1] + P[X ≥ n/2] ... check P[X ≥ 0] = 1 and a
         // naive f64 pmf recurrence for n = 200 (no underflow at that size).
-        for (n, k) in [(200u64, 90u64), (200, 100), (200, 120), (127, 64), (500, 260)] {
+        for (n, k) in [
+            (200u64, 90u64),
+            (200, 100),
+            (200, 120),
+            (127, 64),
+            (500, 260),
+        ] {
             let mut pmf = 0.5f64.powi(n as i32);
             let mut tail = 0.0;
             for i in 0..=n {
@@ -128,7 +148,10 @@ mod tests {
                 pmf = pmf * (n - i) as f64 / (i + 1) as f64;
             }
             let got = binomial_upper_tail_half(n, k);
-            assert!((got - tail).abs() < 1e-10 * tail.max(1e-300) + 1e-15, "{n},{k}: {got} vs {tail}");
+            assert!(
+                (got - tail).abs() < 1e-10 * tail.max(1e-300) + 1e-15,
+                "{n},{k}: {got} vs {tail}"
+            );
         }
     }
 }

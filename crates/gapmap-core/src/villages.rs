@@ -31,14 +31,19 @@ pub struct VillageProperties {
 
 impl Default for VillageProperties {
     fn default() -> Self {
-        Self { id: "village_id".to_owned(), name: "name".to_owned() }
+        Self {
+            id: "village_id".to_owned(),
+            name: "name".to_owned(),
+        }
     }
 }
 
 fn text(v: &serde_json::Value) -> Option<String> {
     match v {
         serde_json::Value::String(s) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
-        serde_json::Value::Number(n) => Some(n.as_i64().map_or_else(|| n.to_string(), |i| i.to_string())),
+        serde_json::Value::Number(n) => {
+            Some(n.as_i64().map_or_else(|| n.to_string(), |i| i.to_string()))
+        }
         _ => None,
     }
 }
@@ -57,29 +62,61 @@ pub fn load_villages(path: &Path, props: &VillageProperties) -> Result<Vec<Villa
 ///
 /// # Errors
 /// As [`load_villages`].
-pub fn villages_from(path: &Path, fc: &geojson::FeatureCollection, props: &VillageProperties) -> Result<Vec<Village>> {
+pub fn villages_from(
+    path: &Path,
+    fc: &geojson::FeatureCollection,
+    props: &VillageProperties,
+) -> Result<Vec<Village>> {
     let mut out = Vec::with_capacity(fc.features.len());
     let mut ids = std::collections::HashSet::new();
     for (index, f) in fc.features.iter().enumerate() {
-        let err = |message: String| Error::Feature { path: path.to_owned(), index, message };
+        let err = |message: String| Error::Feature {
+            path: path.to_owned(),
+            index,
+            message,
+        };
         let id = f.property(&props.id).and_then(text).ok_or_else(|| {
-            err(format!("no village id in property '{}'; set --village-id to the id property", props.id))
+            err(format!(
+                "no village id in property '{}'; set --village-id to the id property",
+                props.id
+            ))
         })?;
         if !ids.insert(id.clone()) {
-            return Err(err(format!("village id '{id}' is used twice; ids must be unique")));
+            return Err(err(format!(
+                "village id '{id}' is used twice; ids must be unique"
+            )));
         }
         let name = f.property(&props.name).and_then(text).unwrap_or_default();
-        let population = f.property("population").and_then(serde_json::Value::as_f64).filter(|p| p.is_finite() && *p >= 0.0);
+        let population = f
+            .property("population")
+            .and_then(serde_json::Value::as_f64)
+            .filter(|p| p.is_finite() && *p >= 0.0);
         let (lon, lat) = match f.geometry.as_ref().map(|g| &g.value) {
             Some(geojson::GeometryValue::Point { coordinates }) if coordinates.len() >= 2 => {
                 (coordinates.as_slice()[0], coordinates.as_slice()[1])
             }
-            _ => return Err(err(format!("village '{id}' is not a Point; villages must be points"))),
+            _ => {
+                return Err(err(format!(
+                    "village '{id}' is not a Point; villages must be points"
+                )));
+            }
         };
-        if !(lon.is_finite() && lat.is_finite() && (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat)) {
-            return Err(err(format!("village '{id}' has coordinates out of range ({lon}, {lat})")));
+        if !(lon.is_finite()
+            && lat.is_finite()
+            && (-180.0..=180.0).contains(&lon)
+            && (-90.0..=90.0).contains(&lat))
+        {
+            return Err(err(format!(
+                "village '{id}' has coordinates out of range ({lon}, {lat})"
+            )));
         }
-        out.push(Village { id, name, population, lon, lat });
+        out.push(Village {
+            id,
+            name,
+            population,
+            lon,
+            lat,
+        });
     }
     Ok(out)
 }

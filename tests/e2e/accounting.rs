@@ -1,0 +1,254 @@
+//! Every row accounted for, on a fixture whose numbers are worked out by hand.
+//!
+//! `wards.geojson` has two regions (levels `region=reg_code:reg_name`,
+//! `ward=ward_code:ward_name`): wards 0101 (lon 105.0–105.1) and 0102
+//! (105.1–105.2) at lat 21.0–21.1 in region 01, ward 0201 (105.0–105.2,
+//! lat 21.1–21.2) in region 02. `a.csv` (20 rows, lat in column
+//! `latitude`) then `b.csv` (2 rows).
+
+use crate::util::{fixture, gapmap_ok, json, read_csv, s};
+
+const LEVELS: &str = "region=reg_code:reg_name,ward=ward_code:ward_name";
+
+fn run(extra: &[&str]) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let (a, b, w) = (fixture("a.csv"), fixture("b.csv"), fixture("wards.geojson"));
+    let mut args = vec![
+        "analyze",
+        "--samples",
+        s(&a),
+        s(&b),
+        "--boundaries",
+        s(&w),
+        "--levels",
+        LEVELS,
+        "--out",
+        s(&out),
+        "--column",
+        "lat=latitude",
+        "--quota",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    let o = gapmap_ok(&args);
+    (dir, String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+#[test]
+fn rows_read_equals_accepted_plus_excluded_plus_rejected() {
+    let (dir, stdout) = run(&["--from", "2025-03", "--to", "2025-04"]);
+    let out = dir.path().join("out");
+    let summary = json(&out.join("summary.json"));
+    let rows = &summary["rows"];
+    // a.csv lines 2–21 (20 rows) + b.csv lines 2–3 (2 rows).
+    assert_eq!(rows["read"], 22);
+    // t1 (L2), t2 (L3), t3 (L4), t12 snapped (L14), t15 on the 0101/0102 edge
+    // (L17), t17 failed test (L19), second t9 (L20: the first t9 failed
+    // bad_speed, so this is the first that passes the earlier checks), t20 (b L3).
+    assert_eq!(rows["accepted"], 8);
+    assert_eq!(rows["excluded"]["wifi"], 1, "t4 (L5)");
+    assert_eq!(rows["excluded"]["outside_window"], 1, "t14 (L16), May");
+    let r = &rows["rejected"];
+    assert_eq!(
+        r["missing_field"], 3,
+        "t5 no device (L6), t13 truncated (L15), blank test_id (L18)"
+    );
+    assert_eq!(r["bad_timestamp"], 1, "t6 (L7), no offset");
+    assert_eq!(r["bad_coordinates"], 2, "t7 0,0 (L8), t8 inf (L9)");
+    assert_eq!(r["bad_speed"], 2, "t9 -1 (L10), t10 NaN latency (L11)");
+    assert_eq!(
+        r["duplicate_test_id"], 3,
+        "t1 (L12), t11 (L21), t2 in b.csv (L2)"
+    );
+    assert_eq!(r["outside_boundaries"], 1, "t11 (L13)");
+    assert!(
+        stdout.contains("rows read 22 = accepted 8 + excluded 2"),
+        "{stdout}"
+    );
+    assert_eq!(summary["window"]["from"], "2025-03");
+    assert_eq!(summary["window"]["to"], "2025-04");
+    assert_eq!(summary["levels"], serde_json::json!(["region", "ward"]));
+}
+
+#[test]
+fn rejects_csv_lists_each_rejected_row_with_physical_line() {
+    let (dir, _) = run(&["--from", "2025-03", "--to", "2025-04"]);
+    let (header, rows) = read_csv(&dir.path().join("out/rejects.csv"));
+    assert_eq!(header, ["file", "line", "reason", "test_id"]);
+    let got: Vec<(String, &str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            let file = std::path::Path::new(&r[0])
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (file, r[1].as_str(), r[2].as_str(), r[3].as_str())
+        })
+        .collect();
+    let want: Vec<(String, &str, &str, &str)> = [
+        ("a.csv", "6", "missing_field", "t5"),
+        ("a.csv", "7", "bad_timestamp", "t6"),
+        ("a.csv", "8", "bad_coordinates", "t7"),
+        ("a.csv", "9", "bad_coordinates", "t8"),
+        ("a.csv", "10", "bad_speed", "t9"),
+        ("a.csv", "11", "bad_speed", "t10"),
+        ("a.csv", "12", "duplicate_test_id", "t1"),
+        ("a.csv", "13", "outside_boundaries", "t11"),
+        ("a.csv", "15", "missing_field", "t13"),
+        ("a.csv", "18", "missing_field", ""),
+        ("a.csv", "21", "duplicate_test_id", "t11"),
+        ("b.csv", "2", "duplicate_test_id", "t2"),
+    ]
+    .into_iter()
+    .map(|(f, l, r, t)| (f.to_owned(), l, r, t))
+    .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn quota_rows_per_month_level_unit_with_utc7_months() {
+    let (dir, _) = run(&["--from", "2025-03", "--to", "2025-04"]);
+    let (header, rows) = read_csv(&dir.path().join("out/quota.csv"));
+    assert_eq!(
+        header,
+        [
+            "month",
+            "level",
+            "code",
+            "name",
+            "parent_code",
+            "samples",
+            "devices",
+            "quota",
+            "met",
+            "deficit"
+        ]
+    );
+    let want = [
+        // March: 0101 = t1 (16:59:59Z = 23:59:59 local), t15, t17 (devices d1, d2);
+        // 0102 = t20; 0201 = t3 (00:30+09:00 on 1 April = 22:30 local on 31 March).
+        [
+            "2025-03", "region", "01", "North", "", "4", "3", "2", "true", "0",
+        ],
+        [
+            "2025-03", "region", "02", "South", "", "1", "1", "2", "false", "1",
+        ],
+        [
+            "2025-03", "ward", "0101", "Ward A", "01", "3", "2", "2", "true", "0",
+        ],
+        [
+            "2025-03", "ward", "0102", "Ward B", "01", "1", "1", "2", "false", "1",
+        ],
+        [
+            "2025-03", "ward", "0201", "Ward C", "02", "1", "1", "2", "false", "1",
+        ],
+        // April: 0102 = t2 (17:00Z on 31 March = midnight local) and snapped t12, one device;
+        // 0201 = the second t9.
+        [
+            "2025-04", "region", "01", "North", "", "2", "1", "2", "true", "0",
+        ],
+        [
+            "2025-04", "region", "02", "South", "", "1", "1", "2", "false", "1",
+        ],
+        [
+            "2025-04", "ward", "0101", "Ward A", "01", "0", "0", "2", "false", "2",
+        ],
+        [
+            "2025-04", "ward", "0102", "Ward B", "01", "2", "1", "2", "true", "0",
+        ],
+        [
+            "2025-04", "ward", "0201", "Ward C", "02", "1", "1", "2", "false", "1",
+        ],
+    ];
+    assert_eq!(rows, want.map(|r| r.map(str::to_owned)).to_vec());
+    let summary = json(&dir.path().join("out/summary.json"));
+    let march_wards = &summary["quota"][1];
+    assert_eq!(march_wards["level"], "ward");
+    assert_eq!(march_wards["units_met"], 1);
+    assert!((march_wards["share_met"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-12);
+}
+
+#[test]
+fn unit_stats_hand_computed() {
+    let (dir, _) = run(&["--from", "2025-03", "--to", "2025-04"]);
+    let (header, rows) = read_csv(&dir.path().join("out/unit_stats.csv"));
+    assert_eq!(
+        header,
+        [
+            "month",
+            "level",
+            "code",
+            "carrier",
+            "samples",
+            "devices",
+            "download_median_mbps",
+            "download_p10_mbps",
+            "download_p90_mbps",
+            "upload_median_mbps",
+            "latency_median_ms"
+        ]
+    );
+    let find = |m: &str, code: &str, c: &str| {
+        rows.iter()
+            .find(|r| r[0] == m && r[2] == code && r[3] == c)
+            .cloned()
+            .unwrap_or_else(|| panic!("{m} {code} {c}"))
+    };
+    // 0101 March: downloads 10, 20, 0 → sorted 0, 10, 20: median 10;
+    // p10 = 0 + 0.2 × 10 = 2; p90 = 10 + 0.8 × 10 = 18. Uploads 2, 4 → 3;
+    // latencies 30, 20 → 25 (t17 has neither). All three are Viettel
+    // (viettel, Viettel, 452-04).
+    let want = [
+        "2025-03", "ward", "0101", "ALL", "3", "2", "10", "2", "18", "3", "25",
+    ];
+    assert_eq!(find("2025-03", "0101", "ALL"), want.map(str::to_owned));
+    let viettel = find("2025-03", "0101", "Viettel");
+    assert_eq!(
+        viettel[4..],
+        want[4..].iter().map(|s| s.to_string()).collect::<Vec<_>>()[..]
+    );
+    // 0102 April, VinaPhone (vnpt, Vinaphone): 30 and 8 → median 19,
+    // p10 = 8 + 0.1 × 22 = 10.2, p90 = 8 + 0.9 × 22 = 27.8; uploads 5, 1 → 3; latency 40 only.
+    assert_eq!(
+        find("2025-04", "0102", "VinaPhone"),
+        [
+            "2025-04",
+            "ward",
+            "0102",
+            "VinaPhone",
+            "2",
+            "1",
+            "19",
+            "10.2",
+            "27.8",
+            "3",
+            "40"
+        ]
+        .map(str::to_owned)
+    );
+    // b.csv's 452-01 is MobiFone.
+    assert_eq!(find("2025-03", "0102", "MobiFone")[4], "1");
+    // A unit without samples still has its ALL row, with empty statistics.
+    assert_eq!(
+        find("2025-04", "0101", "ALL"),
+        [
+            "2025-04", "ward", "0101", "ALL", "0", "0", "", "", "", "", ""
+        ]
+        .map(str::to_owned)
+    );
+    // One ALL row per quota row: 2 months × 5 units.
+    assert_eq!(rows.iter().filter(|r| r[3] == "ALL").count(), 10);
+}
+
+#[test]
+fn default_window_spans_rows_that_pass_every_check() {
+    let (dir, _) = run(&[]);
+    let summary = json(&dir.path().join("out/summary.json"));
+    // t14 (May) passes every check, so the default window runs March to May.
+    assert_eq!(summary["window"]["from"], "2025-03");
+    assert_eq!(summary["window"]["to"], "2025-05");
+    assert_eq!(summary["rows"]["excluded"]["outside_window"], 0);
+    assert_eq!(summary["rows"]["accepted"], 9);
+}

@@ -1,0 +1,205 @@
+//! Bad input: a clear message naming the file and the fix, exit code 2, no panic.
+
+use crate::util::{fixture, gapmap, s};
+
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let out = gapmap(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "expected exit 2 for {args:?}; stderr: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
+    }
+}
+
+const LEVELS: &str = "region=reg_code:reg_name,ward=ward_code:ward_name";
+
+#[test]
+fn missing_column_names_file_and_mapping_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, w) = (fixture("a.csv"), fixture("wards.geojson"));
+    let out = dir.path().join("o");
+    // a.csv calls latitude "latitude": without --column it is missing.
+    fails_with(
+        &[
+            "analyze",
+            "--samples",
+            s(&a),
+            "--boundaries",
+            s(&w),
+            "--levels",
+            LEVELS,
+            "--out",
+            s(&out),
+        ],
+        &["a.csv", "no column 'lat'", "--column lat="],
+    );
+}
+
+#[test]
+fn wrong_levels_name_the_feature_and_property() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, w) = (fixture("a.csv"), fixture("wards.geojson"));
+    let out = dir.path().join("o");
+    fails_with(
+        &[
+            "analyze",
+            "--samples",
+            s(&a),
+            "--boundaries",
+            s(&w),
+            "--out",
+            s(&out),
+            "--column",
+            "lat=latitude",
+        ],
+        &["wards.geojson", "feature 0", "province_id", "--levels"],
+    );
+    fails_with(
+        &[
+            "analyze",
+            "--samples",
+            s(&a),
+            "--boundaries",
+            s(&w),
+            "--levels",
+            "region",
+            "--out",
+            s(&out),
+        ],
+        &["--levels", "level=code_property:name_property"],
+    );
+}
+
+#[test]
+fn unreadable_and_unknown_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = fixture("wards.geojson");
+    let out = dir.path().join("o");
+    let args = |samples: &str| -> Vec<String> {
+        [
+            "analyze",
+            "--samples",
+            samples,
+            "--boundaries",
+            s(&w),
+            "--levels",
+            LEVELS,
+            "--out",
+            s(&out),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let missing = dir.path().join("nope.csv");
+    let a: Vec<String> = args(s(&missing));
+    fails_with(
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["nope.csv"],
+    );
+    let txt = dir.path().join("samples.txt");
+    std::fs::write(&txt, "x").unwrap();
+    let a = args(s(&txt));
+    fails_with(
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["samples.txt", ".csv or .parquet"],
+    );
+    let bad_geo = dir.path().join("b.geojson");
+    std::fs::write(
+        &bad_geo,
+        "{\"type\": \"FeatureCollection\", \"features\": [",
+    )
+    .unwrap();
+    fails_with(
+        &[
+            "analyze",
+            "--samples",
+            s(&fixture("b.csv")),
+            "--boundaries",
+            s(&bad_geo),
+            "--out",
+            s(&out),
+        ],
+        &["b.geojson", "not valid GeoJSON"],
+    );
+    let garbage_pq = dir.path().join("g.parquet");
+    std::fs::write(&garbage_pq, b"PAR1 this is not parquet").unwrap();
+    let a = args(s(&garbage_pq));
+    fails_with(
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["g.parquet", "Parquet"],
+    );
+}
+
+#[test]
+fn bad_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, w) = (fixture("b.csv"), fixture("wards.geojson"));
+    let out = dir.path().join("o");
+    let base = [
+        "analyze",
+        "--samples",
+        s(&b),
+        "--boundaries",
+        s(&w),
+        "--levels",
+        LEVELS,
+        "--out",
+        s(&out),
+    ];
+    let with = |extra: &[&'static str]| [&base[..], extra].concat();
+    fails_with(&with(&["--from", "2025-3"]), &["YYYY-MM"]);
+    fails_with(&with(&["--from", "2025-05", "--to", "2025-03"]), &["after"]);
+    fails_with(
+        &with(&["--column", "speed=dl"]),
+        &["unknown canonical column 'speed'"],
+    );
+    fails_with(&with(&["--resolution", "16"]), &["0 to 15"]);
+}
+
+#[test]
+fn garbage_rows_are_rejected_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = fixture("wards.geojson");
+    let f = dir.path().join("junk.csv");
+    let mut bytes = b"test_id,timestamp,lat,lon,carrier,network,download_mbps,device_id\n".to_vec();
+    bytes.extend_from_slice(b"\xff\xfe\x00garbage\n,,,\n\"unterminated,1,2\nok1,2025-03-05T10:00:00Z,21.05,105.05,viettel,LTE,5,d\n");
+    std::fs::write(&f, bytes).unwrap();
+    let out = dir.path().join("o");
+    let o = gapmap(&[
+        "analyze",
+        "--samples",
+        s(&f),
+        "--boundaries",
+        s(&w),
+        "--levels",
+        LEVELS,
+        "--out",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary = crate::util::json(&out.join("summary.json"));
+    let rows = &summary["rows"];
+    let read = rows["read"].as_u64().unwrap();
+    let rejected: u64 = rows["rejected"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    let excluded: u64 = rows["excluded"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        read,
+        rows["accepted"].as_u64().unwrap() + rejected + excluded
+    );
+    assert!(rows["rejected"]["missing_field"].as_u64().unwrap() >= 2);
+}

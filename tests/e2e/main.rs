@@ -1,0 +1,15 @@
+//! End-to-end tests of the `gapmap` binary.
+//!
+//! - `accounting`: a hand-made fixture with every reject reason, UTC+7 month
+//!   edges, duplicates across files, snapping and non-default `--levels`;
+//!   every expected number is worked out by hand in comments.
+//! - `oracle`: simulated samples over the embedded default data, checked
+//!   against a brute-force point-in-polygon count written here.
+//! - `formats`: Parquet and CSV give the same results; runs are byte-identical.
+//! - `errors`: bad input gives a clear message and exit code 2, never a panic.
+
+mod accounting;
+mod errors;
+mod formats;
+mod oracle;
+mod util;

@@ -1,0 +1,226 @@
+//! Simulated samples over the embedded default data (Bắc Kạn + Quảng Ninh,
+//! 308 communes), checked against a brute-force oracle written here: its own
+//! ray-casting point-in-polygon against every polygon (no spatial index, no
+//! geo crate) and its own nearest-edge search for snapping.
+
+use std::collections::HashMap;
+
+use crate::util::{gapmap_ok, read_csv, repo, s};
+
+const R: f64 = 6_371_008.8;
+
+fn haversine(lon1: f64, lat1: f64, lon2: f64, lat2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let a = ((p2 - p1) / 2.0).sin().powi(2)
+        + p1.cos() * p2.cos() * ((lon2 - lon1).to_radians() / 2.0).sin().powi(2);
+    2.0 * R * a.sqrt().asin()
+}
+
+fn in_ring(x: f64, y: f64, ring: &[[f64; 2]]) -> bool {
+    let mut c = false;
+    for w in ring.windows(2) {
+        let ([x1, y1], [x2, y2]) = (w[0], w[1]);
+        if (y1 > y) != (y2 > y) && x < (x2 - x1) * (y - y1) / (y2 - y1) + x1 {
+            c = !c;
+        }
+    }
+    c
+}
+
+/// Distance to a segment: dense sampling along it (an independent, slower
+/// method than the library's projection), good to well under a metre here.
+fn seg_dist(p: [f64; 2], a: [f64; 2], b: [f64; 2]) -> f64 {
+    let len = haversine(a[0], a[1], b[0], b[1]);
+    let steps = ((len / 0.5).ceil() as usize).clamp(1, 200_000);
+    (0..=steps)
+        .map(|i| {
+            let t = i as f64 / steps as f64;
+            haversine(
+                p[0],
+                p[1],
+                a[0] + t * (b[0] - a[0]),
+                a[1] + t * (b[1] - a[1]),
+            )
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+type Poly = Vec<Vec<[f64; 2]>>;
+
+fn communes() -> Vec<(String, Vec<Poly>)> {
+    let text =
+        std::fs::read_to_string(repo().join("data/vn_default/communes.geojson")).expect("read");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let mut out: Vec<(String, Vec<Poly>)> = v["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| {
+            let code = f["properties"]["commune_id"].to_string();
+            let polys = f["geometry"]["coordinates"]
+                .as_array()
+                .expect("multipolygon")
+                .iter()
+                .map(|poly| {
+                    poly.as_array()
+                        .expect("rings")
+                        .iter()
+                        .map(|ring| {
+                            ring.as_array()
+                                .expect("ring")
+                                .iter()
+                                .map(|p| [p[0].as_f64().expect("x"), p[1].as_f64().expect("y")])
+                                .collect()
+                        })
+                        .collect()
+                })
+                .collect();
+            (code, polys)
+        })
+        .collect();
+    out.sort_by_key(|(c, _)| c.parse::<u64>().expect("numeric code"));
+    out
+}
+
+/// The commune of a point: containment (lowest code first), else the nearest
+/// edge within 500 m, else None.
+fn brute_locate(cs: &[(String, Vec<Poly>)], x: f64, y: f64) -> Option<String> {
+    for (code, polys) in cs {
+        if polys
+            .iter()
+            .any(|p| in_ring(x, y, &p[0]) && !p[1..].iter().any(|h| in_ring(x, y, h)))
+        {
+            return Some(code.clone());
+        }
+    }
+    let mut best: Option<(f64, &str)> = None;
+    for (code, polys) in cs {
+        // Cheap prefilter: skip communes whose every vertex is > 20 km away.
+        let near = polys
+            .iter()
+            .flatten()
+            .flatten()
+            .any(|v| haversine(x, y, v[0], v[1]) < 20_000.0);
+        if !near {
+            continue;
+        }
+        for ring in polys.iter().flatten() {
+            for w in ring.windows(2) {
+                let d = seg_dist([x, y], w[0], w[1]);
+                if d <= 500.0 && best.is_none_or(|(bd, _)| d < bd) {
+                    best = Some((d, code));
+                }
+            }
+        }
+    }
+    best.map(|(_, c)| c.to_owned())
+}
+
+#[test]
+fn quota_counts_equal_brute_force_point_in_polygon() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (b, v) = (
+        repo().join("data/vn_default/communes.geojson"),
+        repo().join("data/vn_default/villages.geojson"),
+    );
+    let samples = dir.path().join("samples.csv");
+    let out = dir.path().join("out");
+    gapmap_ok(&[
+        "simulate",
+        "--boundaries",
+        s(&b),
+        "--villages",
+        s(&v),
+        "--out",
+        s(&samples),
+        "--seed",
+        "7",
+        "--from",
+        "2025-06",
+        "--samples",
+        "6000",
+        "--dirty-rate",
+        "0",
+    ]);
+    gapmap_ok(&[
+        "analyze",
+        "--samples",
+        s(&samples),
+        "--boundaries",
+        s(&b),
+        "--out",
+        s(&out),
+    ]);
+
+    let cs = communes();
+    let (header, rows) = read_csv(&samples);
+    let col = |n: &str| header.iter().position(|h| h == n).expect(n);
+    let (lat, lon, net, dl) = (col("lat"), col("lon"), col("network"), col("download_mbps"));
+    let mut count: HashMap<String, u64> = HashMap::new();
+    let mut downloads: HashMap<String, Vec<f64>> = HashMap::new();
+    let (mut outside, mut wifi) = (0u64, 0u64);
+    for r in &rows {
+        let (y, x): (f64, f64) = (r[lat].parse().expect("lat"), r[lon].parse().expect("lon"));
+        match brute_locate(&cs, x, y) {
+            None => outside += 1,
+            Some(_) if r[net].eq_ignore_ascii_case("wifi") => wifi += 1,
+            Some(code) => {
+                *count.entry(code.clone()).or_default() += 1;
+                downloads
+                    .entry(code)
+                    .or_default()
+                    .push(r[dl].parse().expect("download"));
+            }
+        }
+    }
+    let (_, quota) = read_csv(&out.join("quota.csv"));
+    let communes: Vec<&Vec<String>> = quota.iter().filter(|r| r[1] == "commune").collect();
+    assert_eq!(communes.len(), 308);
+    let mut mismatches = Vec::new();
+    for r in &communes {
+        let want = count.get(&r[2]).copied().unwrap_or(0);
+        if r[5] != want.to_string() {
+            mismatches.push(format!("{}: gapmap {} brute force {want}", r[2], r[5]));
+        }
+    }
+    assert!(mismatches.is_empty(), "{mismatches:?}");
+    let total: u64 = count.values().sum();
+    assert!(total > 5_000, "most samples land in a commune ({total})");
+    let summary = crate::util::json(&out.join("summary.json"));
+    assert_eq!(summary["rows"]["accepted"], total);
+    assert_eq!(summary["rows"]["rejected"]["outside_boundaries"], outside);
+    assert_eq!(summary["rows"]["excluded"]["wifi"], wifi);
+    // Province totals are sums of their communes (province code = first 3 digits here).
+    let province_sum: u64 = count
+        .iter()
+        .filter(|(c, _)| c.starts_with("207"))
+        .map(|(_, n)| n)
+        .sum();
+    let bac_kan = quota
+        .iter()
+        .find(|r| r[1] == "province" && r[2] == "207")
+        .expect("Bắc Kạn");
+    assert_eq!(bac_kan[5], province_sum.to_string());
+
+    // Medians: a naive sort per commune.
+    let (_, stats) = read_csv(&out.join("unit_stats.csv"));
+    for r in stats
+        .iter()
+        .filter(|r| r[1] == "commune" && r[3] == "ALL" && r[4] != "0")
+    {
+        let mut v = downloads[&r[2]].clone();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        let got: f64 = r[6].parse().expect("median");
+        assert!(
+            (got - median).abs() <= 0.0005 + 1e-9,
+            "{}: {got} vs {median}",
+            r[2]
+        );
+    }
+}
