@@ -17,8 +17,10 @@ use clap::{Args, Parser, Subcommand};
 use gapmap_core::analyze::{AnalyzeOptions, AnalyzeReport, analyze};
 use gapmap_core::boundaries::{Boundaries, DEFAULT_LEVELS, Levels, parse_feature_collection};
 use gapmap_core::carrier::CarrierTable;
+use gapmap_core::gaps::GapOptions;
 use gapmap_core::ingest_run::IngestOptions;
 use gapmap_core::month::Month;
+use gapmap_core::rule::{Rule, Status};
 use gapmap_core::schema::ColumnMap;
 use gapmap_core::simulate::{SimOptions, simulate, write_samples, write_truth};
 use gapmap_core::villages::{VillageProperties, load_villages, villages_from};
@@ -82,6 +84,88 @@ struct AnalyzeArgs {
     /// Map a canonical column to the file's name for it: canonical=theirs (repeatable).
     #[arg(long = "column", value_name = "CANONICAL=THEIRS")]
     columns: Vec<String>,
+    /// Villages GeoJSON (points): enables villages, plan and unit_gaps outputs.
+    #[arg(long)]
+    villages: Option<PathBuf>,
+    /// Village id property.
+    #[arg(long, default_value = "village_id")]
+    village_id: String,
+    /// Village name property.
+    #[arg(long, default_value = "name")]
+    village_name: String,
+    #[command(flatten)]
+    gaps: GapArgs,
+}
+
+#[derive(Debug, Args)]
+struct GapArgs {
+    /// Carriers judged in villages and heatmaps (names, aliases or MCC-MNC), comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "Viettel,VinaPhone,MobiFone,Vietnamobile"
+    )]
+    carriers: Vec<String>,
+    /// A sample goes to the nearest village of its unit within this many metres.
+    #[arg(long, default_value_t = 2000.0)]
+    village_radius_m: f64,
+    /// T: a test below this download (Mbps) counts as weak (QCVN 81:2019 operator floor).
+    #[arg(long, default_value_t = 5.0)]
+    weak_below_mbps: f64,
+    /// Fewer samples than this: insufficient.
+    #[arg(long, default_value_t = 5)]
+    min_samples: u64,
+    /// Fewer distinct devices than this: insufficient.
+    #[arg(long, default_value_t = 2)]
+    min_devices: u64,
+    /// Significance level of the one-sided sign test for weak.
+    #[arg(long, default_value_t = 0.05)]
+    alpha: f64,
+    /// National target median download (Mbps) for below_target (Decision 36/QĐ-TTg, 4G 2025).
+    #[arg(long, default_value_t = 40.0)]
+    target_mbps: f64,
+}
+
+impl GapArgs {
+    fn options(&self, table: &CarrierTable) -> Result<GapOptions> {
+        if !(self.alpha > 0.0 && self.alpha <= 1.0) {
+            anyhow::bail!("--alpha must be in (0, 1]; got {}", self.alpha);
+        }
+        for (flag, v) in [
+            ("--village-radius-m", self.village_radius_m),
+            ("--weak-below-mbps", self.weak_below_mbps),
+            ("--target-mbps", self.target_mbps),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                anyhow::bail!("{flag} must be a number ≥ 0; got {v}");
+            }
+        }
+        let mut carriers: Vec<String> = Vec::new();
+        for c in self
+            .carriers
+            .iter()
+            .map(|c| table.canonical(c))
+            .filter(|c| !c.is_empty())
+        {
+            if !carriers.iter().any(|k| k == c) {
+                carriers.push(c.to_owned());
+            }
+        }
+        if carriers.is_empty() {
+            anyhow::bail!("--carriers is empty; name at least one carrier");
+        }
+        Ok(GapOptions {
+            rule: Rule {
+                weak_below_mbps: self.weak_below_mbps,
+                min_samples: self.min_samples,
+                min_devices: self.min_devices,
+                alpha: self.alpha,
+                target_mbps: self.target_mbps,
+            },
+            carriers,
+            village_radius_m: self.village_radius_m,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +217,8 @@ struct DemoArgs {
     out: PathBuf,
     #[command(flatten)]
     sim: SimArgs,
+    #[command(flatten)]
+    gaps: GapArgs,
 }
 
 fn main() -> ExitCode {
@@ -202,6 +288,17 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
         },
         out: args.out.clone(),
         quota: args.quota,
+        gaps: args.gaps.options(&CarrierTable::vietnam())?,
+        villages: match &args.villages {
+            Some(p) => {
+                let props = VillageProperties {
+                    id: args.village_id.clone(),
+                    name: args.village_name.clone(),
+                };
+                Some(load_villages(p, &props)?)
+            }
+            None => None,
+        },
     };
     if !(opts.ingest.snap_m >= 0.0) {
         anyhow::bail!("--snap-m must be a distance in metres ≥ 0");
@@ -287,6 +384,8 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
         },
         out: args.out.clone(),
         quota: 300,
+        gaps: args.gaps.options(&CarrierTable::vietnam())?,
+        villages: Some(villages),
     };
     let report = analyze(boundaries, &opts, &mut progress_reporter())?;
     print_report(&report, &args.out);
@@ -329,5 +428,46 @@ fn print_report(r: &AnalyzeReport, out: &Path) {
             q.samples
         );
     }
+    if let Some(totals) = &r.village_status {
+        let v = &r.summary.extra["villages"];
+        println!(
+            "villages: {} inside units ({} outside), {} samples matched to a village; status over the window:",
+            v["inside"], v["outside"], v["samples_with_village"]
+        );
+        println!(
+            "{:<14} {:>8} {:>13} {:>6} {:>6} {:>13}",
+            "carrier", "no_data", "insufficient", "weak", "ok", "below_target"
+        );
+        let carriers: Vec<&str> = r
+            .heatmap_cells
+            .iter()
+            .map(|(c, _)| c.as_str())
+            .filter(|c| *c != "ALL")
+            .collect();
+        for (c, t) in carriers.iter().zip(totals) {
+            let n = |s: Status| t.by_status[Status::ALL.iter().position(|x| *x == s).unwrap_or(0)];
+            println!(
+                "{:<14} {:>8} {:>13} {:>6} {:>6} {:>13}",
+                c,
+                n(Status::NoData),
+                n(Status::Insufficient),
+                n(Status::Weak),
+                n(Status::Ok),
+                t.below_target
+            );
+        }
+        if let Some(p) = r.plan_items {
+            println!(
+                "plan: {p} villages to visit in units under quota ({} tests)",
+                v["plan_tests"]
+            );
+        }
+    }
+    let cells: Vec<String> = r
+        .heatmap_cells
+        .iter()
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    println!("heatmap cells: {}", cells.join(", "));
     println!("outputs in {}", out.display());
 }

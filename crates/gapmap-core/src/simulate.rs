@@ -15,7 +15,8 @@
 //!   the median download falls with distance to the nearest site
 //!   (`1 / (1 + (d / 2.5 km)²)`), and beyond the dead-zone distance
 //!   (default 7 km) tests are failures (0 Mbps, 35 %) or very slow (median
-//!   0.8 Mbps). Log-normal spread σ = 0.6 around the median; 2 % failed tests
+//!   0.8 Mbps); villages in a terrain shadow (per carrier, 4 % for Viettel
+//!   to 20 % for Gmobile) are dead zones too, for tests taken near them. Log-normal spread σ = 0.6 around the median; 2 % failed tests
 //!   everywhere; 5G ×3 (towns), 3G ×0.15, 2G ×0.02. Speeds are scaled so the
 //!   mean mobile download equals Ookla's national average for the year
 //!   (`data/ookla_vietnam_mobile_by_year.csv`; later years use the last).
@@ -57,6 +58,9 @@ pub struct SimCarrier {
     pub centre_site: f64,
     /// Relative speed of the network.
     pub speed: f64,
+    /// Probability that a village is in a terrain shadow (a dead zone
+    /// whatever the distance to a site), as in mountain valleys.
+    pub shadow: f64,
 }
 
 /// Vietnam's carriers with approximate market shares (Viettel about 55 %).
@@ -70,6 +74,7 @@ pub fn vietnam_carriers() -> Vec<SimCarrier> {
             village_site: 0.55,
             centre_site: 0.97,
             speed: 1.1,
+            shadow: 0.04,
         },
         SimCarrier {
             spellings: vec!["VinaPhone", "VNPT", "452-02"],
@@ -78,6 +83,7 @@ pub fn vietnam_carriers() -> Vec<SimCarrier> {
             village_site: 0.35,
             centre_site: 0.9,
             speed: 1.0,
+            shadow: 0.07,
         },
         SimCarrier {
             spellings: vec!["MobiFone", "mobifone", "452-01"],
@@ -86,6 +92,7 @@ pub fn vietnam_carriers() -> Vec<SimCarrier> {
             village_site: 0.3,
             centre_site: 0.88,
             speed: 1.0,
+            shadow: 0.08,
         },
         SimCarrier {
             spellings: vec!["Vietnamobile", "452-05"],
@@ -94,6 +101,7 @@ pub fn vietnam_carriers() -> Vec<SimCarrier> {
             village_site: 0.08,
             centre_site: 0.45,
             speed: 0.6,
+            shadow: 0.15,
         },
         SimCarrier {
             spellings: vec!["Gmobile", "452-07"],
@@ -102,6 +110,7 @@ pub fn vietnam_carriers() -> Vec<SimCarrier> {
             village_site: 0.03,
             centre_site: 0.25,
             speed: 0.4,
+            shadow: 0.2,
         },
     ]
 }
@@ -354,6 +363,11 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
         }
         sites.push(rstar::RTree::bulk_load(pts));
     }
+    // Terrain shadows per village and carrier.
+    let nc = opts.carriers.len();
+    let shadow: Vec<bool> = (0..villages.len() * nc)
+        .map(|i| rng.random::<f64>() < opts.carriers[i % nc].shadow)
+        .collect();
     let nearest_site = |ci: usize, lon: f64, lat: f64| -> f64 {
         sites[ci]
             .nearest_neighbor([lon, lat])
@@ -372,6 +386,7 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
         download: f64,
         upload_ratio: f64,
         mobile: bool,
+        dead: bool,
     }
     let mut drafts: Vec<Draft> = Vec::new();
     let mut device_pools: HashMap<usize, Vec<(String, usize, bool)>> = HashMap::new();
@@ -399,18 +414,21 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
             let dev_cum = cumulative(pool.iter().map(|d| if d.2 { 3.0 } else { 1.0 }));
             let (device, ci, android) = pool[pick(&mut rng, &dev_cum)].clone();
             // Place.
-            let (lon, lat) =
+            let (lon, lat, near_village) =
                 if rng.random::<f64>() < opts.campaign_share || unit.villages.is_empty() {
                     let sigma = if unit.villages.is_empty() {
                         1_500.0
                     } else {
                         300.0
                     };
-                    jitter(&mut rng, unit.centre.0, unit.centre.1, sigma)
+                    let (x, y) = jitter(&mut rng, unit.centre.0, unit.centre.1, sigma);
+                    (x, y, None)
                 } else {
                     let vc = cumulative(unit.villages.iter().map(|&v| activity[v]));
-                    let v = &villages[unit.villages[pick(&mut rng, &vc)]];
-                    jitter(&mut rng, v.lon, v.lat, 400.0)
+                    let vi = unit.villages[pick(&mut rng, &vc)];
+                    let v = &villages[vi];
+                    let (x, y) = jitter(&mut rng, v.lon, v.lat, 400.0);
+                    (x, y, Some(vi))
                 };
             // Network.
             let r: f64 = rng.random();
@@ -428,7 +446,25 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
             };
             let carrier = &opts.carriers[ci];
             let d = nearest_site(ci, lon, lat);
-            let (median, dead) = model_median(carrier.speed, d, opts.dead_zone_m);
+            // A shadow covers a hamlet's area: the test's nearest village of its unit within 2 km.
+            let _ = near_village;
+            let area = unit
+                .villages
+                .iter()
+                .map(|&vi| {
+                    (
+                        haversine_m(lon, lat, villages[vi].lon, villages[vi].lat),
+                        vi,
+                    )
+                })
+                .filter(|(d, _)| *d <= 2_000.0)
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+            let shadowed = area.is_some_and(|(_, vi)| shadow[vi * nc + ci]);
+            let (median, dead) = model_median(
+                carrier.speed,
+                if shadowed { f64::INFINITY } else { d },
+                opts.dead_zone_m,
+            );
             let mobile = network != "WIFI";
             let fail = rng.random::<f64>()
                 < if dead && mobile {
@@ -480,30 +516,37 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
                 download,
                 upload_ratio: 0.2 + 0.3 * rng.random::<f64>(),
                 mobile,
+                dead,
             });
         }
     }
-    // Calibrate: the mean mobile download equals the national figure.
+    // Calibrate: the mean mobile download equals the national figure. Dead-zone
+    // tests are a physical floor and are not scaled; live tests are scaled so
+    // that (scale × Σ live + Σ dead) / n = target.
     let year = opts.to.to_string()[..4].parse::<i32>().unwrap_or(2025);
     let target = national_mean_mbps(year);
-    let mobile: Vec<f64> = drafts
-        .iter()
-        .filter(|d| d.mobile)
-        .map(|d| d.download)
-        .collect();
-    let mean = if mobile.is_empty() {
-        1.0
+    let (mut live_sum, mut dead_sum, mut n) = (0.0, 0.0, 0usize);
+    for d in drafts.iter().filter(|d| d.mobile) {
+        n += 1;
+        if d.dead {
+            dead_sum += d.download
+        } else {
+            live_sum += d.download
+        }
+    }
+    #[allow(clippy::cast_precision_loss, reason = "sample counts")]
+    let scale = if live_sum > 0.0 {
+        ((target * n as f64 - dead_sum) / live_sum).max(0.0)
     } else {
-        mobile.iter().sum::<f64>() / mobile.len() as f64
+        1.0
     };
-    let scale = if mean > 0.0 { target / mean } else { 1.0 };
     let mut rows: Vec<SimRow> = drafts
         .into_iter()
         .map(|mut d| {
-            let dl = if d.mobile {
-                d.download * scale
-            } else {
-                d.download * 40.0
+            let dl = match (d.mobile, d.dead) {
+                (true, false) => d.download * scale,
+                (true, true) => d.download,
+                (false, _) => d.download * 40.0,
             };
             d.fields[6] = fmt_decimal(Some(dl.min(9_999.0)), 2);
             d.fields[7] = fmt_decimal(Some(dl * d.upload_ratio), 2);
@@ -517,7 +560,12 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
         let Some(u) = village_unit[vi] else { continue };
         for (ci, c) in opts.carriers.iter().enumerate() {
             let d = nearest_site(ci, v.lon, v.lat);
-            let (m, dead) = model_median(c.speed, d, opts.dead_zone_m);
+            let shadowed = shadow[vi * nc + ci];
+            let (m, dead) = model_median(
+                c.speed,
+                if shadowed { f64::INFINITY } else { d },
+                opts.dead_zone_m,
+            );
             let true_median = if dead {
                 mixture_median(m, SIGMA, FAIL_DEAD)
             } else {

@@ -1,0 +1,567 @@
+//! Villages and hamlets with no, too few or weak measurements, per carrier;
+//! their rollups per unit; and the measurement plan.
+
+use std::cmp::{Ordering, Reverse};
+use std::path::Path;
+
+use geo::InteriorPoint;
+use rayon::prelude::*;
+use rstar::{AABB, RTree, primitives::GeomWithData};
+
+use crate::boundaries::{Boundaries, Locator};
+use crate::codes::cmp_codes;
+use crate::error::Result;
+use crate::geodesy::{degree_margins, haversine_m};
+use crate::geojson_out::{Prop, Shape, feature, write_collection};
+use crate::ingest_run::Ingested;
+use crate::month::Month;
+use crate::output::{fmt_decimal, fmt_probability, write_csv};
+use crate::report::{LevelStats, ancestor_table};
+use crate::rule::{Rule, Status, Verdict};
+use crate::villages::Village;
+
+/// Villages placed in their finest unit and indexed for nearest search.
+#[derive(Debug)]
+pub struct VillageIndex {
+    /// Villages inside a unit, sorted by unit then id.
+    pub villages: Vec<Village>,
+    /// Finest unit of each village in `villages`.
+    pub unit: Vec<u32>,
+    /// Villages outside every unit (not used further).
+    pub outside: u64,
+    tree: RTree<GeomWithData<[f64; 2], u32>>,
+}
+
+impl VillageIndex {
+    /// Places each village in the finest unit whose polygon contains it (no snapping).
+    #[must_use]
+    pub fn new(b: &Boundaries, all: Vec<Village>) -> Self {
+        let locator = Locator::new(b, 0.0);
+        let mut placed: Vec<(u32, Village)> = Vec::with_capacity(all.len());
+        let mut outside = 0;
+        for v in all {
+            match locator.locate(v.lon, v.lat) {
+                Some(p) => placed.push((p.unit(), v)),
+                None => outside += 1,
+            }
+        }
+        placed.sort_by(|a, c| a.0.cmp(&c.0).then_with(|| cmp_codes(&a.1.id, &c.1.id)));
+        let (unit, villages): (Vec<u32>, Vec<Village>) = placed.into_iter().unzip();
+        #[allow(clippy::cast_possible_truncation, reason = "village counts fit u32")]
+        let tree = RTree::bulk_load(
+            villages
+                .iter()
+                .enumerate()
+                .map(|(i, v)| GeomWithData::new([v.lon, v.lat], i as u32))
+                .collect(),
+        );
+        Self {
+            villages,
+            unit,
+            outside,
+            tree,
+        }
+    }
+
+    /// The nearest village of `unit` within `radius_m` of (lon, lat), great-circle;
+    /// ties go to the lowest village id.
+    #[must_use]
+    pub fn nearest(&self, lon: f64, lat: f64, unit: u32, radius_m: f64) -> Option<u32> {
+        let (dlon, dlat) = degree_margins(lat, radius_m);
+        let window = AABB::from_corners([lon - dlon, lat - dlat], [lon + dlon, lat + dlat]);
+        let mut best: Option<(f64, u32)> = None;
+        for e in self.tree.locate_in_envelope(window) {
+            let i = e.data;
+            if self.unit[i as usize] != unit {
+                continue;
+            }
+            let v = &self.villages[i as usize];
+            let d = haversine_m(lon, lat, v.lon, v.lat);
+            if d > radius_m {
+                continue;
+            }
+            let better = best.is_none_or(|(bd, bi)| {
+                d < bd
+                    || (d == bd
+                        && cmp_codes(&v.id, &self.villages[bi as usize].id) == Ordering::Less)
+            });
+            if better {
+                best = Some((d, i));
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+}
+
+/// Settings of gap detection.
+#[derive(Debug, Clone)]
+pub struct GapOptions {
+    /// The status rule.
+    pub rule: Rule,
+    /// Canonical carriers to judge, in output order.
+    pub carriers: Vec<String>,
+    /// Samples farther than this from every village of their unit have no village.
+    pub village_radius_m: f64,
+}
+
+/// Verdicts for every village (inside a unit) and every listed carrier.
+#[derive(Debug)]
+pub struct VillageVerdicts {
+    /// `verdicts[village][carrier]`, carriers in [`GapOptions::carriers`] order.
+    pub verdicts: Vec<Vec<Verdict>>,
+    /// Accepted samples assigned to a village.
+    pub samples_with_village: u64,
+}
+
+/// Assigns samples to villages and judges every village for every carrier.
+#[must_use]
+pub fn judge_villages(index: &VillageIndex, ing: &Ingested, opts: &GapOptions) -> VillageVerdicts {
+    // Ingested carrier index → position in the list (or none).
+    let pos: Vec<Option<usize>> = ing
+        .carriers
+        .iter()
+        .map(|c| opts.carriers.iter().position(|l| l == c))
+        .collect();
+    let assigned: Vec<Option<u32>> = ing
+        .samples
+        .par_iter()
+        .map(|s| index.nearest(s.lon, s.lat, s.unit, opts.village_radius_m))
+        .collect();
+    let nc = opts.carriers.len();
+    let mut downloads: Vec<Vec<f64>> = vec![Vec::new(); index.villages.len() * nc];
+    let mut devices: Vec<Vec<u32>> = vec![Vec::new(); index.villages.len() * nc];
+    let mut with_village = 0u64;
+    for (s, v) in ing.samples.iter().zip(&assigned) {
+        let Some(v) = v else { continue };
+        with_village += 1;
+        if let Some(c) = pos[s.carrier as usize] {
+            downloads[*v as usize * nc + c].push(s.download);
+            devices[*v as usize * nc + c].push(s.device);
+        }
+    }
+    let verdicts = (0..index.villages.len())
+        .map(|v| {
+            (0..nc)
+                .map(|c| {
+                    let slot = v * nc + c;
+                    let mut d = std::mem::take(&mut devices[slot]);
+                    d.sort_unstable();
+                    d.dedup();
+                    opts.rule.judge(&mut downloads[slot], d.len() as u64)
+                })
+                .collect()
+        })
+        .collect();
+    VillageVerdicts {
+        verdicts,
+        samples_with_village: with_village,
+    }
+}
+
+fn worst(vs: &[Verdict]) -> Status {
+    vs.iter()
+        .map(|v| v.status)
+        .max_by_key(|s| s.severity())
+        .unwrap_or(Status::NoData)
+}
+
+/// Writes `villages.csv` and `villages.geojson`.
+///
+/// # Errors
+/// A file cannot be written.
+pub fn write_villages(
+    out: &Path,
+    b: &Boundaries,
+    index: &VillageIndex,
+    vv: &VillageVerdicts,
+    opts: &GapOptions,
+) -> Result<()> {
+    let finest = b.finest();
+    let mut rows = Vec::new();
+    let mut features = Vec::with_capacity(index.villages.len());
+    for (i, v) in index.villages.iter().enumerate() {
+        let unit = &finest[index.unit[i] as usize];
+        let pop = fmt_decimal(v.population, 0);
+        for (c, verdict) in opts.carriers.iter().zip(&vv.verdicts[i]) {
+            rows.push([
+                v.id.clone(),
+                v.name.clone(),
+                unit.code.clone(),
+                c.clone(),
+                verdict.samples.to_string(),
+                verdict.devices.to_string(),
+                fmt_decimal(verdict.median, 3),
+                fmt_decimal(verdict.share_below, 4),
+                fmt_probability(verdict.weak_p),
+                verdict.status.as_str().to_owned(),
+                verdict
+                    .below_target
+                    .map(|b| b.to_string())
+                    .unwrap_or_default(),
+                pop.clone(),
+                fmt_decimal(Some(v.lon), 6),
+                fmt_decimal(Some(v.lat), 6),
+            ]);
+        }
+        let mut props = vec![
+            ("village_id", Prop::Str(v.id.clone())),
+            ("name", Prop::Str(v.name.clone())),
+            ("unit_code", Prop::Str(unit.code.clone())),
+            ("unit_name", Prop::Str(unit.name.clone())),
+            ("population", Prop::Num(v.population, 0)),
+            (
+                "worst_status",
+                Prop::Str(worst(&vv.verdicts[i]).as_str().to_owned()),
+            ),
+        ];
+        let keys: Vec<(String, String, String)> = opts
+            .carriers
+            .iter()
+            .map(|c| {
+                let s = crate::carrier::slug(c);
+                (
+                    format!("status_{s}"),
+                    format!("samples_{s}"),
+                    format!("median_mbps_{s}"),
+                )
+            })
+            .collect();
+        for (k, verdict) in keys.iter().zip(&vv.verdicts[i]) {
+            props.push((k.0.as_str(), Prop::Str(verdict.status.as_str().to_owned())));
+            props.push((k.1.as_str(), Prop::Int(verdict.samples)));
+            props.push((k.2.as_str(), Prop::Num(verdict.median, 3)));
+        }
+        features.push(feature(&Shape::Point(v.lon, v.lat), &props));
+    }
+    write_csv(
+        &out.join("villages.csv"),
+        &[
+            "village_id",
+            "name",
+            "unit_code",
+            "carrier",
+            "samples",
+            "devices",
+            "download_median_mbps",
+            "share_below",
+            "weak_p",
+            "status",
+            "below_target",
+            "population",
+            "lon",
+            "lat",
+        ],
+        rows,
+    )?;
+    write_collection(&out.join("villages.geojson"), "villages", &features)
+}
+
+/// Counts of villages per status for one unit and carrier.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    /// Villages.
+    pub villages: u64,
+    /// Per status in [`Status::ALL`] order.
+    pub by_status: [u64; 4],
+    /// Villages whose median is below the national target.
+    pub below_target: u64,
+}
+
+impl StatusCounts {
+    fn add(&mut self, v: &Verdict) {
+        self.villages += 1;
+        let i = Status::ALL.iter().position(|s| *s == v.status).unwrap_or(0);
+        self.by_status[i] += 1;
+        self.below_target += u64::from(v.below_target == Some(true));
+    }
+}
+
+/// Per carrier, the number of villages in each status (for printing and summary.json).
+#[must_use]
+pub fn status_totals(vv: &VillageVerdicts, ncarriers: usize) -> Vec<StatusCounts> {
+    let mut t = vec![StatusCounts::default(); ncarriers];
+    for vs in &vv.verdicts {
+        for (c, v) in vs.iter().enumerate() {
+            t[c].add(v);
+        }
+    }
+    t
+}
+
+/// Writes `unit_gaps.csv`: per unit of every level and carrier, the number and
+/// share of villages in each status over the window.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_unit_gaps(
+    out: &Path,
+    b: &Boundaries,
+    index: &VillageIndex,
+    vv: &VillageVerdicts,
+    opts: &GapOptions,
+) -> Result<()> {
+    let anc = ancestor_table(b);
+    let nc = opts.carriers.len();
+    let mut rows = Vec::new();
+    for (li, level) in b.levels.0.iter().enumerate() {
+        let mut counts = vec![vec![StatusCounts::default(); nc]; b.units[li].len()];
+        for (vi, vs) in vv.verdicts.iter().enumerate() {
+            let u = anc[li][index.unit[vi] as usize] as usize;
+            for (c, v) in vs.iter().enumerate() {
+                counts[u][c].add(v);
+            }
+        }
+        for (ui, unit) in b.units[li].iter().enumerate() {
+            for (c, name) in opts.carriers.iter().enumerate() {
+                let k = &counts[ui][c];
+                #[allow(clippy::cast_precision_loss, reason = "village counts are small")]
+                let share = |n: u64| {
+                    if k.villages == 0 {
+                        String::new()
+                    } else {
+                        fmt_decimal(Some(n as f64 / k.villages as f64), 4)
+                    }
+                };
+                let mut row = vec![
+                    level.name.clone(),
+                    unit.code.clone(),
+                    unit.name.clone(),
+                    name.clone(),
+                    k.villages.to_string(),
+                ];
+                row.extend(k.by_status.iter().map(u64::to_string));
+                row.extend(k.by_status.iter().map(|n| share(*n)));
+                row.push(k.below_target.to_string());
+                rows.push(row);
+            }
+        }
+    }
+    write_csv(
+        &out.join("unit_gaps.csv"),
+        &[
+            "level",
+            "code",
+            "name",
+            "carrier",
+            "villages",
+            "no_data",
+            "insufficient",
+            "weak",
+            "ok",
+            "share_no_data",
+            "share_insufficient",
+            "share_weak",
+            "share_ok",
+            "below_target",
+        ],
+        rows,
+    )
+}
+
+/// One line of the measurement plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanItem {
+    /// Finest unit index.
+    pub unit: u32,
+    /// Village index in the [`VillageIndex`].
+    pub village: usize,
+    /// 1-based rank within the unit.
+    pub rank: usize,
+    /// Carriers with `no_data` or `insufficient`, as `Carrier:status`.
+    pub missing: Vec<String>,
+    /// Great-circle metres from the unit's interior point.
+    pub distance_m: f64,
+    /// Tests to collect there.
+    pub tests: u64,
+}
+
+/// Tests one village needs for one carrier to become judgeable:
+/// enough samples, from enough devices.
+fn tests_to_judge(v: &Verdict, rule: &Rule) -> u64 {
+    rule.min_samples
+        .saturating_sub(v.samples)
+        .max(rule.min_devices.saturating_sub(v.devices))
+}
+
+/// Builds the plan for the units of the finest level that miss the quota in `month`.
+///
+/// Within a unit, villages are ranked by (1) carriers lacking data, most
+/// first, (2) population, largest first (unknown = 0), (3) distance from the
+/// unit's interior point, nearest first, (4) village id. Each village needs,
+/// per lacking carrier, `max(min_samples − n, min_devices − d)` tests; when
+/// these add up to less than the unit's deficit, the rest is spread evenly in
+/// rank order, so the plan's total is `max(deficit, Σ needs)`.
+#[must_use]
+pub fn plan(
+    b: &Boundaries,
+    index: &VillageIndex,
+    vv: &VillageVerdicts,
+    stats: &LevelStats,
+    month: Month,
+    quota: u64,
+    opts: &GapOptions,
+) -> Vec<PlanItem> {
+    let finest_level = b.units.len() - 1;
+    let mut by_unit: Vec<Vec<usize>> = vec![Vec::new(); b.finest().len()];
+    for (vi, u) in index.unit.iter().enumerate() {
+        by_unit[*u as usize].push(vi);
+    }
+    let mut items = Vec::new();
+    for (u, villages) in by_unit.iter().enumerate() {
+        #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
+        let samples = stats[finest_level]
+            .get(&(month, u as u32))
+            .map_or(0, |s| s.all.samples);
+        if samples >= quota {
+            continue;
+        }
+        let deficit = quota - samples;
+        let centre = b.shapes[u].interior_point().map(|p| (p.x(), p.y()));
+        let mut cand: Vec<(PlanItem, u64, f64)> = villages
+            .iter()
+            .filter_map(|&vi| {
+                let vs = &vv.verdicts[vi];
+                let lacking: Vec<usize> = (0..vs.len())
+                    .filter(|&c| matches!(vs[c].status, Status::NoData | Status::Insufficient))
+                    .collect();
+                if lacking.is_empty() {
+                    return None;
+                }
+                let v = &index.villages[vi];
+                let need: u64 = lacking
+                    .iter()
+                    .map(|&c| tests_to_judge(&vs[c], &opts.rule))
+                    .sum();
+                #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
+                let item = PlanItem {
+                    unit: u as u32,
+                    village: vi,
+                    rank: 0,
+                    missing: lacking
+                        .iter()
+                        .map(|&c| format!("{}:{}", opts.carriers[c], vs[c].status.as_str()))
+                        .collect(),
+                    distance_m: centre.map_or(0.0, |(x, y)| haversine_m(x, y, v.lon, v.lat)),
+                    tests: 0,
+                };
+                Some((item, need, v.population.unwrap_or(0.0)))
+            })
+            .collect();
+        cand.sort_by(|a, c| {
+            Reverse(a.0.missing.len())
+                .cmp(&Reverse(c.0.missing.len()))
+                .then_with(|| c.2.total_cmp(&a.2))
+                .then_with(|| a.0.distance_m.total_cmp(&c.0.distance_m))
+                .then_with(|| {
+                    cmp_codes(
+                        &index.villages[a.0.village].id,
+                        &index.villages[c.0.village].id,
+                    )
+                })
+        });
+        let needs: u64 = cand.iter().map(|c| c.1).sum();
+        let extra = deficit.saturating_sub(needs);
+        let m = cand.len() as u64;
+        for (r, (mut item, need, _)) in cand.into_iter().enumerate() {
+            let share = if m == 0 {
+                0
+            } else {
+                extra / m + u64::from((r as u64) < extra % m)
+            };
+            item.rank = r + 1;
+            item.tests = need + share;
+            items.push(item);
+        }
+    }
+    items
+}
+
+/// Writes `plan.csv` and `plan.geojson`.
+///
+/// # Errors
+/// A file cannot be written.
+pub fn write_plan(
+    out: &Path,
+    b: &Boundaries,
+    index: &VillageIndex,
+    stats: &LevelStats,
+    month: Option<Month>,
+    quota: u64,
+    items: &[PlanItem],
+) -> Result<()> {
+    let Some(month) = month else {
+        return write_plan_rows(out, Vec::new(), Vec::new());
+    };
+    let finest_level = b.units.len() - 1;
+    let mut rows = Vec::with_capacity(items.len());
+    let mut features = Vec::with_capacity(items.len());
+    for it in items {
+        let unit = &b.finest()[it.unit as usize];
+        let v = &index.villages[it.village];
+        let samples = stats[finest_level]
+            .get(&(month, it.unit))
+            .map_or(0, |s| s.all.samples);
+        let row = [
+            month.to_string(),
+            unit.code.clone(),
+            unit.name.clone(),
+            samples.to_string(),
+            quota.saturating_sub(samples).to_string(),
+            it.rank.to_string(),
+            v.id.clone(),
+            v.name.clone(),
+            fmt_decimal(v.population, 0),
+            it.missing.len().to_string(),
+            it.missing.join(";"),
+            it.tests.to_string(),
+            fmt_decimal(Some(it.distance_m), 0),
+            fmt_decimal(Some(v.lon), 6),
+            fmt_decimal(Some(v.lat), 6),
+        ];
+        features.push(feature(
+            &Shape::Point(v.lon, v.lat),
+            &[
+                ("month", Prop::Str(row[0].clone())),
+                ("unit_code", Prop::Str(row[1].clone())),
+                ("unit_name", Prop::Str(row[2].clone())),
+                ("unit_samples", Prop::Int(samples)),
+                ("unit_deficit", Prop::Int(quota.saturating_sub(samples))),
+                ("rank", Prop::Int(it.rank as u64)),
+                ("village_id", Prop::Str(v.id.clone())),
+                ("name", Prop::Str(v.name.clone())),
+                ("population", Prop::Num(v.population, 0)),
+                ("carriers_lacking", Prop::Int(it.missing.len() as u64)),
+                ("lacking", Prop::Str(row[10].clone())),
+                ("tests_needed", Prop::Int(it.tests)),
+                ("distance_to_centre_m", Prop::Num(Some(it.distance_m), 0)),
+            ],
+        ));
+        rows.push(row);
+    }
+    write_plan_rows(out, rows, features)
+}
+
+fn write_plan_rows(out: &Path, rows: Vec<[String; 15]>, features: Vec<String>) -> Result<()> {
+    write_csv(
+        &out.join("plan.csv"),
+        &[
+            "month",
+            "unit_code",
+            "unit_name",
+            "unit_samples",
+            "unit_deficit",
+            "rank",
+            "village_id",
+            "name",
+            "population",
+            "carriers_lacking",
+            "lacking",
+            "tests_needed",
+            "distance_to_centre_m",
+            "lon",
+            "lat",
+        ],
+        rows,
+    )?;
+    write_collection(&out.join("plan.geojson"), "plan", &features)
+}

@@ -1,0 +1,158 @@
+//! Hand-written RFC 7946 GeoJSON: lon/lat order, counter-clockwise exterior
+//! rings, no `crs`, 6 decimals, properties in a fixed order. Written by hand
+//! so that output is byte-stable and property order is the documented one.
+
+use std::path::Path;
+
+use crate::error::Result;
+use crate::output::{fmt_decimal, write_atomic};
+
+/// A property value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prop {
+    /// A string.
+    Str(String),
+    /// A number with the given decimals (trailing zeros trimmed).
+    Num(Option<f64>, usize),
+    /// An integer.
+    Int(u64),
+    /// A boolean or null.
+    Bool(Option<bool>),
+    /// A number already formatted (e.g. a p-value), or null when empty.
+    Raw(String),
+}
+
+/// A feature: a point or a polygon ring (closed, any orientation) and properties.
+#[derive(Debug, Clone)]
+pub enum Shape {
+    /// (lon, lat).
+    Point(f64, f64),
+    /// One exterior ring of (lon, lat).
+    Ring(Vec<(f64, f64)>),
+}
+
+fn coord(out: &mut String, x: f64, y: f64) {
+    out.push('[');
+    out.push_str(&fmt_decimal(Some(x), 6));
+    out.push(',');
+    out.push_str(&fmt_decimal(Some(y), 6));
+    out.push(']');
+}
+
+/// Twice the signed area (positive = counter-clockwise in lon/lat).
+#[must_use]
+pub fn signed_area2(ring: &[(f64, f64)]) -> f64 {
+    ring.windows(2)
+        .map(|w| w[0].0 * w[1].1 - w[1].0 * w[0].1)
+        .sum()
+}
+
+/// One feature as a JSON line.
+#[must_use]
+pub fn feature(shape: &Shape, props: &[(&str, Prop)]) -> String {
+    let mut s = String::with_capacity(256);
+    s.push_str("{\"type\":\"Feature\",\"geometry\":");
+    match shape {
+        Shape::Point(x, y) => {
+            s.push_str("{\"type\":\"Point\",\"coordinates\":");
+            coord(&mut s, *x, *y);
+            s.push('}');
+        }
+        Shape::Ring(ring) => {
+            let mut r: Vec<(f64, f64)> = ring
+                .iter()
+                .map(|&(x, y)| ((x * 1e6).round() / 1e6, (y * 1e6).round() / 1e6))
+                .collect();
+            if r.first() != r.last() {
+                if let Some(&f) = r.first() {
+                    r.push(f);
+                }
+            }
+            if signed_area2(&r) < 0.0 {
+                r.reverse();
+            }
+            s.push_str("{\"type\":\"Polygon\",\"coordinates\":[[");
+            for (i, (x, y)) in r.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                coord(&mut s, *x, *y);
+            }
+            s.push_str("]]}");
+        }
+    }
+    s.push_str(",\"properties\":{");
+    for (i, (k, v)) in props.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&serde_json::Value::from(*k).to_string());
+        s.push(':');
+        match v {
+            Prop::Str(x) => s.push_str(&serde_json::Value::from(x.as_str()).to_string()),
+            Prop::Num(None, _) | Prop::Bool(None) => s.push_str("null"),
+            Prop::Num(Some(x), d) => s.push_str(&fmt_decimal(Some(*x), *d)),
+            Prop::Int(x) => s.push_str(&x.to_string()),
+            Prop::Bool(Some(b)) => s.push_str(if *b { "true" } else { "false" }),
+            Prop::Raw(x) if x.is_empty() => s.push_str("null"),
+            Prop::Raw(x) => s.push_str(x),
+        }
+    }
+    s.push_str("}}");
+    s
+}
+
+/// Writes a FeatureCollection of pre-rendered features atomically. `name` is
+/// the layer name GDAL and QGIS show (a foreign member RFC 7946 allows).
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_collection(path: &Path, name: &str, features: &[String]) -> Result<()> {
+    write_atomic(path, |w| {
+        write!(
+            w,
+            "{{\"type\":\"FeatureCollection\",\"name\":{},\"features\":[",
+            serde_json::Value::from(name)
+        )?;
+        for (i, f) in features.iter().enumerate() {
+            w.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+            w.write_all(f.as_bytes())?;
+        }
+        w.write_all(b"\n]}\n")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clockwise_rings_are_reversed_and_closed() {
+        let cw = vec![(0.0, 0.0), (0.0, 1.0), (1.0, 1.0), (1.0, 0.0)];
+        let f = feature(&Shape::Ring(cw), &[("a", Prop::Int(1))]);
+        let v: serde_json::Value = serde_json::from_str(&f).expect("valid json");
+        let ring = v["geometry"]["coordinates"][0].as_array().expect("ring");
+        assert_eq!(ring.first(), ring.last());
+        let pts: Vec<(f64, f64)> = ring
+            .iter()
+            .map(|p| (p[0].as_f64().expect("x"), p[1].as_f64().expect("y")))
+            .collect();
+        assert!(signed_area2(&pts) > 0.0);
+    }
+
+    #[test]
+    fn six_decimals_and_nulls() {
+        let f = feature(
+            &Shape::Point(105.123_456_789, 21.1),
+            &[
+                ("s", Prop::Str("Bản \"A\"".into())),
+                ("n", Prop::Num(None, 3)),
+                ("p", Prop::Raw(String::new())),
+            ],
+        );
+        assert_eq!(
+            f,
+            r#"{"type":"Feature","geometry":{"type":"Point","coordinates":[105.123457,21.1]},"properties":{"s":"Bản \"A\"","n":null,"p":null}}"#
+        );
+    }
+}
