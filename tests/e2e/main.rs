@@ -11,5 +11,7 @@
 mod accounting;
 mod errors;
 mod formats;
+mod gaps;
+mod heatmap;
 mod oracle;
 mod util;
