@@ -14,4 +14,5 @@ mod formats;
 mod gaps;
 mod heatmap;
 mod oracle;
+mod recall;
 mod util;
