@@ -389,7 +389,8 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
         dead: bool,
     }
     let mut drafts: Vec<Draft> = Vec::new();
-    let mut device_pools: HashMap<usize, Vec<(String, usize, bool)>> = HashMap::new();
+    type Pool = (Vec<(String, usize, bool)>, Vec<f64>);
+    let mut device_pools: HashMap<usize, Pool> = HashMap::new();
     let mut test_no: u64 = 0;
     for month in opts.from.through(opts.to) {
         let year = month.to_string()[..4].parse::<i32>().unwrap_or(2025);
@@ -403,16 +404,18 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
                 let expected = opts.samples_per_month as f64 * unit.weight
                     / unit_cum.last().copied().unwrap_or(1.0);
                 let n = ((expected / 6.0).ceil() as usize).clamp(1, 5_000);
-                (0..n)
+                let devices = (0..n)
                     .map(|k| {
                         let carrier = pick(&mut rng, &share);
                         let android = rng.random::<f64>() < 0.75;
                         (format!("dev-{}-{k}", finest[ui].code), carrier, android)
                     })
-                    .collect()
+                    .collect::<Vec<_>>();
+                // Android devices run auto-tests: three times the rate of iOS.
+                let cum = cumulative(devices.iter().map(|d| if d.2 { 3.0 } else { 1.0 }));
+                (devices, cum)
             });
-            let dev_cum = cumulative(pool.iter().map(|d| if d.2 { 3.0 } else { 1.0 }));
-            let (device, ci, android) = pool[pick(&mut rng, &dev_cum)].clone();
+            let (device, ci, android) = pool.0[pick(&mut rng, &pool.1)].clone();
             // Place.
             let (lon, lat, near_village) =
                 if rng.random::<f64>() < opts.campaign_share || unit.villages.is_empty() {
