@@ -11,6 +11,7 @@
 mod accounting;
 mod errors;
 mod formats;
+mod national;
 mod gaps;
 mod heatmap;
 mod oracle;

@@ -47,17 +47,28 @@ fn seg_dist(p: [f64; 2], a: [f64; 2], b: [f64; 2]) -> f64 {
 
 type Poly = Vec<Vec<[f64; 2]>>;
 
-fn communes() -> Vec<(String, Vec<Poly>)> {
-    let text =
-        std::fs::read_to_string(repo().join("data/vn_default/communes.geojson")).expect("read");
+/// A unit's code, polygons and bounding box (min lon, min lat, max lon, max lat).
+pub struct OracleUnit {
+    pub code: String,
+    polys: Vec<Poly>,
+    bbox: [f64; 4],
+}
+
+fn communes() -> Vec<OracleUnit> {
+    load_units(&repo().join("data/vn_default/communes.geojson"), "commune_id")
+}
+
+/// Loads polygons with plain serde_json, sorted by numeric code.
+pub fn load_units(path: &std::path::Path, code_prop: &str) -> Vec<OracleUnit> {
+    let text = std::fs::read_to_string(path).expect("read");
     let v: serde_json::Value = serde_json::from_str(&text).expect("json");
-    let mut out: Vec<(String, Vec<Poly>)> = v["features"]
+    let mut out: Vec<OracleUnit> = v["features"]
         .as_array()
         .expect("features")
         .iter()
         .map(|f| {
-            let code = f["properties"]["commune_id"].to_string();
-            let polys = f["geometry"]["coordinates"]
+            let code = f["properties"][code_prop].to_string();
+            let polys: Vec<Poly> = f["geometry"]["coordinates"]
                 .as_array()
                 .expect("multipolygon")
                 .iter()
@@ -75,36 +86,39 @@ fn communes() -> Vec<(String, Vec<Poly>)> {
                         .collect()
                 })
                 .collect();
-            (code, polys)
+            let mut bbox = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+            for p in polys.iter().flatten().flatten() {
+                let p: &[f64; 2] = p;
+                bbox = [bbox[0].min(p[0]), bbox[1].min(p[1]), bbox[2].max(p[0]), bbox[3].max(p[1])];
+            }
+            OracleUnit { code, polys, bbox }
         })
         .collect();
-    out.sort_by_key(|(c, _)| c.parse::<u64>().expect("numeric code"));
+    out.sort_by_key(|u| u.code.parse::<u64>().expect("numeric code"));
     out
 }
 
 /// The commune of a point: containment (lowest code first), else the nearest
 /// edge within 500 m, else None.
-fn brute_locate(cs: &[(String, Vec<Poly>)], x: f64, y: f64) -> Option<String> {
-    for (code, polys) in cs {
-        if polys
-            .iter()
-            .any(|p| in_ring(x, y, &p[0]) && !p[1..].iter().any(|h| in_ring(x, y, h)))
-        {
-            return Some(code.clone());
+pub fn brute_locate(cs: &[OracleUnit], x: f64, y: f64) -> Option<String> {
+    for u in cs {
+        let b = u.bbox;
+        if x < b[0] || x > b[2] || y < b[1] || y > b[3] {
+            continue;
+        }
+        if u.polys.iter().any(|p| in_ring(x, y, &p[0]) && !p[1..].iter().any(|h| in_ring(x, y, h))) {
+            return Some(u.code.clone());
         }
     }
     let mut best: Option<(f64, &str)> = None;
-    for (code, polys) in cs {
-        // Cheap prefilter: skip communes whose every vertex is > 20 km away.
-        let near = polys
-            .iter()
-            .flatten()
-            .flatten()
-            .any(|v| haversine(x, y, v[0], v[1]) < 20_000.0);
-        if !near {
+    for u in cs {
+        // Prefilter: 0.01° (≥ 1 km at these latitudes) around the bounding box.
+        let b = u.bbox;
+        if x < b[0] - 0.01 || x > b[2] + 0.01 || y < b[1] - 0.01 || y > b[3] + 0.01 {
             continue;
         }
-        for ring in polys.iter().flatten() {
+        let code = u.code.as_str();
+        for ring in u.polys.iter().flatten() {
             for w in ring.windows(2) {
                 let d = seg_dist([x, y], w[0], w[1]);
                 if d <= 500.0 && best.is_none_or(|(bd, _)| d < bd) {

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::util::{gapmap_ok, read_csv, repo, s};
+use crate::util::{gapmap_ok, read_csv, s};
 
 #[test]
 fn weak_rule_against_ground_truth() {

@@ -191,20 +191,21 @@ pub struct SimOutput {
 /// Ookla's national mean download for a year (later years: the last year given).
 #[must_use]
 pub fn national_mean_mbps(year: i32) -> f64 {
-    let mut best: Option<(i32, f64)> = None;
-    for line in OOKLA.lines().skip(1) {
-        let mut parts = line.split(',');
-        let (Some(y), Some(v)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let (Ok(y), Ok(v)) = (y.trim().parse::<i32>(), v.trim().parse::<f64>()) else {
-            continue;
-        };
-        if y <= year && best.is_none_or(|(by, _)| y > by) || best.is_none() {
-            best = Some((y, v));
-        }
-    }
-    best.map_or(50.0, |b| b.1)
+    let table: Vec<(i32, f64)> = OOKLA
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut parts = line.split(',');
+            Some((parts.next()?.trim().parse().ok()?, parts.next()?.trim().parse().ok()?))
+        })
+        .collect();
+    // The latest year not after `year`; before the first year, the first.
+    table
+        .iter()
+        .rev()
+        .find(|(y, _)| *y <= year)
+        .or_else(|| table.first())
+        .map_or(50.0, |(_, v)| *v)
 }
 
 /// Standard normal draw (Box–Muller).
@@ -632,11 +633,27 @@ fn dirty(rng: &mut ChaCha8Rng, rows: &mut Vec<SimRow>, rate: f64) {
             _ => f[1] = f[1].replace('T', " at "),
         }
     }
-    // Duplicates are re-sent copies that arrive later in the export.
-    for (k, (_, row)) in extra.into_iter().enumerate() {
-        let at = (n / 2 + k * 7919) % (rows.len() + 1);
-        rows.insert(at.max(1).min(rows.len()), row);
+    // Duplicates are re-sent copies that arrive later in the export: each goes
+    // a few thousand rows after its original (one pass, no repeated inserts).
+    if extra.is_empty() {
+        return;
     }
+    let mut later: Vec<(usize, SimRow)> = extra
+        .into_iter()
+        .enumerate()
+        .map(|(k, (i, row))| ((i + 1 + (k * 7919) % 5_000).min(n), row))
+        .collect();
+    later.sort_by_key(|(at, _)| *at);
+    let mut merged = Vec::with_capacity(n + later.len());
+    let mut pending = later.into_iter().peekable();
+    for (i, row) in std::mem::take(rows).into_iter().enumerate() {
+        while let Some((_, dup)) = pending.next_if(|(at, _)| *at == i) {
+            merged.push(dup);
+        }
+        merged.push(row);
+    }
+    merged.extend(pending.map(|(_, dup)| dup));
+    *rows = merged;
 }
 
 /// Writes sample rows to CSV, or Parquet when the path ends in `.parquet`.
