@@ -253,8 +253,20 @@ fn month(flag: &str, s: &str) -> Result<Month> {
 
 fn load_boundaries(args: &BoundaryArgs) -> Result<Boundaries> {
     let levels: Levels = args.levels.parse()?;
-    Boundaries::load(&args.boundaries, levels)
-        .with_context(|| format!("cannot load boundaries from {}", args.boundaries.display()))
+    let b = Boundaries::load(&args.boundaries, levels)
+        .with_context(|| format!("cannot load boundaries from {}", args.boundaries.display()))?;
+    warn_all(&b.warnings);
+    Ok(b)
+}
+
+/// Prints non-fatal warnings to stderr (the first 10, then a count).
+fn warn_all(warnings: &[String]) {
+    for w in warnings.iter().take(10) {
+        eprintln!("gapmap: warning: {w}");
+    }
+    if warnings.len() > 10 {
+        eprintln!("gapmap: warning: … and {} more", warnings.len() - 10);
+    }
 }
 
 /// Reports rows read on a terminal only, so logs stay clean.

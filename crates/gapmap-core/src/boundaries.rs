@@ -94,6 +94,8 @@ pub struct Boundaries {
     pub units: Vec<Vec<Unit>>,
     /// Polygons of the finest units, by finest-unit index.
     pub shapes: Vec<MultiPolygon<f64>>,
+    /// Non-fatal problems found while loading (e.g. a unit without a name).
+    pub warnings: Vec<String>,
 }
 
 /// A property as a code or name string: strings verbatim, integers without
@@ -194,6 +196,7 @@ impl Boundaries {
         }
         // Per level: code -> (name, parent code), in first-seen order.
         let mut seen: Vec<HashMap<String, (String, Option<String>)>> = vec![HashMap::new(); depth];
+        let mut warnings = Vec::new();
         let mut finest_shapes: HashMap<String, Vec<geo::Polygon<f64>>> = HashMap::new();
         for (index, f) in features.iter().enumerate() {
             let shape = feature_shape(path, index, f)?;
@@ -216,7 +219,16 @@ impl Boundaries {
                     })
                 };
                 let code = get(&level.code_property)?;
-                let name = get(&level.name_property)?;
+                // A unit without a name is kept (its code identifies it), with a warning.
+                let name = get(&level.name_property).unwrap_or_else(|_| {
+                    warnings.push(format!(
+                        "{}: feature {index}: {} '{code}' has no name in '{}'; kept with an empty name",
+                        path.display(),
+                        level.name,
+                        level.name_property
+                    ));
+                    String::new()
+                });
                 match seen[li].get(&code) {
                     Some((_, p)) if *p != parent => {
                         return Err(Error::Layer {
@@ -266,11 +278,7 @@ impl Boundaries {
             .iter()
             .map(|u| MultiPolygon(finest_shapes.remove(&u.code).unwrap_or_default()))
             .collect();
-        Ok(Self {
-            levels,
-            units,
-            shapes,
-        })
+        Ok(Self { levels, units, shapes, warnings })
     }
 
     /// The finest level's units.
@@ -468,15 +476,23 @@ mod tests {
     }
 
     #[test]
-    fn missing_property_names_the_feature_and_fix() {
+    fn missing_code_names_the_feature_and_fix() {
         let mut f = square("10", "2", 0.0, 0.0, 1.0);
-        f.remove_property("cn");
+        f.remove_property("c");
         let e = Boundaries::from_features(Path::new("b.geojson"), &[f], levels()).unwrap_err();
         let msg = e.to_string();
-        assert!(
-            msg.contains("feature 0") && msg.contains("'cn'") && msg.contains("--levels"),
-            "{msg}"
-        );
+        assert!(msg.contains("feature 0") && msg.contains("'c'") && msg.contains("--levels"), "{msg}");
+    }
+
+    #[test]
+    fn missing_name_keeps_the_unit_with_a_warning() {
+        // As in the 2009 communes (features 2272 and 11162 have null names).
+        let mut f = square("10", "2", 0.0, 0.0, 1.0);
+        f.set_property("cn", serde_json::Value::Null);
+        let b = Boundaries::from_features(Path::new("b.geojson"), &[f], levels()).expect("kept");
+        assert_eq!(b.finest()[0].name, "");
+        assert_eq!(b.warnings.len(), 1);
+        assert!(b.warnings[0].contains("'10'") && b.warnings[0].contains("'cn'"), "{}", b.warnings[0]);
     }
 
     #[test]

@@ -47,7 +47,8 @@ pub fn sort_values(values: &mut [f64]) {
 ///
 /// This is the one-sided sign test's p-value for "the median is below the
 /// threshold" when `k` of `n` samples are below it. Exact (one rounding)
-/// for n ≤ 126, log-space summation beyond.
+/// for n ≤ 120 (the largest intermediate, C(n, i)·(n − i), stays below
+/// 2^128), log-space summation beyond.
 #[must_use]
 pub fn binomial_upper_tail_half(n: u64, k: u64) -> f64 {
     if k == 0 {
@@ -56,7 +57,7 @@ pub fn binomial_upper_tail_half(n: u64, k: u64) -> f64 {
     if k > n {
         return 0.0;
     }
-    if n <= 126 {
+    if n <= 120 {
         let mut c: u128 = 1; // C(n, 0)
         let mut tail: u128 = 0;
         for i in 0..=n {
@@ -126,6 +127,24 @@ mod tests {
         assert_eq!(binomial_upper_tail_half(4, 0), 1.0);
         assert_eq!(binomial_upper_tail_half(0, 0), 1.0);
         assert_eq!(binomial_upper_tail_half(3, 4), 0.0);
+    }
+
+    #[test]
+    fn binomial_tail_every_n_and_k_up_to_300() {
+        // Naive f64 pmf recurrence as the oracle; covers both paths and the
+        // switch at n = 120 (n = 126 used to overflow).
+        for n in 0..=300u64 {
+            let mut pmf = vec![0.5f64.powi(n as i32)];
+            for i in 0..n {
+                let next = pmf[i as usize] * (n - i) as f64 / (i + 1) as f64;
+                pmf.push(next);
+            }
+            for k in 0..=n {
+                let want: f64 = pmf[k as usize..].iter().sum::<f64>().min(1.0);
+                let got = binomial_upper_tail_half(n, k);
+                assert!((got - want).abs() <= 1e-9 * want + 1e-300, "n={n} k={k}: {got} vs {want}");
+            }
+        }
     }
 
     #[test]
