@@ -8,12 +8,19 @@
 //! - `formats`: Parquet and CSV give the same results; runs are byte-identical.
 //! - `errors`: bad input gives a clear message and exit code 2, never a panic.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests report and fail loudly"
+)]
+
 mod accounting;
 mod errors;
 mod formats;
-mod national;
 mod gaps;
 mod heatmap;
+mod national;
 mod oracle;
 mod recall;
 mod util;

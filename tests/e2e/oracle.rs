@@ -55,7 +55,10 @@ pub struct OracleUnit {
 }
 
 fn communes() -> Vec<OracleUnit> {
-    load_units(&repo().join("data/vn_default/communes.geojson"), "commune_id")
+    load_units(
+        &repo().join("data/vn_default/communes.geojson"),
+        "commune_id",
+    )
 }
 
 /// Loads polygons with plain serde_json, sorted by numeric code.
@@ -86,10 +89,20 @@ pub fn load_units(path: &std::path::Path, code_prop: &str) -> Vec<OracleUnit> {
                         .collect()
                 })
                 .collect();
-            let mut bbox = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+            let mut bbox = [
+                f64::INFINITY,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                f64::NEG_INFINITY,
+            ];
             for p in polys.iter().flatten().flatten() {
                 let p: &[f64; 2] = p;
-                bbox = [bbox[0].min(p[0]), bbox[1].min(p[1]), bbox[2].max(p[0]), bbox[3].max(p[1])];
+                bbox = [
+                    bbox[0].min(p[0]),
+                    bbox[1].min(p[1]),
+                    bbox[2].max(p[0]),
+                    bbox[3].max(p[1]),
+                ];
             }
             OracleUnit { code, polys, bbox }
         })
@@ -106,7 +119,10 @@ pub fn brute_locate(cs: &[OracleUnit], x: f64, y: f64) -> Option<String> {
         if x < b[0] || x > b[2] || y < b[1] || y > b[3] {
             continue;
         }
-        if u.polys.iter().any(|p| in_ring(x, y, &p[0]) && !p[1..].iter().any(|h| in_ring(x, y, h))) {
+        if u.polys
+            .iter()
+            .any(|p| in_ring(x, y, &p[0]) && !p[1..].iter().any(|h| in_ring(x, y, h)))
+        {
             return Some(u.code.clone());
         }
     }

@@ -312,7 +312,7 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
             None => None,
         },
     };
-    if !(opts.ingest.snap_m >= 0.0) {
+    if opts.ingest.snap_m.is_nan() || opts.ingest.snap_m < 0.0 {
         anyhow::bail!("--snap-m must be a distance in metres ≥ 0");
     }
     let report = analyze(boundaries, &opts, &mut progress_reporter())?;

@@ -278,7 +278,12 @@ impl Boundaries {
             .iter()
             .map(|u| MultiPolygon(finest_shapes.remove(&u.code).unwrap_or_default()))
             .collect();
-        Ok(Self { levels, units, shapes, warnings })
+        Ok(Self {
+            levels,
+            units,
+            shapes,
+            warnings,
+        })
     }
 
     /// The finest level's units.
@@ -471,7 +476,7 @@ mod tests {
             square("10", "2", 0.0, 0.0, 1.0),
             square("10", "1", 1.0, 0.0, 1.0),
         ];
-        let e = Boundaries::from_features(Path::new("t"), &fs, levels()).unwrap_err();
+        let e = Boundaries::from_features(Path::new("t"), &fs, levels()).expect_err("invalid");
         assert!(e.to_string().contains("two parents"), "{e}");
     }
 
@@ -479,9 +484,13 @@ mod tests {
     fn missing_code_names_the_feature_and_fix() {
         let mut f = square("10", "2", 0.0, 0.0, 1.0);
         f.remove_property("c");
-        let e = Boundaries::from_features(Path::new("b.geojson"), &[f], levels()).unwrap_err();
+        let e =
+            Boundaries::from_features(Path::new("b.geojson"), &[f], levels()).expect_err("invalid");
         let msg = e.to_string();
-        assert!(msg.contains("feature 0") && msg.contains("'c'") && msg.contains("--levels"), "{msg}");
+        assert!(
+            msg.contains("feature 0") && msg.contains("'c'") && msg.contains("--levels"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -492,7 +501,11 @@ mod tests {
         let b = Boundaries::from_features(Path::new("b.geojson"), &[f], levels()).expect("kept");
         assert_eq!(b.finest()[0].name, "");
         assert_eq!(b.warnings.len(), 1);
-        assert!(b.warnings[0].contains("'10'") && b.warnings[0].contains("'cn'"), "{}", b.warnings[0]);
+        assert!(
+            b.warnings[0].contains("'10'") && b.warnings[0].contains("'cn'"),
+            "{}",
+            b.warnings[0]
+        );
     }
 
     #[test]

@@ -463,11 +463,9 @@ pub fn plan(
         let extra = deficit.saturating_sub(needs);
         let m = cand.len() as u64;
         for (r, (mut item, need, _)) in cand.into_iter().enumerate() {
-            let share = if m == 0 {
-                0
-            } else {
-                extra / m + u64::from((r as u64) < extra % m)
-            };
+            let share = extra
+                .checked_div(m)
+                .map_or(0, |q| q + u64::from((r as u64) < extra % m));
             item.rank = r + 1;
             item.tests = need + share;
             items.push(item);

@@ -78,7 +78,7 @@ pub fn fmt_decimal(v: Option<f64>, decimals: usize) -> String {
 pub fn fmt_probability(v: Option<f64>) -> String {
     match v {
         None => String::new(),
-        Some(p) if p == 0.0 => "0".to_owned(),
+        Some(0.0) => "0".to_owned(),
         Some(p) => {
             #[allow(
                 clippy::cast_possible_truncation,

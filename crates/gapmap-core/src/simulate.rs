@@ -196,7 +196,10 @@ pub fn national_mean_mbps(year: i32) -> f64 {
         .skip(1)
         .filter_map(|line| {
             let mut parts = line.split(',');
-            Some((parts.next()?.trim().parse().ok()?, parts.next()?.trim().parse().ok()?))
+            Some((
+                parts.next()?.trim().parse().ok()?,
+                parts.next()?.trim().parse().ok()?,
+            ))
         })
         .collect();
     // The latest year not after `year`; before the first year, the first.
@@ -616,11 +619,11 @@ fn dirty(rng: &mut ChaCha8Rng, rows: &mut Vec<SimRow>, rate: f64) {
     }
     let n = rows.len();
     let mut extra = Vec::new();
-    for i in 0..n {
+    for (i, row) in rows.iter_mut().enumerate() {
         if rng.random::<f64>() >= rate {
             continue;
         }
-        let f = &mut rows[i].fields;
+        let f = &mut row.fields;
         match rng.random_range(0..6) {
             0 => {
                 f[2] = "0".to_owned();
@@ -628,7 +631,7 @@ fn dirty(rng: &mut ChaCha8Rng, rows: &mut Vec<SimRow>, rate: f64) {
             }
             1 => f.swap(2, 3),
             2 => f[6] = format!("-{}", f[6]),
-            3 => extra.push((i, rows[i].clone())),
+            3 => extra.push((i, SimRow { fields: f.clone() })),
             4 => f[9] = String::new(),
             _ => f[1] = f[1].replace('T', " at "),
         }

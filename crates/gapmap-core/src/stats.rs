@@ -111,10 +111,10 @@ mod tests {
         assert_eq!(median_sorted(&[5.0]), Some(5.0));
         assert_eq!(median_sorted(&[]), None);
         // numpy.percentile([1,2,3,4], 10) = 1.3; 90 → 3.7
-        assert!((quantile_sorted(&v, 0.1).unwrap() - 1.3).abs() < 1e-12);
-        assert!((quantile_sorted(&v, 0.9).unwrap() - 3.7).abs() < 1e-12);
+        assert!((quantile_sorted(&v, 0.1).expect("non-empty") - 1.3).abs() < 1e-12);
+        assert!((quantile_sorted(&v, 0.9).expect("non-empty") - 3.7).abs() < 1e-12);
         // numpy.percentile([0, 10], 10) = 1.0
-        assert!((quantile_sorted(&[0.0, 10.0], 0.1).unwrap() - 1.0).abs() < 1e-12);
+        assert!((quantile_sorted(&[0.0, 10.0], 0.1).expect("non-empty") - 1.0).abs() < 1e-12);
         assert_eq!(quantile_sorted(&[7.0], 0.9), Some(7.0));
     }
 
@@ -142,7 +142,10 @@ mod tests {
             for k in 0..=n {
                 let want: f64 = pmf[k as usize..].iter().sum::<f64>().min(1.0);
                 let got = binomial_upper_tail_half(n, k);
-                assert!((got - want).abs() <= 1e-9 * want + 1e-300, "n={n} k={k}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() <= 1e-9 * want + 1e-300,
+                    "n={n} k={k}: {got} vs {want}"
+                );
             }
         }
     }
