@@ -1,33 +1,15 @@
 //! Parquet and CSV inputs agree; repeated runs are byte-identical.
 
-use crate::util::{gapmap_ok, read_csv, repo, s};
+use crate::util::{default_data, gapmap_ok, read_csv, s, simulate_default};
 
 fn simulate(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    let (b, v) = (
-        repo().join("data/vn_default/communes.geojson"),
-        repo().join("data/vn_default/villages.geojson"),
-    );
     let p = dir.join(name);
-    gapmap_ok(&[
-        "simulate",
-        "--boundaries",
-        s(&b),
-        "--villages",
-        s(&v),
-        "--out",
-        s(&p),
-        "--seed",
-        "3",
-        "--samples",
-        "3000",
-        "--dirty-rate",
-        "0.05",
-    ]);
+    simulate_default(&p, 3, 3000, 0.05);
     p
 }
 
 fn analyze(samples: &std::path::Path, out: &std::path::Path) {
-    let b = repo().join("data/vn_default/communes.geojson");
+    let (b, _) = default_data();
     gapmap_ok(&[
         "analyze",
         "--samples",

@@ -2,42 +2,14 @@
 //! hexagon of the ALL layer (checked by ray casting here, independent of
 //! h3o), counts that add up, and GDAL opening the layer without warnings.
 
-use crate::util::{gapmap_ok, json, read_csv, repo, s};
-
-fn in_ring(x: f64, y: f64, ring: &[[f64; 2]]) -> bool {
-    let mut c = false;
-    for w in ring.windows(2) {
-        let ([x1, y1], [x2, y2]) = (w[0], w[1]);
-        if (y1 > y) != (y2 > y) && x < (x2 - x1) * (y - y1) / (y2 - y1) + x1 {
-            c = !c;
-        }
-    }
-    c
-}
+use crate::util::{default_data, gapmap_ok, in_ring, json, read_csv, s, simulate_default};
 
 fn simulate_and_analyze() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (b, v) = (
-        repo().join("data/vn_default/communes.geojson"),
-        repo().join("data/vn_default/villages.geojson"),
-    );
+    let (b, _) = default_data();
     let samples = dir.path().join("s.csv");
     let out = dir.path().join("out");
-    gapmap_ok(&[
-        "simulate",
-        "--boundaries",
-        s(&b),
-        "--villages",
-        s(&v),
-        "--out",
-        s(&samples),
-        "--seed",
-        "11",
-        "--samples",
-        "4000",
-        "--dirty-rate",
-        "0",
-    ]);
+    simulate_default(&samples, 11, 4000, 0.0);
     gapmap_ok(&[
         "analyze",
         "--samples",

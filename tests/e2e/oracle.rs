@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::util::{gapmap_ok, read_csv, repo, s};
+use crate::util::{default_data, gapmap_ok, in_ring, read_csv, repo, s, simulate_default};
 
 const R: f64 = 6_371_008.8;
 
@@ -14,17 +14,6 @@ fn haversine(lon1: f64, lat1: f64, lon2: f64, lat2: f64) -> f64 {
     let a = ((p2 - p1) / 2.0).sin().powi(2)
         + p1.cos() * p2.cos() * ((lon2 - lon1).to_radians() / 2.0).sin().powi(2);
     2.0 * R * a.sqrt().asin()
-}
-
-fn in_ring(x: f64, y: f64, ring: &[[f64; 2]]) -> bool {
-    let mut c = false;
-    for w in ring.windows(2) {
-        let ([x1, y1], [x2, y2]) = (w[0], w[1]);
-        if (y1 > y) != (y2 > y) && x < (x2 - x1) * (y - y1) / (y2 - y1) + x1 {
-            c = !c;
-        }
-    }
-    c
 }
 
 /// Distance to a segment: dense sampling along it (an independent, slower
@@ -149,29 +138,10 @@ pub fn brute_locate(cs: &[OracleUnit], x: f64, y: f64) -> Option<String> {
 #[test]
 fn quota_counts_equal_brute_force_point_in_polygon() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (b, v) = (
-        repo().join("data/vn_default/communes.geojson"),
-        repo().join("data/vn_default/villages.geojson"),
-    );
+    let (b, _) = default_data();
     let samples = dir.path().join("samples.csv");
     let out = dir.path().join("out");
-    gapmap_ok(&[
-        "simulate",
-        "--boundaries",
-        s(&b),
-        "--villages",
-        s(&v),
-        "--out",
-        s(&samples),
-        "--seed",
-        "7",
-        "--from",
-        "2025-06",
-        "--samples",
-        "6000",
-        "--dirty-rate",
-        "0",
-    ]);
+    simulate_default(&samples, 7, 6000, 0.0);
     gapmap_ok(&[
         "analyze",
         "--samples",

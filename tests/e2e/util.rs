@@ -56,3 +56,50 @@ pub fn json(path: &Path) -> serde_json::Value {
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// The embedded default boundaries and villages (Bắc Kạn + Quảng Ninh).
+pub fn default_data() -> (PathBuf, PathBuf) {
+    (
+        repo().join("data/vn_default/communes.geojson"),
+        repo().join("data/vn_default/villages.geojson"),
+    )
+}
+
+/// Simulates one month (2025-06) over the default data into `out`.
+pub fn simulate_default(out: &Path, seed: u64, samples: u64, dirty_rate: f64) {
+    let (b, v) = default_data();
+    let (seed, samples, dirty) = (
+        seed.to_string(),
+        samples.to_string(),
+        dirty_rate.to_string(),
+    );
+    gapmap_ok(&[
+        "simulate",
+        "--boundaries",
+        s(&b),
+        "--villages",
+        s(&v),
+        "--out",
+        s(out),
+        "--seed",
+        &seed,
+        "--from",
+        "2025-06",
+        "--samples",
+        &samples,
+        "--dirty-rate",
+        &dirty,
+    ]);
+}
+
+/// Ray casting (crossing number) on a closed ring: an oracle independent of geo and h3o.
+pub fn in_ring(x: f64, y: f64, ring: &[[f64; 2]]) -> bool {
+    let mut c = false;
+    for w in ring.windows(2) {
+        let ([x1, y1], [x2, y2]) = (w[0], w[1]);
+        if (y1 > y) != (y2 > y) && x < (x2 - x1) * (y - y1) / (y2 - y1) + x1 {
+            c = !c;
+        }
+    }
+    c
+}
