@@ -252,3 +252,33 @@ fn default_window_spans_rows_that_pass_every_check() {
     assert_eq!(summary["rows"]["excluded"]["outside_window"], 0);
     assert_eq!(summary["rows"]["accepted"], 9);
 }
+
+#[test]
+fn repeated_samples_flag_equals_one_flag_with_several_files() {
+    let (one, _) = run(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let (a, b, w) = (fixture("a.csv"), fixture("b.csv"), fixture("wards.geojson"));
+    gapmap_ok(&[
+        "analyze",
+        "--samples",
+        s(&a),
+        "--boundaries",
+        s(&w),
+        "--samples",
+        s(&b),
+        "--levels",
+        LEVELS,
+        "--out",
+        s(&out),
+        "--column",
+        "lat=latitude",
+        "--quota",
+        "2",
+    ]);
+    for f in ["quota.csv", "unit_stats.csv", "rejects.csv", "summary.json"] {
+        let x = std::fs::read(one.path().join("out").join(f)).expect("one flag");
+        let y = std::fs::read(out.join(f)).expect("repeated flag");
+        assert!(x == y, "{f} differs");
+    }
+}

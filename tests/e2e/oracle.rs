@@ -59,11 +59,16 @@ pub fn load_units(path: &std::path::Path, code_prop: &str) -> Vec<OracleUnit> {
         .expect("features")
         .iter()
         .map(|f| {
-            let code = f["properties"][code_prop].to_string();
-            let polys: Vec<Poly> = f["geometry"]["coordinates"]
-                .as_array()
-                .expect("multipolygon")
-                .iter()
+            let v = &f["properties"][code_prop];
+            let code = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            // A Polygon is a MultiPolygon of one.
+            let coords = &f["geometry"]["coordinates"];
+            let parts: Vec<&serde_json::Value> = match f["geometry"]["type"].as_str() {
+                Some("Polygon") => vec![coords],
+                _ => coords.as_array().expect("multipolygon").iter().collect(),
+            };
+            let polys: Vec<Poly> = parts
+                .into_iter()
                 .map(|poly| {
                     poly.as_array()
                         .expect("rings")
@@ -96,7 +101,7 @@ pub fn load_units(path: &std::path::Path, code_prop: &str) -> Vec<OracleUnit> {
             OracleUnit { code, polys, bbox }
         })
         .collect();
-    out.sort_by_key(|u| u.code.parse::<u64>().expect("numeric code"));
+    out.sort_by_key(|u| (u.code.parse::<u64>().expect("numeric code"), u.code.clone()));
     out
 }
 
@@ -223,4 +228,70 @@ fn quota_counts_equal_brute_force_point_in_polygon() {
             r[2]
         );
     }
+}
+
+#[test]
+fn two_level_reform_hierarchy_with_zero_padded_codes() {
+    // Samples simulated over the 2009 communes, analysed with the two-level
+    // 2025 layer of Quảng Ninh (province code "22", commune codes like "06652").
+    let dir = tempfile::tempdir().expect("tempdir");
+    let samples = dir.path().join("samples.csv");
+    let out = dir.path().join("out");
+    simulate_default(&samples, 5, 6000, 0.0);
+    let b = crate::util::fixture("quang_ninh_2025_approx.geojson");
+    gapmap_ok(&[
+        "analyze",
+        "--samples",
+        s(&samples),
+        "--boundaries",
+        s(&b),
+        "--levels",
+        "province=ma_tinh_2025:ma_tinh_2025,commune=ma_xa_2025:ten_xa_2025",
+        "--out",
+        s(&out),
+    ]);
+    let units = load_units(&b, "ma_xa_2025");
+    let (header, rows) = read_csv(&samples);
+    let col = |n: &str| header.iter().position(|h| h == n).expect(n);
+    let mut count: HashMap<String, u64> = HashMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| !r[col("network")].eq_ignore_ascii_case("wifi"))
+    {
+        let (y, x): (f64, f64) = (
+            r[col("lat")].parse().expect("lat"),
+            r[col("lon")].parse().expect("lon"),
+        );
+        if let Some(code) = brute_locate(&units, x, y) {
+            *count.entry(code).or_default() += 1;
+        }
+    }
+    let (_, quota) = read_csv(&out.join("quota.csv"));
+    assert_eq!(quota.len(), 1 + 54, "one month, one province, 54 communes");
+    let province = &quota[0];
+    assert_eq!(
+        (
+            province[1].as_str(),
+            province[2].as_str(),
+            province[4].as_str()
+        ),
+        ("province", "22", "")
+    );
+    for r in &quota[1..] {
+        assert_eq!(r[1], "commune");
+        assert_eq!(r[2].len(), 5, "zero-padded code kept: {}", r[2]);
+        assert_eq!(r[4], "22");
+        assert_eq!(
+            r[5],
+            count.get(&r[2]).copied().unwrap_or(0).to_string(),
+            "{}",
+            r[2]
+        );
+    }
+    let total: u64 = count.values().sum();
+    assert!(
+        total > 1_000,
+        "Quảng Ninh gets a share of the samples ({total})"
+    );
+    assert_eq!(province[5], total.to_string());
 }
