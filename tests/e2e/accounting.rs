@@ -62,6 +62,7 @@ fn rows_read_equals_accepted_plus_excluded_plus_rejected() {
         "t1 (L12), t11 (L21), t2 in b.csv (L2)"
     );
     assert_eq!(r["outside_boundaries"], 1, "t11 (L13)");
+    assert_eq!(rows["snapped"], 1, "t12, 311 m east of ward 0102");
     assert!(
         stdout.contains("rows read 22 = accepted 8 + excluded 2"),
         "{stdout}"
