@@ -1,6 +1,6 @@
 //! Parquet and CSV inputs agree; repeated runs are byte-identical.
 
-use crate::util::{default_data, gapmap_ok, read_csv, s, simulate_default};
+use crate::util::{analyze_default, read_csv, simulate_default};
 
 fn simulate(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     let p = dir.join(name);
@@ -8,26 +8,13 @@ fn simulate(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
     p
 }
 
-fn analyze(samples: &std::path::Path, out: &std::path::Path) {
-    let (b, _) = default_data();
-    gapmap_ok(&[
-        "analyze",
-        "--samples",
-        s(samples),
-        "--boundaries",
-        s(&b),
-        "--out",
-        s(out),
-    ]);
-}
-
 #[test]
 fn parquet_and_csv_give_the_same_report() {
     let dir = tempfile::tempdir().expect("tempdir");
     let csv = simulate(dir.path(), "s.csv");
     let pq = simulate(dir.path(), "s.parquet");
-    analyze(&csv, &dir.path().join("a"));
-    analyze(&pq, &dir.path().join("b"));
+    analyze_default(&csv, &dir.path().join("a"));
+    analyze_default(&pq, &dir.path().join("b"));
     for f in ["quota.csv", "unit_stats.csv"] {
         let a = std::fs::read(dir.path().join("a").join(f)).expect("a");
         let b = std::fs::read(dir.path().join("b").join(f)).expect("b");
@@ -63,8 +50,8 @@ fn runs_are_byte_identical() {
         std::fs::read(&again).unwrap(),
         "… gives the same file"
     );
-    analyze(&csv, &dir.path().join("a"));
-    analyze(&csv, &dir.path().join("b"));
+    analyze_default(&csv, &dir.path().join("a"));
+    analyze_default(&csv, &dir.path().join("b"));
     let mut names = Vec::new();
     let mut stack = vec![std::path::PathBuf::new()];
     while let Some(rel) = stack.pop() {

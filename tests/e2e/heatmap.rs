@@ -2,23 +2,14 @@
 //! hexagon of the ALL layer (checked by ray casting here, independent of
 //! h3o), counts that add up, and GDAL opening the layer without warnings.
 
-use crate::util::{default_data, gapmap_ok, in_ring, json, read_csv, s, simulate_default};
+use crate::util::{analyze_default, in_ring, json, read_csv, s, simulate_default};
 
 fn simulate_and_analyze() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (b, _) = default_data();
     let samples = dir.path().join("s.csv");
     let out = dir.path().join("out");
     simulate_default(&samples, 11, 4000, 0.0);
-    gapmap_ok(&[
-        "analyze",
-        "--samples",
-        s(&samples),
-        "--boundaries",
-        s(&b),
-        "--out",
-        s(&out),
-    ]);
+    analyze_default(&samples, &out);
     (dir, samples, out)
 }
 

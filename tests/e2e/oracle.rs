@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::util::{default_data, gapmap_ok, in_ring, read_csv, repo, s, simulate_default};
+use crate::util::{analyze_default, gapmap_ok, in_ring, read_csv, repo, s, simulate_default};
 
 const R: f64 = 6_371_008.8;
 
@@ -143,19 +143,10 @@ pub fn brute_locate(cs: &[OracleUnit], x: f64, y: f64) -> Option<String> {
 #[test]
 fn quota_counts_equal_brute_force_point_in_polygon() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (b, _) = default_data();
     let samples = dir.path().join("samples.csv");
     let out = dir.path().join("out");
     simulate_default(&samples, 7, 6000, 0.0);
-    gapmap_ok(&[
-        "analyze",
-        "--samples",
-        s(&samples),
-        "--boundaries",
-        s(&b),
-        "--out",
-        s(&out),
-    ]);
+    analyze_default(&samples, &out);
 
     let cs = communes();
     let (header, rows) = read_csv(&samples);

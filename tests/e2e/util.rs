@@ -103,3 +103,17 @@ pub fn in_ring(x: f64, y: f64, ring: &[[f64; 2]]) -> bool {
     }
     c
 }
+
+/// Analyses `samples` over the default boundaries into `out`.
+pub fn analyze_default(samples: &Path, out: &Path) {
+    let (b, _) = default_data();
+    gapmap_ok(&[
+        "analyze",
+        "--samples",
+        s(samples),
+        "--boundaries",
+        s(&b),
+        "--out",
+        s(out),
+    ]);
+}
