@@ -202,4 +202,14 @@ fn garbage_rows_are_rejected_not_fatal() {
         rows["accepted"].as_u64().unwrap() + rejected + excluded
     );
     assert!(rows["rejected"]["missing_field"].as_u64().unwrap() >= 2);
+    // The unbalanced quote on line 4 swallowed line 5: a warning says where to look.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("junk.csv: line 4: a quoted field spans lines 4-"),
+        "{stderr}"
+    );
+    assert!(
+        summary["warnings"][0].as_str().unwrap().contains("line 4"),
+        "{summary}"
+    );
 }

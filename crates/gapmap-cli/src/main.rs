@@ -405,6 +405,7 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
 }
 
 fn print_report(r: &AnalyzeReport, out: &Path) {
+    warn_all(&r.ingested.warnings);
     let c = &r.ingested.counts;
     println!(
         "rows read {} = accepted {} + excluded {} (wifi {}, outside window {}) + rejected {}",

@@ -75,6 +75,9 @@ pub fn analyze(
         .map(|(c, n)| serde_json::json!({"carrier": c, "cells": n}))
         .collect();
     summary.extra.insert("heatmap".to_owned(), layers.into());
+    summary
+        .extra
+        .insert("warnings".to_owned(), ingested.warnings.clone().into());
     let mut village_status = None;
     let mut plan_items = None;
     if let Some(villages) = &opts.villages {

@@ -7,6 +7,9 @@ use polars::prelude::{DataType, SerReader, TimeUnit};
 use crate::error::{Error, Result};
 use crate::schema::{ColumnMap, FIELD_COUNT, Field, RawRow};
 
+/// Warnings of one kind reported per file; the rest are counted.
+const MAX_WARNINGS_PER_FILE: usize = 20;
+
 /// Rows handed to the caller at a time.
 pub const CHUNK_ROWS: usize = 1 << 16;
 
@@ -42,15 +45,19 @@ impl Format {
 
 /// Reads a sample file, calling `on_chunk` with up to [`CHUNK_ROWS`] rows at a time.
 ///
+/// Problems that do not stop the run (e.g. a quoted field spanning lines)
+/// are pushed to `warnings`, each naming the file, the line and the fix.
+///
 /// # Errors
 /// The file cannot be opened or read, or lacks a required column.
 pub fn read_rows(
     path: &Path,
     columns: &ColumnMap,
+    warnings: &mut Vec<String>,
     on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
 ) -> Result<()> {
     match Format::of(path)? {
-        Format::Csv => read_csv(path, columns, on_chunk),
+        Format::Csv => read_csv(path, columns, warnings, on_chunk),
         Format::Parquet => read_parquet(path, columns, on_chunk),
     }
 }
@@ -81,6 +88,7 @@ fn resolve_columns(
 fn read_csv(
     path: &Path,
     columns: &ColumnMap,
+    warnings: &mut Vec<String>,
     on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
 ) -> Result<()> {
     let csv_err = |source| Error::Csv {
@@ -111,8 +119,24 @@ fn read_csv(
     let index = resolve_columns(path, columns, &headers)?;
     let mut record = csv::ByteRecord::new();
     let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+    let mut spanning = 0usize;
     while reader.read_byte_record(&mut record).map_err(csv_err)? {
         let line = record.position().map_or(0, csv::Position::line);
+        // A quoted field spanning lines is legal CSV, but in a speed-test
+        // export it almost always means an unbalanced quote that swallowed
+        // the rows after it: say so, with the lines to look at.
+        let newlines = record.iter().flatten().filter(|b| **b == b'\n').count() as u64;
+        if newlines > 0 {
+            spanning += 1;
+            if spanning <= MAX_WARNINGS_PER_FILE {
+                warnings.push(format!(
+                    "{}: line {line}: a quoted field spans lines {line}-{}; if a quote is unbalanced, \
+                     the rows on those lines were read as this one row; fix the quoting and rerun",
+                    path.display(),
+                    line + newlines
+                ));
+            }
+        }
         let mut row = RawRow::new(line);
         row.truncated = record.len() < headers.len();
         for (field, col) in Field::ALL.into_iter().zip(index) {
@@ -130,6 +154,13 @@ fn read_csv(
     }
     if !chunk.is_empty() {
         on_chunk(chunk)?;
+    }
+    if spanning > MAX_WARNINGS_PER_FILE {
+        warnings.push(format!(
+            "{}: {} more rows with a quoted field spanning lines",
+            path.display(),
+            spanning - MAX_WARNINGS_PER_FILE
+        ));
     }
     Ok(())
 }
@@ -242,4 +273,37 @@ fn read_parquet(
         offset += len;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spanning_quotes_warn_with_line_and_are_capped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("s.csv");
+        let mut text =
+            String::from("test_id,timestamp,lat,lon,carrier,network,download_mbps,device_id\n");
+        for i in 0..25 {
+            text.push_str(&format!("t{i},\"2025-01-01\nT00:00:00Z\",1,1,v,LTE,1,d\n"));
+        }
+        std::fs::write(&p, text).expect("write");
+        let mut warnings = Vec::new();
+        let mut rows = 0;
+        read_rows(&p, &ColumnMap::default(), &mut warnings, &mut |chunk| {
+            rows += chunk.len();
+            Ok(())
+        })
+        .expect("read");
+        assert_eq!(rows, 25);
+        assert_eq!(warnings.len(), MAX_WARNINGS_PER_FILE + 1);
+        assert!(
+            warnings[0].contains("line 2: a quoted field spans lines 2-3"),
+            "{}",
+            warnings[0]
+        );
+        assert!(warnings[1].contains("line 4:"), "{}", warnings[1]);
+        assert!(warnings[20].contains("5 more rows"), "{}", warnings[20]);
+    }
 }

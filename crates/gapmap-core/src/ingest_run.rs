@@ -154,6 +154,8 @@ pub struct Ingested {
     pub window: Option<(Month, Month)>,
     /// The files read.
     pub files: Vec<PathBuf>,
+    /// Problems that did not stop the run, each naming file, line and fix.
+    pub warnings: Vec<String>,
 }
 
 /// Reads, checks, de-duplicates and places every row of every file.
@@ -177,6 +179,7 @@ pub fn ingest(
     let mut rejects = Vec::new();
     let mut counts = RowCounts::default();
     let mut span: Option<(Month, Month)> = None;
+    let mut warnings = Vec::new();
     let mut widen = |m: Month| {
         span = Some(span.map_or((m, m), |(a, b)| (a.min(m), b.max(m))));
     };
@@ -184,7 +187,7 @@ pub fn ingest(
     for (file_no, path) in opts.files.iter().enumerate() {
         #[allow(clippy::cast_possible_truncation, reason = "file counts fit u32")]
         let file = file_no as u32;
-        read_rows(path, &opts.columns, &mut |chunk| {
+        read_rows(path, &opts.columns, &mut warnings, &mut |chunk| {
             let placed: Vec<_> = chunk
                 .par_iter()
                 .map(|row| {
@@ -300,5 +303,6 @@ pub fn ingest(
         counts,
         window,
         files: opts.files.clone(),
+        warnings,
     })
 }
