@@ -239,3 +239,58 @@ fn plan_ranks_and_closes_the_deficit() {
         c1[0][10]
     );
 }
+
+#[test]
+fn networks_filter_limits_villages_and_heatmaps_not_quota() {
+    // Every fixture test is LTE: judged on 3G only, village 9 has no data and
+    // the Viettel heatmap is empty, while the quota still counts all 10 tests.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let (smp, w, v) = (
+        fixture("village_samples.csv"),
+        fixture("wards.geojson"),
+        fixture("villages.geojson"),
+    );
+    gapmap_ok(&[
+        "analyze",
+        "--samples",
+        s(&smp),
+        "--boundaries",
+        s(&w),
+        "--levels",
+        LEVELS,
+        "--villages",
+        s(&v),
+        "--out",
+        s(&out),
+        "--networks",
+        "3G",
+    ]);
+    let v = rows_by_key(&out.join("villages.csv"), &["village_id", "carrier"]);
+    assert_eq!(
+        v[&vec!["9".to_owned(), "Viettel".to_owned()]]["status"],
+        "no_data"
+    );
+    let heat = json(&out.join("heatmap/viettel.geojson"));
+    assert_eq!(heat["features"].as_array().map(Vec::len), Some(0));
+    let summary = json(&out.join("summary.json"));
+    assert_eq!(summary["rows"]["accepted"], 10);
+    assert_eq!(summary["settings"]["networks"], serde_json::json!(["3G"]));
+    assert_eq!(summary["settings"]["min_samples"], 5);
+    // WIFI is not a mobile technology.
+    let bad = crate::util::gapmap(&[
+        "analyze",
+        "--samples",
+        s(&smp),
+        "--boundaries",
+        s(&w),
+        "--levels",
+        LEVELS,
+        "--out",
+        s(&out),
+        "--networks",
+        "4G,wifi",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("'wifi' is not a mobile technology"));
+}

@@ -21,7 +21,7 @@ use gapmap_core::gaps::GapOptions;
 use gapmap_core::ingest_run::IngestOptions;
 use gapmap_core::month::Month;
 use gapmap_core::rule::{Rule, Status};
-use gapmap_core::schema::ColumnMap;
+use gapmap_core::schema::{ColumnMap, Network};
 use gapmap_core::simulate::{SimOptions, simulate, write_samples, write_truth};
 use gapmap_core::villages::{VillageProperties, load_villages, villages_from};
 
@@ -124,6 +124,9 @@ struct GapArgs {
     /// National target median download (Mbps) for below_target (Decision 36/QĐ-TTg, 4G 2025).
     #[arg(long, default_value_t = 40.0)]
     target_mbps: f64,
+    /// Judge villages and heatmaps on these technologies only, e.g. 4G,5G (default: every mobile test).
+    #[arg(long, value_delimiter = ',')]
+    networks: Option<Vec<String>>,
 }
 
 impl GapArgs {
@@ -154,7 +157,27 @@ impl GapArgs {
         if carriers.is_empty() {
             anyhow::bail!("--carriers is empty; name at least one carrier");
         }
+        let networks = match &self.networks {
+            None => None,
+            Some(list) => {
+                let mut out = Vec::new();
+                for raw in list {
+                    let n = Network::parse(raw);
+                    let known = n != Network::Unknown || raw.trim().eq_ignore_ascii_case("unknown");
+                    if n == Network::Wifi || !known {
+                        anyhow::bail!(
+                            "--networks: '{raw}' is not a mobile technology; use 2G, 3G, 4G, 5G or UNKNOWN"
+                        );
+                    }
+                    if !out.contains(&n) {
+                        out.push(n);
+                    }
+                }
+                Some(out)
+            }
+        };
         Ok(GapOptions {
+            networks,
             rule: Rule {
                 weak_below_mbps: self.weak_below_mbps,
                 min_samples: self.min_samples,

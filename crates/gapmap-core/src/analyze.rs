@@ -69,7 +69,7 @@ pub fn analyze(
     let quota = write_quota_and_stats(&opts.out, &boundaries, &ingested, &stats, opts.quota)?;
     write_rejects(&opts.out, &ingested)?;
     let mut summary = Summary::new(&boundaries, &ingested, quota.clone(), opts.quota);
-    let heatmap_cells = write_heatmaps(&opts.out, &ingested, &opts.gaps.carriers, &opts.gaps.rule)?;
+    let heatmap_cells = write_heatmaps(&opts.out, &ingested, &opts.gaps)?;
     let layers: Vec<serde_json::Value> = heatmap_cells
         .iter()
         .map(|(c, n)| serde_json::json!({"carrier": c, "cells": n}))

@@ -102,6 +102,18 @@ pub struct GapOptions {
     pub carriers: Vec<String>,
     /// Samples farther than this from every village of their unit have no village.
     pub village_radius_m: f64,
+    /// Technologies judged in villages and heatmaps (`None`: every mobile test).
+    pub networks: Option<Vec<crate::schema::Network>>,
+}
+
+impl GapOptions {
+    /// Whether a sample's technology is judged.
+    #[must_use]
+    pub fn judges(&self, s: &crate::ingest_run::Sample) -> bool {
+        self.networks
+            .as_ref()
+            .is_none_or(|n| n.contains(&s.network))
+    }
 }
 
 /// Verdicts for every village (inside a unit) and every listed carrier.
@@ -134,7 +146,7 @@ pub fn judge_villages(index: &VillageIndex, ing: &Ingested, opts: &GapOptions) -
     for (s, v) in ing.samples.iter().zip(&assigned) {
         let Some(v) = v else { continue };
         with_village += 1;
-        if let Some(c) = pos[s.carrier as usize] {
+        if let Some(c) = pos[s.carrier as usize].filter(|_| opts.judges(s)) {
             downloads[*v as usize * nc + c].push(s.download);
             devices[*v as usize * nc + c].push(s.device);
         }

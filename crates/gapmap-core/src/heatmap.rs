@@ -4,10 +4,10 @@ use std::path::Path;
 
 use crate::carrier::slug;
 use crate::error::Result;
+use crate::gaps::GapOptions;
 use crate::geojson_out::{Prop, Shape, feature, write_collection};
 use crate::ingest_run::{Ingested, Sample};
 use crate::report::GroupStats;
-use crate::rule::Rule;
 
 /// The name of the layer of every carrier together.
 pub const ALL: &str = "ALL";
@@ -20,9 +20,9 @@ pub const ALL: &str = "ALL";
 pub fn write_heatmaps(
     out: &Path,
     ing: &Ingested,
-    carriers: &[String],
-    rule: &Rule,
+    opts: &GapOptions,
 ) -> Result<Vec<(String, usize)>> {
+    let (carriers, rule) = (&opts.carriers, &opts.rule);
     let dir = out.join("heatmap");
     let mut counts = Vec::new();
     let layers = carriers
@@ -43,7 +43,7 @@ pub fn write_heatmaps(
             .samples
             .iter()
             .enumerate()
-            .filter(|(_, s)| want.is_none_or(|c| s.carrier == c))
+            .filter(|(_, s)| want.is_none_or(|c| s.carrier == c) && opts.judges(s))
             .map(|(i, s)| (u64::from(s.cell), i as u32))
             .collect();
         picked.sort_unstable();
