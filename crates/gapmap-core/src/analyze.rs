@@ -78,6 +78,23 @@ pub fn analyze(
     summary
         .extra
         .insert("warnings".to_owned(), ingested.warnings.clone().into());
+    let rule = &opts.gaps.rule;
+    summary.extra.insert(
+        "settings".to_owned(),
+        serde_json::json!({
+            "quota": opts.quota,
+            "snap_m": opts.ingest.snap_m,
+            "resolution": u8::from(opts.ingest.resolution),
+            "carriers": opts.gaps.carriers,
+            "networks": opts.gaps.networks.as_ref().map(|n| n.iter().map(|x| x.as_str()).collect::<Vec<_>>()),
+            "village_radius_m": opts.gaps.village_radius_m,
+            "weak_below_mbps": rule.weak_below_mbps,
+            "min_samples": rule.min_samples,
+            "min_devices": rule.min_devices,
+            "alpha": rule.alpha,
+            "target_mbps": rule.target_mbps,
+        }),
+    );
     let mut village_status = None;
     let mut plan_items = None;
     if let Some(villages) = &opts.villages {
