@@ -14,7 +14,7 @@ use crate::util::{fixture, gapmap_ok, json, read_csv, s};
 
 const LEVELS: &str = "region=reg_code:reg_name,ward=ward_code:ward_name";
 
-fn run() -> tempfile::TempDir {
+fn run_with(extra: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out");
     let (smp, w, v) = (
@@ -22,7 +22,7 @@ fn run() -> tempfile::TempDir {
         fixture("wards.geojson"),
         fixture("villages.geojson"),
     );
-    gapmap_ok(&[
+    let mut args = vec![
         "analyze",
         "--samples",
         s(&smp),
@@ -34,8 +34,14 @@ fn run() -> tempfile::TempDir {
         s(&v),
         "--out",
         s(&out),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    gapmap_ok(&args);
     dir
+}
+
+fn run() -> tempfile::TempDir {
+    run_with(&[])
 }
 
 fn rows_by_key(
@@ -244,28 +250,8 @@ fn plan_ranks_and_closes_the_deficit() {
 fn networks_filter_limits_villages_and_heatmaps_not_quota() {
     // Every fixture test is LTE: judged on 3G only, village 9 has no data and
     // the Viettel heatmap is empty, while the quota still counts all 10 tests.
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = run_with(&["--networks", "3G"]);
     let out = dir.path().join("out");
-    let (smp, w, v) = (
-        fixture("village_samples.csv"),
-        fixture("wards.geojson"),
-        fixture("villages.geojson"),
-    );
-    gapmap_ok(&[
-        "analyze",
-        "--samples",
-        s(&smp),
-        "--boundaries",
-        s(&w),
-        "--levels",
-        LEVELS,
-        "--villages",
-        s(&v),
-        "--out",
-        s(&out),
-        "--networks",
-        "3G",
-    ]);
     let v = rows_by_key(&out.join("villages.csv"), &["village_id", "carrier"]);
     assert_eq!(
         v[&vec!["9".to_owned(), "Viettel".to_owned()]]["status"],
@@ -278,6 +264,7 @@ fn networks_filter_limits_villages_and_heatmaps_not_quota() {
     assert_eq!(summary["settings"]["networks"], serde_json::json!(["3G"]));
     assert_eq!(summary["settings"]["min_samples"], 5);
     // WIFI is not a mobile technology.
+    let (smp, w) = (fixture("village_samples.csv"), fixture("wards.geojson"));
     let bad = crate::util::gapmap(&[
         "analyze",
         "--samples",

@@ -28,6 +28,19 @@ impl Month {
         (self.0..=last.0).map(Self)
     }
 
+    /// The calendar year.
+    #[must_use]
+    pub const fn year(self) -> i32 {
+        self.0.div_euclid(12)
+    }
+
+    /// The month of the year, 1–12.
+    #[must_use]
+    #[allow(clippy::cast_sign_loss, reason = "rem_euclid(12) + 1 is 1..=12")]
+    pub const fn month(self) -> u32 {
+        (self.0.rem_euclid(12) + 1) as u32
+    }
+
     /// A dense index usable as a key.
     #[must_use]
     pub const fn index(self) -> i32 {
@@ -69,6 +82,7 @@ mod tests {
         let a: Month = "2024-12".parse().expect("valid");
         assert_eq!(a.next().to_string(), "2025-01");
         assert!(a < a.next());
+        assert_eq!((a.year(), a.month()), (2024, 12));
         assert_eq!(a.through("2025-02".parse().expect("valid")).count(), 3);
         for bad in ["2024-13", "2024-1", "24-01", "2024/01", "", "2024-00"] {
             assert!(bad.parse::<Month>().is_err(), "{bad}");

@@ -397,9 +397,7 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
     let mut device_pools: HashMap<usize, Pool> = HashMap::new();
     let mut test_no: u64 = 0;
     for month in opts.from.through(opts.to) {
-        let year = month.to_string()[..4].parse::<i32>().unwrap_or(2025);
         let (m_first, days) = month_bounds(month);
-        let _ = year;
         for _ in 0..opts.samples_per_month {
             let ui = pick(&mut rng, &unit_cum);
             let unit = &units[ui];
@@ -421,21 +419,18 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
             });
             let (device, ci, android) = pool.0[pick(&mut rng, &pool.1)].clone();
             // Place.
-            let (lon, lat, near_village) =
+            let (lon, lat) =
                 if rng.random::<f64>() < opts.campaign_share || unit.villages.is_empty() {
                     let sigma = if unit.villages.is_empty() {
                         1_500.0
                     } else {
                         300.0
                     };
-                    let (x, y) = jitter(&mut rng, unit.centre.0, unit.centre.1, sigma);
-                    (x, y, None)
+                    jitter(&mut rng, unit.centre.0, unit.centre.1, sigma)
                 } else {
                     let vc = cumulative(unit.villages.iter().map(|&v| activity[v]));
-                    let vi = unit.villages[pick(&mut rng, &vc)];
-                    let v = &villages[vi];
-                    let (x, y) = jitter(&mut rng, v.lon, v.lat, 400.0);
-                    (x, y, Some(vi))
+                    let v = &villages[unit.villages[pick(&mut rng, &vc)]];
+                    jitter(&mut rng, v.lon, v.lat, 400.0)
                 };
             // Network.
             let r: f64 = rng.random();
@@ -454,7 +449,6 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
             let carrier = &opts.carriers[ci];
             let d = nearest_site(ci, lon, lat);
             // A shadow covers a hamlet's area: the test's nearest village of its unit within 2 km.
-            let _ = near_village;
             let area = unit
                 .villages
                 .iter()
@@ -530,8 +524,7 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
     // Calibrate: the mean mobile download equals the national figure. Dead-zone
     // tests are a physical floor and are not scaled; live tests are scaled so
     // that (scale × Σ live + Σ dead) / n = target.
-    let year = opts.to.to_string()[..4].parse::<i32>().unwrap_or(2025);
-    let target = national_mean_mbps(year);
+    let target = national_mean_mbps(opts.to.year());
     let (mut live_sum, mut dead_sum, mut n) = (0.0, 0.0, 0usize);
     for d in drafts.iter().filter(|d| d.mobile) {
         n += 1;
@@ -593,9 +586,7 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
 
 /// Local midnight of the month's first day, and its number of days.
 fn month_bounds(m: Month) -> (chrono::NaiveDateTime, u32) {
-    let s = m.to_string();
-    let y: i32 = s[..4].parse().unwrap_or(2025);
-    let mo: u32 = s[5..].parse().unwrap_or(1);
+    let (y, mo) = (m.year(), m.month());
     let first = chrono::NaiveDate::from_ymd_opt(y, mo, 1).unwrap_or_default();
     let next = if mo == 12 {
         chrono::NaiveDate::from_ymd_opt(y + 1, 1, 1)
