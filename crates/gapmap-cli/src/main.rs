@@ -44,6 +44,21 @@ enum Command {
     Simulate(SimulateArgs),
     /// Simulate one month over the embedded Bắc Kạn + Quảng Ninh data and analyse it.
     Demo(DemoArgs),
+    /// Build the 2025 reform's crosswalk and derived commune polygons from the 2009 communes.
+    Reform(ReformArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReformArgs {
+    /// Folder laid out as shared/data/vn (boundaries_2009/, admin_2025/).
+    #[arg(long)]
+    source: PathBuf,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Only these 2009 province codes (comma-separated), e.g. 207,225; default: all.
+    #[arg(long, value_delimiter = ',')]
+    provinces: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -267,6 +282,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Analyze(args) => run_analyze(&args),
         Command::Simulate(args) => run_simulate(&args),
         Command::Demo(args) => run_demo(&args),
+        Command::Reform(args) => run_reform(&args),
     }
 }
 
@@ -381,6 +397,49 @@ fn run_simulate(args: &SimulateArgs) -> Result<()> {
         out.rows.len(),
         args.out.display()
     );
+    Ok(())
+}
+
+fn run_reform(args: &ReformArgs) -> Result<()> {
+    use gapmap_core::reform;
+    let src = reform::ReformSources::in_dir(&args.source);
+    let r = reform::build(&src, &args.provinces)?;
+    let legacy = reform::read_legacy(&src.legacy)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    reform::write_reform(&args.out, &r, &legacy)?;
+    warn_all(&r.notes);
+    let (_, total) = reform::match_rates(&r);
+    let covered: std::collections::HashSet<usize> = r.targets.iter().flatten().copied().collect();
+    let q = reform::quality(&r, |i| covered.contains(&i));
+    println!(
+        "2009 communes {}: matched {} ({:.2}%); name {}, name+district {}, name+nearest {}, centre in polygon {}; \
+         assigned to the nearest centre {}, unmatched {}",
+        total.communes,
+        total.matched(),
+        total.rate() * 100.0,
+        total.by_method[0],
+        total.by_method[1],
+        total.by_method[2],
+        total.by_method[3],
+        total.by_method[4],
+        total.by_method[5]
+    );
+    println!(
+        "new communes reached {} with polygon {} complete {}; area ratio median {} (p10 {}, p90 {}), within ±10% {}, official centre inside {}",
+        q.communes,
+        q.with_polygon,
+        q.complete,
+        q.area_ratio_median
+            .map_or("-".into(), |v| format!("{v:.3}")),
+        q.area_ratio_p10.map_or("-".into(), |v| format!("{v:.3}")),
+        q.area_ratio_p90.map_or("-".into(), |v| format!("{v:.3}")),
+        q.share_within_10pct
+            .map_or("-".into(), |v| format!("{:.1}%", v * 100.0)),
+        q.share_centre_inside
+            .map_or("-".into(), |v| format!("{:.1}%", v * 100.0)),
+    );
+    println!("outputs in {}", args.out.display());
     Ok(())
 }
 

@@ -29,6 +29,8 @@ pub enum Shape {
     Point(f64, f64),
     /// One exterior ring of (lon, lat).
     Ring(Vec<(f64, f64)>),
+    /// Polygons with holes (written counter-clockwise outside, clockwise inside).
+    Multi(geo::MultiPolygon<f64>),
 }
 
 fn coord(out: &mut String, x: f64, y: f64) {
@@ -47,6 +49,31 @@ pub fn signed_area2(ring: &[(f64, f64)]) -> f64 {
         .sum()
 }
 
+/// A ring rounded to 6 decimals, closed, counter-clockwise when `outer`
+/// (RFC 7946), clockwise otherwise.
+fn ring_coords(s: &mut String, ring: &[(f64, f64)], outer: bool) {
+    let mut r: Vec<(f64, f64)> = ring
+        .iter()
+        .map(|&(x, y)| ((x * 1e6).round() / 1e6, (y * 1e6).round() / 1e6))
+        .collect();
+    if r.first() != r.last() {
+        if let Some(&f) = r.first() {
+            r.push(f);
+        }
+    }
+    if (signed_area2(&r) < 0.0) == outer {
+        r.reverse();
+    }
+    s.push('[');
+    for (i, (x, y)) in r.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        coord(s, *x, *y);
+    }
+    s.push(']');
+}
+
 /// One feature as a JSON line.
 #[must_use]
 pub fn feature(shape: &Shape, props: &[(&str, Prop)]) -> String {
@@ -59,26 +86,28 @@ pub fn feature(shape: &Shape, props: &[(&str, Prop)]) -> String {
             s.push('}');
         }
         Shape::Ring(ring) => {
-            let mut r: Vec<(f64, f64)> = ring
-                .iter()
-                .map(|&(x, y)| ((x * 1e6).round() / 1e6, (y * 1e6).round() / 1e6))
-                .collect();
-            if r.first() != r.last() {
-                if let Some(&f) = r.first() {
-                    r.push(f);
-                }
-            }
-            if signed_area2(&r) < 0.0 {
-                r.reverse();
-            }
-            s.push_str("{\"type\":\"Polygon\",\"coordinates\":[[");
-            for (i, (x, y)) in r.iter().enumerate() {
-                if i > 0 {
+            s.push_str("{\"type\":\"Polygon\",\"coordinates\":[");
+            ring_coords(&mut s, ring, true);
+            s.push_str("]}");
+        }
+        Shape::Multi(mp) => {
+            s.push_str("{\"type\":\"MultiPolygon\",\"coordinates\":[");
+            for (pi, poly) in mp.0.iter().enumerate() {
+                if pi > 0 {
                     s.push(',');
                 }
-                coord(&mut s, *x, *y);
+                s.push('[');
+                let rings = std::iter::once(poly.exterior()).chain(poly.interiors());
+                for (ri, ring) in rings.enumerate() {
+                    if ri > 0 {
+                        s.push(',');
+                    }
+                    let pts: Vec<(f64, f64)> = ring.coords().map(|c| (c.x, c.y)).collect();
+                    ring_coords(&mut s, &pts, ri == 0);
+                }
+                s.push(']');
             }
-            s.push_str("]]}");
+            s.push_str("]}");
         }
     }
     s.push_str(",\"properties\":{");

@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod ingest_run;
 pub mod month;
 pub mod output;
+pub mod reform;
 pub mod report;
 pub mod rule;
 pub mod schema;
