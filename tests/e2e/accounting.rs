@@ -124,43 +124,44 @@ fn quota_rows_per_month_level_unit_with_utc7_months() {
             "devices",
             "quota",
             "met",
-            "deficit"
+            "deficit",
+            "vintage"
         ]
     );
     let want = [
         // March: 0101 = t1 (16:59:59Z = 23:59:59 local), t15, t17 (devices d1, d2);
         // 0102 = t20; 0201 = t3 (00:30+09:00 on 1 April = 22:30 local on 31 March).
         [
-            "2025-03", "region", "01", "North", "", "4", "3", "2", "true", "0",
+            "2025-03", "region", "01", "North", "", "4", "3", "2", "true", "0", "initial",
         ],
         [
-            "2025-03", "region", "02", "South", "", "1", "1", "2", "false", "1",
+            "2025-03", "region", "02", "South", "", "1", "1", "2", "false", "1", "initial",
         ],
         [
-            "2025-03", "ward", "0101", "Ward A", "01", "3", "2", "2", "true", "0",
+            "2025-03", "ward", "0101", "Ward A", "01", "3", "2", "2", "true", "0", "initial",
         ],
         [
-            "2025-03", "ward", "0102", "Ward B", "01", "1", "1", "2", "false", "1",
+            "2025-03", "ward", "0102", "Ward B", "01", "1", "1", "2", "false", "1", "initial",
         ],
         [
-            "2025-03", "ward", "0201", "Ward C", "02", "1", "1", "2", "false", "1",
+            "2025-03", "ward", "0201", "Ward C", "02", "1", "1", "2", "false", "1", "initial",
         ],
         // April: 0102 = t2 (17:00Z on 31 March = midnight local) and snapped t12, one device;
         // 0201 = the second t9.
         [
-            "2025-04", "region", "01", "North", "", "2", "1", "2", "true", "0",
+            "2025-04", "region", "01", "North", "", "2", "1", "2", "true", "0", "initial",
         ],
         [
-            "2025-04", "region", "02", "South", "", "1", "1", "2", "false", "1",
+            "2025-04", "region", "02", "South", "", "1", "1", "2", "false", "1", "initial",
         ],
         [
-            "2025-04", "ward", "0101", "Ward A", "01", "0", "0", "2", "false", "2",
+            "2025-04", "ward", "0101", "Ward A", "01", "0", "0", "2", "false", "2", "initial",
         ],
         [
-            "2025-04", "ward", "0102", "Ward B", "01", "2", "1", "2", "true", "0",
+            "2025-04", "ward", "0102", "Ward B", "01", "2", "1", "2", "true", "0", "initial",
         ],
         [
-            "2025-04", "ward", "0201", "Ward C", "02", "1", "1", "2", "false", "1",
+            "2025-04", "ward", "0201", "Ward C", "02", "1", "1", "2", "false", "1", "initial",
         ],
     ];
     assert_eq!(rows, want.map(|r| r.map(str::to_owned)).to_vec());
@@ -188,7 +189,8 @@ fn unit_stats_hand_computed() {
             "download_p10_mbps",
             "download_p90_mbps",
             "upload_median_mbps",
-            "latency_median_ms"
+            "latency_median_ms",
+            "vintage"
         ]
     );
     let find = |m: &str, code: &str, c: &str| {
@@ -202,7 +204,7 @@ fn unit_stats_hand_computed() {
     // latencies 30, 20 → 25 (t17 has neither). All three are Viettel
     // (viettel, Viettel, 452-04).
     let want = [
-        "2025-03", "ward", "0101", "ALL", "3", "2", "10", "2", "18", "3", "25",
+        "2025-03", "ward", "0101", "ALL", "3", "2", "10", "2", "18", "3", "25", "initial",
     ];
     assert_eq!(find("2025-03", "0101", "ALL"), want.map(str::to_owned));
     let viettel = find("2025-03", "0101", "Viettel");
@@ -225,7 +227,8 @@ fn unit_stats_hand_computed() {
             "10.2",
             "27.8",
             "3",
-            "40"
+            "40",
+            "initial"
         ]
         .map(str::to_owned)
     );
@@ -235,7 +238,7 @@ fn unit_stats_hand_computed() {
     assert_eq!(
         find("2025-04", "0101", "ALL"),
         [
-            "2025-04", "ward", "0101", "ALL", "0", "0", "", "", "", "", ""
+            "2025-04", "ward", "0101", "ALL", "0", "0", "", "", "", "", "", "initial"
         ]
         .map(str::to_owned)
     );

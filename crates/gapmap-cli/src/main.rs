@@ -24,9 +24,14 @@ use gapmap_core::rule::{Rule, Status};
 use gapmap_core::schema::{ColumnMap, Network};
 use gapmap_core::simulate::{SimOptions, simulate, write_samples, write_truth};
 use gapmap_core::villages::{VillageProperties, load_villages, villages_from};
+use gapmap_core::vintage::{View, Vintage, VintageSpec, Vintages};
 
 const DEMO_COMMUNES: &str = include_str!("../../../data/vn_default/communes.geojson");
 const DEMO_VILLAGES: &str = include_str!("../../../data/vn_default/villages.geojson");
+const DEMO_COMMUNES_2025: &str =
+    include_str!("../../../data/vn_2025_default/communes_2025.geojson");
+/// Levels of the derived 2025 communes: provinces and communes, no districts.
+const DEMO_LEVELS_2025: &str = "province=province_code:province,commune=commune_code:commune";
 
 /// Mobile coverage analysis: quota, gaps and heatmaps from speed-test samples.
 #[derive(Debug, Parser)]
@@ -72,12 +77,82 @@ struct BoundaryArgs {
 }
 
 #[derive(Debug, Args)]
+struct VintageArgs {
+    /// GeoJSON of the finest units carrying the whole hierarchy. Repeat with a start
+    /// date for later sets: --boundaries 2025-07-01=new.geojson (first of a month).
+    #[arg(long, required = true, value_name = "[YYYY-MM-01=]PATH")]
+    boundaries: Vec<String>,
+    /// Levels coarse to fine, as level=code_property:name_property,… One per --boundaries,
+    /// in the same order (`default` for the 2009 layout); omit for the default everywhere.
+    #[arg(long)]
+    levels: Vec<String>,
+    /// A later set given as a crosswalk from the latest earlier polygon set
+    /// (CSV as written by `gapmap reform`): --crosswalk 2025-07-01=crosswalk.csv
+    #[arg(long, value_name = "YYYY-MM-01=PATH")]
+    crosswalk: Vec<String>,
+    /// Report quota and unit statistics on: dated (each month on the set in force), old
+    /// (the first set), new (the last set) or both (first and last, the whole window each).
+    #[arg(long, default_value = "dated")]
+    view: String,
+}
+
+impl VintageArgs {
+    fn load(&self) -> Result<Vintages> {
+        let mut specs = Vec::new();
+        for b in &self.boundaries {
+            specs.push(
+                b.parse::<VintageSpec>()
+                    .with_context(|| format!("--boundaries {b}"))?,
+            );
+        }
+        let n = specs.len();
+        let levels: Vec<Levels> = match self.levels.len() {
+            0 => vec![Levels::default(); n],
+            k if k == n => self
+                .levels
+                .iter()
+                .map(|l| {
+                    if l.trim() == "default" {
+                        Ok(Levels::default())
+                    } else {
+                        l.parse::<Levels>().with_context(|| format!("--levels {l}"))
+                    }
+                })
+                .collect::<Result<_>>()?,
+            k => anyhow::bail!(
+                "{k} --levels for {n} --boundaries: give one --levels per --boundaries, in the same order \
+                 (write `default` for the 2009 layout), or none"
+            ),
+        };
+        for c in &self.crosswalk {
+            let mut spec = c
+                .parse::<VintageSpec>()
+                .with_context(|| format!("--crosswalk {c}"))?;
+            if spec.from.is_none() {
+                anyhow::bail!(
+                    "--crosswalk {c}: give its start, as --crosswalk 2025-07-01=crosswalk.csv"
+                );
+            }
+            spec.crosswalk = true;
+            specs.push(spec);
+        }
+        let mut all_levels = levels;
+        all_levels.resize(specs.len(), Levels::default());
+        let v = Vintages::load(&specs, &all_levels).context("cannot load boundaries")?;
+        for set in &v.sets {
+            warn_all(&set.boundaries.warnings);
+        }
+        Ok(v)
+    }
+}
+
+#[derive(Debug, Args)]
 struct AnalyzeArgs {
     /// Sample files (.csv or .parquet); several after one flag, or repeat the flag.
     #[arg(long, num_args = 1.., required = true)]
     samples: Vec<PathBuf>,
     #[command(flatten)]
-    boundary: BoundaryArgs,
+    boundary: VintageArgs,
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
@@ -234,10 +309,10 @@ struct SimArgs {
     /// Random seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// First month to simulate (YYYY-MM).
-    #[arg(long, default_value = "2025-06")]
-    from: String,
-    /// Last month to simulate (default: --from).
+    /// First month to simulate (YYYY-MM; default 2025-06, for the demo 2024-08).
+    #[arg(long)]
+    from: Option<String>,
+    /// Last month to simulate (default: --from; for the demo 2025-07).
     #[arg(long)]
     to: Option<String>,
     /// Tests per month over all units.
@@ -326,7 +401,7 @@ fn resolution(r: u8) -> Result<h3o::Resolution> {
 }
 
 fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
-    let boundaries = load_boundaries(&args.boundary)?;
+    let vintages = args.boundary.load()?;
     let opts = AnalyzeOptions {
         ingest: IngestOptions {
             files: args.samples.clone(),
@@ -350,23 +425,24 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
             }
             None => None,
         },
+        view: args.boundary.view.parse()?,
     };
     if opts.ingest.snap_m.is_nan() || opts.ingest.snap_m < 0.0 {
         anyhow::bail!("--snap-m must be a distance in metres ≥ 0");
     }
-    let report = analyze(boundaries, &opts, &mut progress_reporter())?;
+    let report = analyze(vintages, &opts, &mut progress_reporter())?;
     print_report(&report, &args.out);
     Ok(())
 }
 
-fn sim_options(sim: &SimArgs) -> Result<SimOptions> {
-    let from = month("from", &sim.from)?;
-    let to = sim
-        .to
-        .as_deref()
-        .map(|s| month("to", s))
-        .transpose()?
-        .unwrap_or(from);
+/// `default` is the (from, to) used when `--from` is not given.
+fn sim_options(sim: &SimArgs, default: (&str, &str)) -> Result<SimOptions> {
+    let from = month("from", sim.from.as_deref().unwrap_or(default.0))?;
+    let to = match (&sim.to, &sim.from) {
+        (Some(t), _) => month("to", t)?,
+        (None, Some(_)) => from,
+        (None, None) => month("to", default.1)?,
+    };
     if from > to {
         anyhow::bail!("--from {from} is after --to {to}");
     }
@@ -387,7 +463,11 @@ fn run_simulate(args: &SimulateArgs) -> Result<()> {
         name: args.village_name.clone(),
     };
     let villages = load_villages(&args.villages, &props)?;
-    let out = simulate(&boundaries, &villages, &sim_options(&args.sim)?)?;
+    let out = simulate(
+        &boundaries,
+        &villages,
+        &sim_options(&args.sim, ("2025-06", "2025-06"))?,
+    )?;
     write_samples(&args.out, &out.rows)?;
     if let Some(t) = &args.truth {
         write_truth(t, &out.truth)?;
@@ -453,7 +533,12 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
         &parse_feature_collection(DEMO_VILLAGES, vorigin)?,
         &VillageProperties::default(),
     )?;
-    let sim = simulate(&boundaries, &villages, &sim_options(&args.sim)?)?;
+    // Twelve months across the reform of 1 July 2025.
+    let sim = simulate(
+        &boundaries,
+        &villages,
+        &sim_options(&args.sim, ("2024-08", "2025-07"))?,
+    )?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let samples = args.out.join("samples.csv");
@@ -480,8 +565,31 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
         quota: 300,
         gaps: args.gaps.options(&CarrierTable::vietnam())?,
         villages: Some(villages),
+        view: View::Dated,
     };
-    let report = analyze(boundaries, &opts, &mut progress_reporter())?;
+    let origin_2025 = Path::new("embedded:data/vn_2025_default/communes_2025.geojson");
+    let fc_2025 = parse_feature_collection(DEMO_COMMUNES_2025, origin_2025)?;
+    let levels_2025: Levels = DEMO_LEVELS_2025.parse()?;
+    let boundaries_2025 = Boundaries::from_features(origin_2025, &fc_2025.features, levels_2025)?;
+    let vintages = Vintages {
+        sets: vec![
+            Vintage {
+                label: "2009-04-01".to_owned(),
+                from: Some(month("from", "2009-04")?),
+                boundaries,
+                crosswalk: None,
+                path: origin.to_owned(),
+            },
+            Vintage {
+                label: "2025-07-01".to_owned(),
+                from: Some(month("from", "2025-07")?),
+                boundaries: boundaries_2025,
+                crosswalk: None,
+                path: origin_2025.to_owned(),
+            },
+        ],
+    };
+    let report = analyze(vintages, &opts, &mut progress_reporter())?;
     print_report(&report, &args.out);
     Ok(())
 }
@@ -509,13 +617,14 @@ fn print_report(r: &AnalyzeReport, out: &Path) {
         rj.outside_boundaries
     );
     println!(
-        "{:<8} {:<10} {:>7} {:>7} {:>8} {:>10}",
-        "month", "level", "units", "met", "share", "samples"
+        "{:<8} {:<11} {:<10} {:>7} {:>7} {:>8} {:>10}",
+        "month", "vintage", "level", "units", "met", "share", "samples"
     );
     for q in &r.quota {
         println!(
-            "{:<8} {:<10} {:>7} {:>7} {:>7.2}% {:>10}",
+            "{:<8} {:<11} {:<10} {:>7} {:>7} {:>7.2}% {:>10}",
             q.month,
+            q.vintage,
             q.level,
             q.units,
             q.units_met,

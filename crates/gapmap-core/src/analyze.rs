@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use crate::boundaries::Boundaries;
 use crate::error::{Error, Result};
 use crate::gaps::{
     GapOptions, StatusCounts, VillageIndex, judge_villages, plan, status_totals, write_plan,
@@ -10,9 +9,15 @@ use crate::gaps::{
 };
 use crate::heatmap::write_heatmaps;
 use crate::ingest_run::{IngestOptions, Ingested, ingest};
-use crate::report::{QuotaSummary, Summary, aggregate, write_quota_and_stats, write_rejects};
+use crate::month::Month;
+use crate::output::write_csv;
+use crate::report::{
+    LevelStats, QuotaSummary, ReportSet, Summary, aggregate, months, write_quota_and_stats,
+    write_rejects,
+};
 use crate::rule::Status;
 use crate::villages::Village;
+use crate::vintage::{NO_UNIT, PlaceKind, View, Vintages};
 
 /// Settings of an analysis run.
 #[derive(Debug, Clone)]
@@ -27,13 +32,15 @@ pub struct AnalyzeOptions {
     pub gaps: GapOptions,
     /// Villages; without them no villages, plan or gap rollups are written.
     pub villages: Option<Vec<Village>>,
+    /// Which boundary sets the quota and unit statistics are reported on.
+    pub view: View,
 }
 
 /// What a run produced, for the caller to print.
 #[derive(Debug)]
 pub struct AnalyzeReport {
-    /// The boundaries used.
-    pub boundaries: Boundaries,
+    /// The boundary sets used.
+    pub vintages: Vintages,
     /// Accepted samples and accounting.
     pub ingested: Ingested,
     /// Quota per month and level.
@@ -54,7 +61,7 @@ pub struct AnalyzeReport {
 /// # Errors
 /// Unreadable inputs, an inverted window, or unwritable outputs.
 pub fn analyze(
-    boundaries: Boundaries,
+    vintages: Vintages,
     opts: &AnalyzeOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<AnalyzeReport> {
@@ -63,21 +70,63 @@ pub fn analyze(
             return Err(Error::Config(format!("--from {a} is after --to {b}")));
         }
     }
-    let ingested = ingest(&boundaries, &opts.ingest, progress)?;
-    let stats = aggregate(&boundaries, &ingested);
+    let ingested = ingest(&vintages, &opts.ingest, progress)?;
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
-    let quota = write_quota_and_stats(&opts.out, &boundaries, &ingested, &stats, opts.quota)?;
+    let last = ingested.window.map(|w| w.1);
+    let window_months = months(ingested.window);
+    // Each reported set: its months and statistics.
+    let dated = opts.view == View::Dated;
+    let parts: Vec<(usize, Vec<Month>, LevelStats)> = vintages
+        .view_sets(opts.view, last)
+        .into_iter()
+        .filter_map(|v| {
+            let ms: Vec<Month> = window_months
+                .iter()
+                .copied()
+                .filter(|&m| !dated || vintages.in_force(m) == v)
+                .collect();
+            if ms.is_empty() && !window_months.is_empty() {
+                return None;
+            }
+            let units: Vec<u32> = ingested.places[v].iter().map(|p| p.0).collect();
+            let include = |s: &crate::ingest_run::Sample| !dated || vintages.in_force(s.month) == v;
+            let stats = aggregate(&vintages.sets[v].boundaries, &ingested, &units, &include);
+            Some((v, ms, stats))
+        })
+        .collect();
+    let report_sets: Vec<ReportSet<'_>> = parts
+        .iter()
+        .map(|(v, ms, stats)| ReportSet {
+            label: &vintages.sets[*v].label,
+            boundaries: &vintages.sets[*v].boundaries,
+            stats,
+            months: ms.clone(),
+        })
+        .collect();
+    let quota = write_quota_and_stats(&opts.out, &report_sets, &ingested, opts.quota)?;
     write_rejects(&opts.out, &ingested)?;
-    let mut summary = Summary::new(&boundaries, &ingested, quota.clone(), opts.quota);
+    let r = vintages.report_set(opts.view, last);
+    let boundaries = &vintages.sets[r].boundaries;
+    let mut summary = Summary::new(boundaries, &ingested, quota.clone(), opts.quota);
+    summary
+        .extra
+        .insert("view".to_owned(), opts.view.as_str().into());
+    summary.extra.insert(
+        "vintages".to_owned(),
+        vintage_summary(&vintages, &ingested, &parts, dated),
+    );
+    write_unplaced(&opts.out, &vintages, &ingested, &parts, dated)?;
     let heatmap_cells = write_heatmaps(&opts.out, &ingested, &opts.gaps)?;
     let layers: Vec<serde_json::Value> = heatmap_cells
         .iter()
         .map(|(c, n)| serde_json::json!({"carrier": c, "cells": n}))
         .collect();
     summary.extra.insert("heatmap".to_owned(), layers.into());
-    summary
-        .extra
-        .insert("warnings".to_owned(), ingested.warnings.clone().into());
+    let mut warnings = ingested.warnings.clone();
+    for v in &vintages.sets {
+        warnings.extend(v.boundaries.warnings.iter().cloned());
+    }
+    summary.extra.insert("warnings".to_owned(), warnings.into());
     let rule = &opts.gaps.rule;
     summary.extra.insert(
         "settings".to_owned(),
@@ -93,39 +142,53 @@ pub fn analyze(
             "min_devices": rule.min_devices,
             "alpha": rule.alpha,
             "target_mbps": rule.target_mbps,
+            "view": opts.view.as_str(),
+            "boundaries": vintages.sets.iter().map(|v| serde_json::json!({
+                "vintage": v.label,
+                "path": v.path.display().to_string(),
+                "kind": if v.crosswalk.is_some() { "crosswalk" } else { "polygons" },
+                "levels": v.boundaries.levels.0.iter().map(|l| format!("{}={}:{}", l.name, l.code_property, l.name_property)).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
         }),
     );
     let mut village_status = None;
     let mut plan_items = None;
     if let Some(villages) = &opts.villages {
         let total = villages.len();
-        let index = VillageIndex::new(&boundaries, villages.clone());
-        let verdicts = judge_villages(&index, &ingested, &opts.gaps);
-        write_villages(&opts.out, &boundaries, &index, &verdicts, &opts.gaps)?;
-        write_unit_gaps(&opts.out, &boundaries, &index, &verdicts, &opts.gaps)?;
+        let exact = vintages.locators(0.0);
+        let place = |lon: f64, lat: f64| {
+            let p = vintages.place_all(&exact, lon, lat)[r];
+            (p.unit != NO_UNIT && p.kind != PlaceKind::Outside).then_some(p.unit)
+        };
+        #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
+        let centres = (0..boundaries.finest().len())
+            .map(|u| vintages.unit_centre(r, u as u32))
+            .collect();
+        let index =
+            VillageIndex::with_placer(villages.clone(), &place, centres, &vintages.sets[r].label);
+        let units: Vec<u32> = ingested.places[r].iter().map(|p| p.0).collect();
+        let verdicts = judge_villages(&index, &ingested, &units, &opts.gaps);
+        let fallback;
+        let stats = match parts.iter().find(|p| p.0 == r) {
+            Some(p) => &p.2,
+            None => {
+                fallback = aggregate(boundaries, &ingested, &units, &|_| true);
+                &fallback
+            }
+        };
+        write_villages(&opts.out, boundaries, &index, &verdicts, &opts.gaps)?;
+        write_unit_gaps(&opts.out, boundaries, &index, &verdicts, &opts.gaps)?;
         let (items, last) = match ingested.window {
             Some((_, last)) => {
                 let items = plan(
-                    &boundaries,
-                    &index,
-                    &verdicts,
-                    &stats,
-                    last,
-                    opts.quota,
-                    &opts.gaps,
+                    boundaries, &index, &verdicts, stats, last, opts.quota, &opts.gaps,
                 );
                 (items, Some(last))
             }
             None => (Vec::new(), None),
         };
         write_plan(
-            &opts.out,
-            &boundaries,
-            &index,
-            &stats,
-            last,
-            opts.quota,
-            &items,
+            &opts.out, boundaries, &index, stats, last, opts.quota, &items,
         )?;
         let totals = status_totals(&verdicts, opts.gaps.carriers.len());
         let by_carrier: serde_json::Map<String, serde_json::Value> = opts
@@ -159,7 +222,7 @@ pub fn analyze(
     }
     summary.write(&opts.out)?;
     Ok(AnalyzeReport {
-        boundaries,
+        vintages,
         ingested,
         quota,
         summary,
@@ -167,4 +230,88 @@ pub fn analyze(
         heatmap_cells,
         plan_items,
     })
+}
+
+/// Per boundary set: what it is and how the samples it reports were placed.
+fn vintage_summary(
+    vintages: &Vintages,
+    ing: &crate::ingest_run::Ingested,
+    parts: &[(usize, Vec<Month>, LevelStats)],
+    dated: bool,
+) -> serde_json::Value {
+    let sets: Vec<serde_json::Value> = vintages
+        .sets
+        .iter()
+        .enumerate()
+        .map(|(v, set)| {
+            let part = parts.iter().find(|p| p.0 == v);
+            let mut kinds = [0u64; 5];
+            if part.is_some() {
+                for (s, p) in ing.samples.iter().zip(&ing.places[v]) {
+                    if !dated || vintages.in_force(s.month) == v {
+                        kinds[p.1 as usize] += 1;
+                    }
+                }
+            }
+            let b = &set.boundaries;
+            serde_json::json!({
+                "vintage": set.label,
+                "from": set.from.map(|m| format!("{m}-01")),
+                "kind": if set.crosswalk.is_some() { "crosswalk" } else { "polygons" },
+                "levels": b.levels.0.iter().zip(&b.units).map(|(l, u)| serde_json::json!({"level": l.name, "units": u.len()})).collect::<Vec<_>>(),
+                "months": part.map(|p| p.1.iter().map(ToString::to_string).collect::<Vec<_>>()).unwrap_or_default(),
+                "samples": kinds[..3].iter().sum::<u64>(),
+                "snapped": kinds[PlaceKind::Snapped as usize],
+                "nearest_centre": kinds[PlaceKind::NearestCentre as usize],
+                "unmapped": kinds[PlaceKind::Unmapped as usize],
+                "outside": kinds[PlaceKind::Outside as usize],
+            })
+        })
+        .collect();
+    sets.into()
+}
+
+/// Writes `unplaced.csv`: per reported set and month, the accepted samples it
+/// could not place (`unmapped`: in an old unit its crosswalk does not map;
+/// `outside`: outside its polygons), by old unit, so none is silently lost.
+fn write_unplaced(
+    out: &std::path::Path,
+    vintages: &Vintages,
+    ing: &crate::ingest_run::Ingested,
+    parts: &[(usize, Vec<Month>, LevelStats)],
+    dated: bool,
+) -> Result<()> {
+    let mut counts: std::collections::BTreeMap<(usize, Month, u8, u32), u64> =
+        std::collections::BTreeMap::new();
+    for (v, _, _) in parts {
+        for (s, p) in ing.samples.iter().zip(&ing.places[*v]) {
+            if p.0 == NO_UNIT && (!dated || vintages.in_force(s.month) == *v) {
+                *counts.entry((*v, s.month, p.1 as u8, p.2)).or_default() += 1;
+            }
+        }
+    }
+    write_csv(
+        &out.join("unplaced.csv"),
+        &[
+            "vintage", "month", "reason", "old_code", "old_name", "samples",
+        ],
+        counts.into_iter().map(|((v, m, kind, old), n)| {
+            let base = vintages.sets[v].crosswalk.as_ref().map(|c| c.base);
+            let old_unit =
+                base.and_then(|b| vintages.sets[b].boundaries.finest().get(old as usize));
+            [
+                vintages.sets[v].label.clone(),
+                m.to_string(),
+                if kind == PlaceKind::Unmapped as u8 {
+                    "unmapped"
+                } else {
+                    "outside"
+                }
+                .to_owned(),
+                old_unit.map(|u| u.code.clone()).unwrap_or_default(),
+                old_unit.map(|u| u.name.clone()).unwrap_or_default(),
+                n.to_string(),
+            ]
+        }),
+    )
 }

@@ -29,6 +29,10 @@ pub struct VillageIndex {
     pub unit: Vec<u32>,
     /// Villages outside every unit (not used further).
     pub outside: u64,
+    /// Reference point of each finest unit (distances in the plan).
+    pub unit_centres: Vec<Option<(f64, f64)>>,
+    /// The boundary set's label, written in the `vintage` column.
+    pub vintage: String,
     tree: RTree<GeomWithData<[f64; 2], u32>>,
 }
 
@@ -37,11 +41,33 @@ impl VillageIndex {
     #[must_use]
     pub fn new(b: &Boundaries, all: Vec<Village>) -> Self {
         let locator = Locator::new(b, 0.0);
+        let centres = b
+            .shapes
+            .iter()
+            .map(|s| s.interior_point().map(|p| (p.x(), p.y())))
+            .collect();
+        Self::with_placer(
+            all,
+            &|lon, lat| locator.locate(lon, lat).map(|p| p.unit()),
+            centres,
+            "initial",
+        )
+    }
+
+    /// Places each village with `place` (its finest unit, if any); `unit_centres`
+    /// are the units' reference points, `vintage` the set's label.
+    #[must_use]
+    pub fn with_placer(
+        all: Vec<Village>,
+        place: &dyn Fn(f64, f64) -> Option<u32>,
+        unit_centres: Vec<Option<(f64, f64)>>,
+        vintage: &str,
+    ) -> Self {
         let mut placed: Vec<(u32, Village)> = Vec::with_capacity(all.len());
         let mut outside = 0;
         for v in all {
-            match locator.locate(v.lon, v.lat) {
-                Some(p) => placed.push((p.unit(), v)),
+            match place(v.lon, v.lat) {
+                Some(u) => placed.push((u, v)),
                 None => outside += 1,
             }
         }
@@ -59,6 +85,8 @@ impl VillageIndex {
             villages,
             unit,
             outside,
+            unit_centres,
+            vintage: vintage.to_owned(),
             tree,
         }
     }
@@ -125,9 +153,15 @@ pub struct VillageVerdicts {
     pub samples_with_village: u64,
 }
 
-/// Assigns samples to villages and judges every village for every carrier.
+/// Assigns samples to villages and judges every village for every carrier;
+/// `units[i]` is sample i's finest unit in the villages' boundary set.
 #[must_use]
-pub fn judge_villages(index: &VillageIndex, ing: &Ingested, opts: &GapOptions) -> VillageVerdicts {
+pub fn judge_villages(
+    index: &VillageIndex,
+    ing: &Ingested,
+    units: &[u32],
+    opts: &GapOptions,
+) -> VillageVerdicts {
     // Ingested carrier index → position in the list (or none).
     let pos: Vec<Option<usize>> = ing
         .carriers
@@ -137,7 +171,12 @@ pub fn judge_villages(index: &VillageIndex, ing: &Ingested, opts: &GapOptions) -
     let assigned: Vec<Option<u32>> = ing
         .samples
         .par_iter()
-        .map(|s| index.nearest(s.lon, s.lat, s.unit, opts.village_radius_m))
+        .zip(units)
+        .map(|(s, &u)| {
+            (u != crate::vintage::NO_UNIT)
+                .then(|| index.nearest(s.lon, s.lat, u, opts.village_radius_m))
+                .flatten()
+        })
         .collect();
     let nc = opts.carriers.len();
     let mut downloads: Vec<Vec<f64>> = vec![Vec::new(); index.villages.len() * nc];
@@ -213,6 +252,7 @@ pub fn write_villages(
                 pop.clone(),
                 fmt_decimal(Some(v.lon), 6),
                 fmt_decimal(Some(v.lat), 6),
+                index.vintage.clone(),
             ]);
         }
         let mut props = vec![
@@ -243,6 +283,7 @@ pub fn write_villages(
             props.push((k.1.as_str(), Prop::Int(verdict.samples)));
             props.push((k.2.as_str(), Prop::Num(verdict.median, 3)));
         }
+        props.push(("vintage", Prop::Str(index.vintage.clone())));
         features.push(feature(&Shape::Point(v.lon, v.lat), &props));
     }
     write_csv(
@@ -262,6 +303,7 @@ pub fn write_villages(
             "population",
             "lon",
             "lat",
+            "vintage",
         ],
         rows,
     )?;
@@ -344,6 +386,7 @@ pub fn write_unit_gaps(
                 row.extend(k.by_status.iter().map(u64::to_string));
                 row.extend(k.by_status.iter().map(|n| share(*n)));
                 row.push(k.below_target.to_string());
+                row.push(index.vintage.clone());
                 rows.push(row);
             }
         }
@@ -365,6 +408,7 @@ pub fn write_unit_gaps(
             "share_weak",
             "share_ok",
             "below_target",
+            "vintage",
         ],
         rows,
     )
@@ -428,7 +472,7 @@ pub fn plan(
             continue;
         }
         let deficit = quota - samples;
-        let centre = b.shapes[u].interior_point().map(|p| (p.x(), p.y()));
+        let centre = index.unit_centres.get(u).copied().flatten();
         let mut cand: Vec<(PlanItem, u64, f64)> = villages
             .iter()
             .filter_map(|&vi| {
@@ -527,6 +571,7 @@ pub fn write_plan(
             fmt_decimal(Some(it.distance_m), 0),
             fmt_decimal(Some(v.lon), 6),
             fmt_decimal(Some(v.lat), 6),
+            index.vintage.clone(),
         ];
         features.push(feature(
             &Shape::Point(v.lon, v.lat),
@@ -544,6 +589,7 @@ pub fn write_plan(
                 ("lacking", Prop::Str(row[10].clone())),
                 ("tests_needed", Prop::Int(it.tests)),
                 ("distance_to_centre_m", Prop::Num(Some(it.distance_m), 0)),
+                ("vintage", Prop::Str(index.vintage.clone())),
             ],
         ));
         rows.push(row);
@@ -551,7 +597,7 @@ pub fn write_plan(
     write_plan_rows(out, rows, features)
 }
 
-fn write_plan_rows(out: &Path, rows: Vec<[String; 15]>, features: Vec<String>) -> Result<()> {
+fn write_plan_rows(out: &Path, rows: Vec<[String; 16]>, features: Vec<String>) -> Result<()> {
     write_csv(
         &out.join("plan.csv"),
         &[
@@ -570,6 +616,7 @@ fn write_plan_rows(out: &Path, rows: Vec<[String; 15]>, features: Vec<String>) -
             "distance_to_centre_m",
             "lon",
             "lat",
+            "vintage",
         ],
         rows,
     )?;

@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::boundaries::{Boundaries, Locator};
 use crate::carrier::CarrierTable;
 use crate::error::Result;
 use crate::ingest::read_rows;
 use crate::month::Month;
 use crate::schema::{ColumnMap, Field, Network, Platform, RejectReason, check_row};
+use crate::vintage::{PlaceKind, Vintages};
 
 /// Settings of ingestion.
 #[derive(Debug, Clone)]
@@ -56,7 +56,8 @@ pub struct Sample {
     pub latency: Option<f64>,
     /// Device, interned (index into [`Ingested::devices`]).
     pub device: u32,
-    /// Finest unit index.
+    /// Finest unit index in the boundary set in force that month
+    /// ([`crate::vintage::NO_UNIT`] when a crosswalk does not map its old unit).
     pub unit: u32,
     /// H3 cell at the chosen resolution.
     pub cell: h3o::CellIndex,
@@ -156,6 +157,8 @@ pub struct Ingested {
     pub files: Vec<PathBuf>,
     /// Problems that did not stop the run, each naming file, line and fix.
     pub warnings: Vec<String>,
+    /// Per boundary set, per sample: (finest unit or `NO_UNIT`, how, old unit for crosswalks).
+    pub places: Vec<Vec<(u32, PlaceKind, u32)>>,
 }
 
 /// Reads, checks, de-duplicates and places every row of every file.
@@ -165,11 +168,12 @@ pub struct Ingested {
 /// # Errors
 /// A file that cannot be read at all, or lacks a required column.
 pub fn ingest(
-    boundaries: &Boundaries,
+    vintages: &Vintages,
     opts: &IngestOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Ingested> {
-    let locator = Locator::new(boundaries, opts.snap_m);
+    let locators = vintages.locators(opts.snap_m);
+    let mut places: Vec<Vec<(u32, PlaceKind, u32)>> = vec![Vec::new(); vintages.sets.len()];
     let mut seen_ids: HashSet<u128> = HashSet::new();
     let mut carrier_ix: HashMap<String, u16> = HashMap::new();
     let mut carriers: Vec<String> = Vec::new();
@@ -193,11 +197,14 @@ pub fn ingest(
                 .map(|row| {
                     let checked = check_row(row);
                     let place = checked.as_ref().ok().and_then(|c| {
-                        let p = locator.locate(c.lon, c.lat)?;
+                        let all = vintages.place_all(&locators, c.lon, c.lat);
+                        if !all[vintages.in_force(c.month)].in_territory() {
+                            return None;
+                        }
                         let cell = h3o::LatLng::new(c.lat, c.lon)
                             .ok()?
                             .to_cell(opts.resolution);
-                        Some((p, cell))
+                        Some((all, cell))
                     });
                     (checked, place)
                 })
@@ -224,7 +231,7 @@ pub fn ingest(
                     reject(RejectReason::DuplicateTestId);
                     continue;
                 }
-                let Some((placement, cell)) = place else {
+                let Some((all, cell)) = place else {
                     reject(RejectReason::OutsideBoundaries);
                     continue;
                 };
@@ -257,10 +264,10 @@ pub fn ingest(
                         i
                     }
                 };
-                let snapped_m = match placement {
-                    crate::boundaries::Placement::Inside(_) => 0.0,
-                    crate::boundaries::Placement::Snapped(_, d) => d,
-                };
+                let dated = all[vintages.in_force(c.month)];
+                for (v, p) in places.iter_mut().zip(&all) {
+                    v.push((p.unit, p.kind, p.old_unit));
+                }
                 samples.push(Sample {
                     month: c.month,
                     lat: c.lat,
@@ -272,9 +279,9 @@ pub fn ingest(
                     upload: c.upload,
                     latency: c.latency,
                     device,
-                    unit: placement.unit(),
+                    unit: dated.unit,
                     cell,
-                    snapped_m,
+                    snapped_m: dated.snapped_m,
                 });
             }
             progress(counts.read);
@@ -290,6 +297,14 @@ pub fn ingest(
     };
     if let Some((from, to)) = window {
         let before = samples.len();
+        let keep: Vec<bool> = samples
+            .iter()
+            .map(|s| s.month >= from && s.month <= to)
+            .collect();
+        for v in &mut places {
+            let mut k = keep.iter();
+            v.retain(|_| k.next().copied().unwrap_or(false));
+        }
         samples.retain(|s| s.month >= from && s.month <= to);
         counts.excluded.outside_window = (before - samples.len()) as u64;
     }
@@ -304,5 +319,6 @@ pub fn ingest(
         window,
         files: opts.files.clone(),
         warnings,
+        places,
     })
 }

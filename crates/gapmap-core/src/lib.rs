@@ -27,5 +27,6 @@ pub mod schema;
 pub mod simulate;
 pub mod stats;
 pub mod villages;
+pub mod vintage;
 
 pub use error::{Error, Result};

@@ -1356,7 +1356,7 @@ mod tests {
         let centres = [(0.25, 0.5), (0.75, 0.5), (0.5, 0.9)];
         let pieces: Vec<MultiPolygon<f64>> =
             (0..3).map(|i| voronoi_piece(&shape, &centres, i)).collect();
-        let total: f64 = pieces.iter().map(|p| area_km2(p)).sum();
+        let total: f64 = pieces.iter().map(area_km2).sum();
         assert!((total / area_km2(&shape) - 1.0).abs() < 1e-6, "{total}");
         // Each test point lies in the piece of its nearest centre (brute force).
         let k = 0.5f64.to_radians().cos();

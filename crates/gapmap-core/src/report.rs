@@ -12,6 +12,7 @@ use crate::ingest_run::{Ingested, RowCounts, Sample};
 use crate::month::Month;
 use crate::output::{fmt_decimal, write_atomic, write_csv};
 use crate::stats::{median_sorted, quantile_sorted, sort_values};
+use crate::vintage::NO_UNIT;
 
 /// Decimals of speeds and latencies in CSV outputs (1 kbps, 1 µs).
 pub const DECIMALS: usize = 3;
@@ -92,9 +93,16 @@ pub fn ancestor_table(b: &Boundaries) -> Vec<Vec<u32>> {
     table
 }
 
-/// Groups accepted samples by month and unit at every level.
+/// Groups accepted samples by month and unit at every level of one boundary
+/// set: `units[i]` is sample i's finest unit in that set (`NO_UNIT`: skipped),
+/// and only samples `include` accepts count.
 #[must_use]
-pub fn aggregate(b: &Boundaries, ing: &Ingested) -> LevelStats {
+pub fn aggregate(
+    b: &Boundaries,
+    ing: &Ingested,
+    units: &[u32],
+    include: &(dyn Fn(&Sample) -> bool + Sync),
+) -> LevelStats {
     let anc = ancestor_table(b);
     let mut carrier_order: Vec<u16> = (0..ing.carriers.len()).map(|i| i as u16).collect();
     carrier_order.sort_by(|a, c| ing.carriers[*a as usize].cmp(&ing.carriers[*c as usize]));
@@ -107,11 +115,13 @@ pub fn aggregate(b: &Boundaries, ing: &Ingested) -> LevelStats {
             let mut keys: Vec<(Month, u32, u16, u32)> = ing
                 .samples
                 .iter()
+                .zip(units)
                 .enumerate()
-                .map(|(i, s)| {
+                .filter(|(_, (s, u))| **u != NO_UNIT && include(s))
+                .map(|(i, (s, u))| {
                     (
                         s.month,
-                        level_anc[s.unit as usize],
+                        level_anc[*u as usize],
                         rank[s.carrier as usize],
                         i as u32,
                     )
@@ -153,92 +163,114 @@ pub struct QuotaSummary {
     pub share_met: f64,
     /// Accepted samples in the level's units that month.
     pub samples: u64,
+    /// The boundary set (its start date, or `initial`).
+    pub vintage: String,
+}
+
+/// One boundary set's part of the quota report.
+#[derive(Debug)]
+pub struct ReportSet<'a> {
+    /// Label written in the `vintage` column.
+    pub label: &'a str,
+    /// Its units.
+    pub boundaries: &'a Boundaries,
+    /// Its statistics.
+    pub stats: &'a LevelStats,
+    /// The months it reports.
+    pub months: Vec<Month>,
 }
 
 /// The months of a window.
-fn months(window: Option<(Month, Month)>) -> Vec<Month> {
+#[must_use]
+pub fn months(window: Option<(Month, Month)>) -> Vec<Month> {
     window
         .map(|(a, b)| a.through(b).collect())
         .unwrap_or_default()
 }
 
-/// Writes `quota.csv` and `unit_stats.csv`, and returns the per-level summary.
+/// Writes `quota.csv` and `unit_stats.csv` (month by month, each month on
+/// the sets that report it, in order), and returns the per-level summary.
 ///
 /// # Errors
 /// A file cannot be written.
 pub fn write_quota_and_stats(
     out: &Path,
-    b: &Boundaries,
+    sets: &[ReportSet<'_>],
     ing: &Ingested,
-    stats: &LevelStats,
     quota: u64,
 ) -> Result<Vec<QuotaSummary>> {
     let months = months(ing.window);
     let empty = UnitMonth::default();
-    let mut quota_rows: Vec<[String; 10]> = Vec::new();
-    let mut stat_rows: Vec<[String; 11]> = Vec::new();
+    let mut quota_rows: Vec<[String; 11]> = Vec::new();
+    let mut stat_rows: Vec<[String; 12]> = Vec::new();
     let mut summary = Vec::new();
     for &month in &months {
-        for (li, level) in b.levels.0.iter().enumerate() {
-            let mut met = 0u64;
-            let mut level_samples = 0u64;
-            for (ui, unit) in b.units[li].iter().enumerate() {
-                let um = stats[li].get(&(month, ui as u32)).unwrap_or(&empty);
-                let n = um.all.samples;
-                level_samples += n;
-                let ok = n >= quota;
-                met += u64::from(ok);
-                let parent = unit
-                    .parent
-                    .map(|p| b.units[li - 1][p as usize].code.clone())
-                    .unwrap_or_default();
-                quota_rows.push([
-                    month.to_string(),
-                    level.name.clone(),
-                    unit.code.clone(),
-                    unit.name.clone(),
-                    parent,
-                    n.to_string(),
-                    um.all.devices.to_string(),
-                    quota.to_string(),
-                    ok.to_string(),
-                    quota.saturating_sub(n).to_string(),
-                ]);
-                let stat_row = |carrier: &str, g: &GroupStats| {
-                    [
+        for set in sets.iter().filter(|s| s.months.contains(&month)) {
+            let (b, stats, label) = (set.boundaries, set.stats, set.label);
+            for (li, level) in b.levels.0.iter().enumerate() {
+                let mut met = 0u64;
+                let mut level_samples = 0u64;
+                for (ui, unit) in b.units[li].iter().enumerate() {
+                    let um = stats[li].get(&(month, ui as u32)).unwrap_or(&empty);
+                    let n = um.all.samples;
+                    level_samples += n;
+                    let ok = n >= quota;
+                    met += u64::from(ok);
+                    let parent = unit
+                        .parent
+                        .map(|p| b.units[li - 1][p as usize].code.clone())
+                        .unwrap_or_default();
+                    quota_rows.push([
                         month.to_string(),
                         level.name.clone(),
                         unit.code.clone(),
-                        carrier.to_owned(),
-                        g.samples.to_string(),
-                        g.devices.to_string(),
-                        fmt_decimal(g.download_median, DECIMALS),
-                        fmt_decimal(g.download_p10, DECIMALS),
-                        fmt_decimal(g.download_p90, DECIMALS),
-                        fmt_decimal(g.upload_median, DECIMALS),
-                        fmt_decimal(g.latency_median, DECIMALS),
-                    ]
-                };
-                stat_rows.push(stat_row("ALL", &um.all));
-                for (c, g) in &um.by_carrier {
-                    stat_rows.push(stat_row(&ing.carriers[*c as usize], g));
+                        unit.name.clone(),
+                        parent,
+                        n.to_string(),
+                        um.all.devices.to_string(),
+                        quota.to_string(),
+                        ok.to_string(),
+                        quota.saturating_sub(n).to_string(),
+                        label.to_owned(),
+                    ]);
+                    let stat_row = |carrier: &str, g: &GroupStats| {
+                        [
+                            month.to_string(),
+                            level.name.clone(),
+                            unit.code.clone(),
+                            carrier.to_owned(),
+                            g.samples.to_string(),
+                            g.devices.to_string(),
+                            fmt_decimal(g.download_median, DECIMALS),
+                            fmt_decimal(g.download_p10, DECIMALS),
+                            fmt_decimal(g.download_p90, DECIMALS),
+                            fmt_decimal(g.upload_median, DECIMALS),
+                            fmt_decimal(g.latency_median, DECIMALS),
+                            label.to_owned(),
+                        ]
+                    };
+                    stat_rows.push(stat_row("ALL", &um.all));
+                    for (c, g) in &um.by_carrier {
+                        stat_rows.push(stat_row(&ing.carriers[*c as usize], g));
+                    }
                 }
+                let units = b.units[li].len() as u64;
+                #[allow(clippy::cast_precision_loss, reason = "unit counts are small")]
+                let share_met = if units == 0 {
+                    0.0
+                } else {
+                    met as f64 / units as f64
+                };
+                summary.push(QuotaSummary {
+                    month: month.to_string(),
+                    level: level.name.clone(),
+                    units,
+                    units_met: met,
+                    share_met,
+                    samples: level_samples,
+                    vintage: label.to_owned(),
+                });
             }
-            let units = b.units[li].len() as u64;
-            #[allow(clippy::cast_precision_loss, reason = "unit counts are small")]
-            let share_met = if units == 0 {
-                0.0
-            } else {
-                met as f64 / units as f64
-            };
-            summary.push(QuotaSummary {
-                month: month.to_string(),
-                level: level.name.clone(),
-                units,
-                units_met: met,
-                share_met,
-                samples: level_samples,
-            });
         }
     }
     write_csv(
@@ -254,6 +286,7 @@ pub fn write_quota_and_stats(
             "quota",
             "met",
             "deficit",
+            "vintage",
         ],
         quota_rows,
     )?;
@@ -271,6 +304,7 @@ pub fn write_quota_and_stats(
             "download_p90_mbps",
             "upload_median_mbps",
             "latency_median_ms",
+            "vintage",
         ],
         stat_rows,
     )?;
