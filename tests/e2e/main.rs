@@ -7,6 +7,10 @@
 //!   against a brute-force point-in-polygon count written here.
 //! - `formats`: Parquet and CSV give the same results; runs are byte-identical.
 //! - `errors`: bad input gives a clear message and exit code 2, never a panic.
+//! - `vintages`: a hand-made boundary change: months before, after and
+//!   across it, a split commune, an unmapped one, and the four views.
+//! - `reform`: the 2009 → 2025 data step on the shared data: reproducible,
+//!   hand-checked matches, derived polygons against the crosswalk rule.
 
 #![allow(
     clippy::unwrap_used,
@@ -23,4 +27,6 @@ mod heatmap;
 mod national;
 mod oracle;
 mod recall;
+mod reform;
 mod util;
+mod vintages;

@@ -105,6 +105,22 @@ pub fn load_units(path: &std::path::Path, code_prop: &str) -> Vec<OracleUnit> {
     out
 }
 
+/// Every unit whose polygons contain a point (ray casting, holes excluded).
+pub fn brute_contains(cs: &[OracleUnit], x: f64, y: f64) -> Vec<String> {
+    cs.iter()
+        .filter(|u| {
+            let b = u.bbox;
+            x >= b[0] && x <= b[2] && y >= b[1] && y <= b[3]
+        })
+        .filter(|u| {
+            u.polys
+                .iter()
+                .any(|p| in_ring(x, y, &p[0]) && !p[1..].iter().any(|h| in_ring(x, y, h)))
+        })
+        .map(|u| u.code.clone())
+        .collect()
+}
+
 /// The commune of a point: containment (lowest code first), else the nearest
 /// edge within 500 m, else None.
 pub fn brute_locate(cs: &[OracleUnit], x: f64, y: f64) -> Option<String> {
