@@ -297,3 +297,95 @@ fn bad_vintage_arguments_are_explained() {
     let e = base(&["--levels", OLD_LEVELS, "--crosswalk", &bad]);
     assert!(e.contains("a.csv") && e.contains("old_code"), "{e}");
 }
+
+#[test]
+fn demo_reports_twelve_months_across_the_reform() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    gapmap_ok(&["demo", "--out", s(&out), "--samples", "3000"]);
+    let q = quota(&out);
+    let months: Vec<String> = {
+        let mut m: Vec<String> = q.iter().map(|r| r.0.clone()).collect();
+        m.dedup();
+        m
+    };
+    assert_eq!(months.len(), 12, "{months:?}");
+    assert_eq!(
+        (months[0].as_str(), months[11].as_str()),
+        ("2024-08", "2025-07")
+    );
+    for (month, vintage, level, _, _) in &q {
+        if month.as_str() < "2025-07" {
+            assert_eq!(vintage, "2009-04-01", "{month}");
+        } else {
+            assert_eq!(vintage, "2025-07-01", "{month}");
+            assert_ne!(level, "district", "the 2025 hierarchy has no districts");
+        }
+    }
+    let count = |m: &str, l: &str| q.iter().filter(|r| r.0 == m && r.2 == l).count();
+    assert_eq!(
+        (count("2025-06", "commune"), count("2025-06", "district")),
+        (308, 22)
+    );
+    // Bắc Kạn's 108 GSO communes became 37 of Thái Nguyên; Quảng Ninh has 54.
+    assert_eq!(count("2025-07", "commune"), 91);
+    // Every July sample placed on the 2009 communes is placed on the derived
+    // 2025 ones too (they are dissolved from the same polygons).
+    let summary = json(&out.join("summary.json"));
+    let v = &summary["vintages"];
+    let july_total: u64 = q
+        .iter()
+        .filter(|r| r.0 == "2025-07" && r.2 == "province")
+        .map(|r| r.4)
+        .sum();
+    assert_eq!(v[1]["samples"].as_u64(), Some(july_total));
+    assert_eq!(v[1]["unmapped"], 0);
+    // Villages, gaps and the plan are on the units of the last month.
+    let (h, villages) = read_csv(&out.join("villages.csv"));
+    let c = |n: &str| h.iter().position(|x| x == n).expect(n);
+    assert!(villages.iter().all(|r| r[c("vintage")] == "2025-07-01"));
+    let new_codes: std::collections::HashSet<&str> = q
+        .iter()
+        .filter(|r| r.1 == "2025-07-01" && r.2 == "commune")
+        .map(|r| r.3.as_str())
+        .collect();
+    assert!(
+        villages
+            .iter()
+            .all(|r| new_codes.contains(r[c("unit_code")].as_str()))
+    );
+}
+
+#[test]
+fn a_national_crosswalk_over_regional_boundaries_reports_the_region() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let samples = dir.path().join("samples.csv");
+    crate::util::simulate_default(&samples, 3, 2_000, 0.0);
+    let national = format!(
+        "2025-07-01={}",
+        s(&crate::util::repo().join("data/vn_2025/crosswalk_2009_2025.csv"))
+    );
+    gapmap_ok(&[
+        "analyze",
+        "--samples",
+        s(&samples),
+        "--boundaries",
+        s(&crate::util::default_data().0),
+        "--crosswalk",
+        &national,
+        "--view",
+        "new",
+        "--out",
+        s(&out),
+    ]);
+    let q = quota(&out);
+    let communes = q.iter().filter(|r| r.2 == "commune").count();
+    let provinces: Vec<&str> = q
+        .iter()
+        .filter(|r| r.2 == "province")
+        .map(|r| r.3.as_str())
+        .collect();
+    assert_eq!(communes, 91, "only the default territory's new communes");
+    assert_eq!(provinces, ["19", "22"]);
+}

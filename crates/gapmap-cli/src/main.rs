@@ -632,6 +632,34 @@ fn print_report(r: &AnalyzeReport, out: &Path) {
             q.samples
         );
     }
+    if let Some(sets) = r.summary.extra.get("vintages").and_then(|v| v.as_array()) {
+        for v in sets
+            .iter()
+            .filter(|v| v["months"].as_array().is_some_and(|m| !m.is_empty()))
+        {
+            let months = v["months"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let span = match (months.first(), months.last()) {
+                (Some(a), Some(b)) if a == b => a.as_str().unwrap_or("").to_owned(),
+                (Some(a), Some(b)) => {
+                    format!("{}..{}", a.as_str().unwrap_or(""), b.as_str().unwrap_or(""))
+                }
+                _ => String::new(),
+            };
+            println!(
+                "boundaries {} ({}) for {span}: {} samples placed, {} snapped, {} by nearest new centre, {} unmapped, {} outside (see unplaced.csv)",
+                v["vintage"].as_str().unwrap_or(""),
+                v["kind"].as_str().unwrap_or(""),
+                v["samples"],
+                v["snapped"],
+                v["nearest_centre"],
+                v["unmapped"],
+                v["outside"]
+            );
+        }
+    }
     if let Some(totals) = &r.village_status {
         let v = &r.summary.extra["villages"];
         println!(

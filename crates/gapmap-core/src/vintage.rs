@@ -74,7 +74,7 @@ pub struct Crosswalk {
     pub targets: Vec<Vec<u32>>,
     /// Centre (lon, lat) of each new finest unit.
     pub centres: Vec<(f64, f64)>,
-    /// Old codes in the file that the base set does not have.
+    /// Old codes that map into reported new units but that the base set does not have.
     pub unknown_old_codes: Vec<String>,
 }
 
@@ -289,6 +289,31 @@ pub fn load_crosswalk(
     if new_units.is_empty() {
         return Err(layer("has no rows".to_owned()));
     }
+    // Only the new units reached from the base set's territory (a national
+    // crosswalk over one province's boundaries reports that province).
+    let base_codes: std::collections::HashSet<&str> =
+        base_b.finest().iter().map(|u| u.code.as_str()).collect();
+    let reached: std::collections::HashSet<&str> = edges
+        .iter()
+        .filter(|(o, _)| base_codes.contains(o.as_str()))
+        .map(|(_, n)| n.as_str())
+        .collect();
+    if reached.is_empty() {
+        return Err(layer(format!(
+            "no old_code is a finest unit of the base boundaries (e.g. '{}'); the crosswalk's old codes \
+             must be the codes of the earlier --boundaries' finest --levels property",
+            edges[0].0
+        )));
+    }
+    let new_units: HashMap<String, (String, String, String, (f64, f64))> = new_units
+        .into_iter()
+        .filter(|(k, _)| reached.contains(k.as_str()))
+        .collect();
+    let edges: Vec<(String, String)> = edges
+        .iter()
+        .filter(|(_, n)| new_units.contains_key(n))
+        .cloned()
+        .collect();
     // Units sorted by code at both levels.
     let mut parents: Vec<(String, String)> = new_units
         .values()
@@ -367,7 +392,7 @@ pub fn load_crosswalk(
     let mut warnings = Vec::new();
     if !unknown.is_empty() {
         warnings.push(format!(
-            "{}: {} old codes are not finest units of the base boundaries (e.g. {}); their rows are unused",
+            "{}: {} old codes map into new units reported here but are not finest units of the base boundaries (e.g. {}); those new units are only partly covered",
             path.display(),
             unknown.len(),
             unknown.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
