@@ -23,6 +23,9 @@ measure "analyze (quota, stats, heatmaps)" "$bin" analyze --samples "$work/s.csv
   --boundaries "$shared/boundaries_2009/communes.geojson" --out "$work/o1"
 measure "analyze --villages (40 635 villages)" "$bin" analyze --samples "$work/s.csv" \
   --boundaries "$shared/boundaries_2009/communes.geojson" --villages "$shared/villages_wof.geojson" --out "$work/o2"
+measure "analyze --crosswalk (2009 + 2025 sets, --view both)" "$bin" analyze --samples "$work/s.csv" \
+  --boundaries "$shared/boundaries_2009/communes.geojson" \
+  --crosswalk 2025-06-01=data/vn_2025/crosswalk_2009_2025.csv --view both --out "$work/o3"
 {
   echo
   echo "## $(date -u +%Y-%m-%d) — $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), 11 163 communes, seed $seed"
