@@ -10,14 +10,26 @@ use std::path::{Path, PathBuf};
 use crate::oracle::{brute_contains, load_units};
 use crate::util::{gapmap_ok, json, read_csv, repo, s, simulate_default};
 
+/// The shared public data: `$GAPMAP_SHARED_DATA`, else `../shared/data/vn`
+/// beside the repository, else `/work/shared/data/vn`.
 fn shared() -> PathBuf {
-    let dir = repo().join("../shared/data/vn");
-    assert!(
-        dir.join("admin_2025/units_2025.csv").exists(),
-        "{} is missing: these tests read the shared public data beside the repository",
-        dir.display()
-    );
-    dir
+    let candidates: Vec<PathBuf> = std::env::var_os("GAPMAP_SHARED_DATA")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([
+            repo().join("../shared/data/vn"),
+            PathBuf::from("/work/shared/data/vn"),
+        ])
+        .collect();
+    candidates
+        .iter()
+        .find(|d| d.join("admin_2025/units_2025.csv").exists())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "the shared public data is missing (looked in {candidates:?}); set GAPMAP_SHARED_DATA to its vn/ folder"
+            )
+        })
 }
 
 fn same_bytes(a: &Path, b: &Path) {
