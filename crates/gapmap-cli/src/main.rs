@@ -19,6 +19,7 @@ use gapmap_core::boundaries::{Boundaries, DEFAULT_LEVELS, Levels, parse_feature_
 use gapmap_core::carrier::CarrierTable;
 use gapmap_core::gaps::GapOptions;
 use gapmap_core::ingest_run::IngestOptions;
+use gapmap_core::manifest;
 use gapmap_core::month::Month;
 use gapmap_core::rule::{Rule, Status};
 use gapmap_core::schema::{ColumnMap, Network};
@@ -174,6 +175,9 @@ struct AnalyzeArgs {
     /// Map a canonical column to the file's name for it: canonical=theirs (repeatable).
     #[arg(long = "column", value_name = "CANONICAL=THEIRS")]
     columns: Vec<String>,
+    /// GIS layer formats, comma-separated: geojson (default), fgb (FlatGeobuf), gpkg (GeoPackage).
+    #[arg(long, default_value = "geojson")]
+    format: String,
     /// Villages GeoJSON (points): enables villages, plan and unit_gaps outputs.
     #[arg(long)]
     villages: Option<PathBuf>,
@@ -328,6 +332,9 @@ struct DemoArgs {
     /// Output directory.
     #[arg(long, default_value = "out")]
     out: PathBuf,
+    /// GIS layer formats, comma-separated: geojson, fgb (FlatGeobuf), gpkg (GeoPackage).
+    #[arg(long, default_value = "geojson,fgb,gpkg")]
+    format: String,
     #[command(flatten)]
     sim: SimArgs,
     #[command(flatten)]
@@ -426,6 +433,12 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
             None => None,
         },
         view: args.boundary.view.parse()?,
+        formats: args.format.parse()?,
+        command: std::env::args().collect(),
+        other_inputs: match &args.villages {
+            Some(p) => vec![manifest::hash_file(p, &p.display().to_string())?],
+            None => Vec::new(),
+        },
     };
     if opts.ingest.snap_m.is_nan() || opts.ingest.snap_m < 0.0 {
         anyhow::bail!("--snap-m must be a distance in metres ≥ 0");
@@ -566,6 +579,16 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
         gaps: args.gaps.options(&CarrierTable::vietnam())?,
         villages: Some(villages),
         view: View::Dated,
+        formats: args.format.parse()?,
+        command: std::env::args().collect(),
+        other_inputs: vec![
+            manifest::hash_bytes(&origin.display().to_string(), DEMO_COMMUNES.as_bytes()),
+            manifest::hash_bytes(&vorigin.display().to_string(), DEMO_VILLAGES.as_bytes()),
+            manifest::hash_bytes(
+                "embedded:data/vn_2025_default/communes_2025.geojson",
+                DEMO_COMMUNES_2025.as_bytes(),
+            ),
+        ],
     };
     let origin_2025 = Path::new("embedded:data/vn_2025_default/communes_2025.geojson");
     let fc_2025 = parse_feature_collection(DEMO_COMMUNES_2025, origin_2025)?;
@@ -702,4 +725,8 @@ fn print_report(r: &AnalyzeReport, out: &Path) {
         .collect();
     println!("heatmap cells: {}", cells.join(", "));
     println!("outputs in {}", out.display());
+    eprintln!("gapmap: wrote {} files:", r.files.len());
+    for f in &r.files {
+        eprintln!("  {}", f.strip_prefix(out).unwrap_or(f).display());
+    }
 }

@@ -7,8 +7,11 @@ use crate::gaps::{
     GapOptions, StatusCounts, VillageIndex, judge_villages, plan, status_totals, write_plan,
     write_unit_gaps, write_villages,
 };
+use crate::geojson_out::{Prop, Shape};
 use crate::heatmap::write_heatmaps;
 use crate::ingest_run::{IngestOptions, Ingested, ingest};
+use crate::layers::{Formats, Layer, LayerGeometry, write_layer};
+use crate::manifest::{FileHash, hash_file, write_manifest};
 use crate::month::Month;
 use crate::output::write_csv;
 use crate::report::{
@@ -16,8 +19,10 @@ use crate::report::{
     write_rejects,
 };
 use crate::rule::Status;
+use crate::styles::{SymbolKind, qml, quota_classes};
 use crate::villages::Village;
 use crate::vintage::{NO_UNIT, PlaceKind, View, Vintages};
+use crate::workbook::write_report_xlsx;
 
 /// Settings of an analysis run.
 #[derive(Debug, Clone)]
@@ -34,6 +39,13 @@ pub struct AnalyzeOptions {
     pub villages: Option<Vec<Village>>,
     /// Which boundary sets the quota and unit statistics are reported on.
     pub view: View,
+    /// Formats of the GIS layers.
+    pub formats: Formats,
+    /// The command line, recorded in `manifest.json`.
+    pub command: Vec<String>,
+    /// Inputs besides the sample and boundary files (villages, embedded
+    /// data), already hashed, for `manifest.json`.
+    pub other_inputs: Vec<FileHash>,
 }
 
 /// What a run produced, for the caller to print.
@@ -53,6 +65,8 @@ pub struct AnalyzeReport {
     pub heatmap_cells: Vec<(String, usize)>,
     /// Plan lines written.
     pub plan_items: Option<usize>,
+    /// Every file written, in order.
+    pub files: Vec<PathBuf>,
 }
 
 /// Runs the analysis and writes `quota.csv`, `unit_stats.csv`, `rejects.csv`
@@ -65,10 +79,10 @@ pub fn analyze(
     opts: &AnalyzeOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<AnalyzeReport> {
-    if let (Some(a), Some(b)) = (opts.ingest.from, opts.ingest.to) {
-        if a > b {
-            return Err(Error::Config(format!("--from {a} is after --to {b}")));
-        }
+    if let (Some(a), Some(b)) = (opts.ingest.from, opts.ingest.to)
+        && a > b
+    {
+        return Err(Error::Config(format!("--from {a} is after --to {b}")));
     }
     let ingested = ingest(&vintages, &opts.ingest, progress)?;
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
@@ -106,6 +120,7 @@ pub fn analyze(
     let quota = write_quota_and_stats(&opts.out, &report_sets, &ingested, opts.quota)?;
     write_rejects(&opts.out, &ingested)?;
     let r = vintages.report_set(opts.view, last);
+    let r_set = r;
     let boundaries = &vintages.sets[r].boundaries;
     let mut summary = Summary::new(boundaries, &ingested, quota.clone(), opts.quota);
     summary
@@ -116,7 +131,13 @@ pub fn analyze(
         vintage_summary(&vintages, &ingested, &parts, dated),
     );
     write_unplaced(&opts.out, &vintages, &ingested, &parts, dated)?;
-    let heatmap_cells = write_heatmaps(&opts.out, &ingested, &opts.gaps)?;
+    let mut files: Vec<PathBuf> = ["quota.csv", "unit_stats.csv", "rejects.csv", "unplaced.csv"]
+        .iter()
+        .map(|f| opts.out.join(f))
+        .collect();
+    let (heatmap_cells, heatmap_files) =
+        write_heatmaps(&opts.out, &ingested, &opts.gaps, &opts.formats)?;
+    files.extend(heatmap_files);
     let layers: Vec<serde_json::Value> = heatmap_cells
         .iter()
         .map(|(c, n)| serde_json::json!({"carrier": c, "cells": n}))
@@ -153,6 +174,16 @@ pub fn analyze(
     );
     let mut village_status = None;
     let mut plan_items = None;
+    let units: Vec<u32> = ingested.places[r].iter().map(|p| p.0).collect();
+    let fallback;
+    let stats = match parts.iter().find(|p| p.0 == r) {
+        Some(p) => &p.2,
+        None => {
+            fallback = aggregate(boundaries, &ingested, &units, &|_| true);
+            &fallback
+        }
+    };
+    let mut reach: Option<Vec<(u64, u64)>> = None;
     if let Some(villages) = &opts.villages {
         let total = villages.len();
         let exact = vintages.locators(0.0);
@@ -166,18 +197,25 @@ pub fn analyze(
             .collect();
         let index =
             VillageIndex::with_placer(villages.clone(), &place, centres, &vintages.sets[r].label);
-        let units: Vec<u32> = ingested.places[r].iter().map(|p| p.0).collect();
         let verdicts = judge_villages(&index, &ingested, &units, &opts.gaps);
-        let fallback;
-        let stats = match parts.iter().find(|p| p.0 == r) {
-            Some(p) => &p.2,
-            None => {
-                fallback = aggregate(boundaries, &ingested, &units, &|_| true);
-                &fallback
-            }
-        };
-        write_villages(&opts.out, boundaries, &index, &verdicts, &opts.gaps)?;
+        let mut per_unit = vec![(0u64, 0u64); boundaries.finest().len()];
+        for (vi, &u) in index.unit.iter().enumerate() {
+            per_unit[u as usize].0 += 1;
+            per_unit[u as usize].1 +=
+                u64::from(verdicts.verdicts[vi].iter().any(|v| v.samples > 0));
+        }
+        reach = Some(per_unit);
+        files.push(opts.out.join("villages.csv"));
+        files.extend(write_villages(
+            &opts.out,
+            boundaries,
+            &index,
+            &verdicts,
+            &opts.gaps,
+            &opts.formats,
+        )?);
         write_unit_gaps(&opts.out, boundaries, &index, &verdicts, &opts.gaps)?;
+        files.push(opts.out.join("unit_gaps.csv"));
         let (items, last) = match ingested.window {
             Some((_, last)) => {
                 let items = plan(
@@ -187,9 +225,17 @@ pub fn analyze(
             }
             None => (Vec::new(), None),
         };
-        write_plan(
-            &opts.out, boundaries, &index, stats, last, opts.quota, &items,
-        )?;
+        files.push(opts.out.join("plan.csv"));
+        files.extend(write_plan(
+            &opts.out,
+            boundaries,
+            &index,
+            stats,
+            last,
+            opts.quota,
+            &items,
+            &opts.formats,
+        )?);
         let totals = status_totals(&verdicts, opts.gaps.carriers.len());
         let by_carrier: serde_json::Map<String, serde_json::Value> = opts
             .gaps
@@ -220,7 +266,43 @@ pub fn analyze(
         village_status = Some(totals);
         plan_items = Some(items.len());
     }
+    if vintages.sets[r].crosswalk.is_none() {
+        let layer = units_layer(&vintages.sets[r], stats, last, opts.quota, reach.as_deref());
+        files.extend(write_layer(&opts.out, "units", &layer, &opts.formats)?);
+    }
+    write_report_xlsx(
+        &opts.out,
+        &report_sets,
+        &quota,
+        &opts.gaps.carriers,
+        &ingested.carriers,
+        opts.quota,
+        reach
+            .as_deref()
+            .map(|r| (vintages.sets[r_set].label.as_str(), r)),
+    )?;
+    files.push(opts.out.join("report.xlsx"));
     summary.write(&opts.out)?;
+    files.push(opts.out.join("summary.json"));
+    let mut inputs = Vec::new();
+    for f in &opts.ingest.files {
+        inputs.push(hash_file(f, &f.display().to_string())?);
+    }
+    for v in &vintages.sets {
+        if v.path.is_file() {
+            inputs.push(hash_file(&v.path, &v.path.display().to_string())?);
+        }
+    }
+    inputs.extend(opts.other_inputs.iter().cloned());
+    files.push(write_manifest(
+        &opts.out,
+        &opts.command,
+        &inputs,
+        &summary.extra["vintages"],
+        &summary.extra["settings"],
+        &files,
+    )?);
+    drop(report_sets);
     Ok(AnalyzeReport {
         vintages,
         ingested,
@@ -229,7 +311,80 @@ pub fn analyze(
         village_status,
         heatmap_cells,
         plan_items,
+        files,
     })
+}
+
+/// The finest units of a polygon set with their quota status in `month`
+/// (and, with villages, how many of their villages have any sample).
+fn units_layer(
+    set: &crate::vintage::Vintage,
+    stats: &LevelStats,
+    month: Option<Month>,
+    quota: u64,
+    reach: Option<&[(u64, u64)]>,
+) -> Layer {
+    let b = &set.boundaries;
+    let finest = b.units.len() - 1;
+    let mut fields: Vec<String> = [
+        "code",
+        "name",
+        "parent_code",
+        "month",
+        "samples",
+        "devices",
+        "quota",
+        "met",
+        "deficit",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if reach.is_some() {
+        fields
+            .extend(["villages", "villages_reached", "share_villages_reached"].map(str::to_owned));
+    }
+    fields.push("vintage".to_owned());
+    let features = b
+        .finest()
+        .iter()
+        .enumerate()
+        .map(|(u, unit)| {
+            #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
+            let g = month.and_then(|m| stats[finest].get(&(m, u as u32)));
+            let n = g.map_or(0, |g| g.all.samples);
+            let parent = unit
+                .parent
+                .map(|p| b.units[finest - 1][p as usize].code.clone())
+                .unwrap_or_default();
+            let mut props = vec![
+                Prop::Str(unit.code.clone()),
+                Prop::Str(unit.name.clone()),
+                Prop::Str(parent),
+                Prop::Str(month.map(|m| m.to_string()).unwrap_or_default()),
+                Prop::Int(n),
+                Prop::Int(g.map_or(0, |g| g.all.devices)),
+                Prop::Int(quota),
+                Prop::Bool(Some(n >= quota)),
+                Prop::Int(quota.saturating_sub(n)),
+            ];
+            if let Some(reach) = reach {
+                let (v, hit) = reach[u];
+                props.push(Prop::Int(v));
+                props.push(Prop::Int(hit));
+                #[allow(clippy::cast_precision_loss, reason = "village counts are small")]
+                props.push(Prop::Num((v > 0).then(|| hit as f64 / v as f64), 4));
+            }
+            props.push(Prop::Str(set.label.clone()));
+            (Shape::Multi(b.shapes[u].clone()), props)
+        })
+        .collect();
+    Layer {
+        name: "units".to_owned(),
+        geometry: LayerGeometry::MultiPolygon,
+        fields,
+        features,
+        style: Some(qml(SymbolKind::Fill, &quota_classes())),
+    }
 }
 
 /// Per boundary set: what it is and how the samples it reports were placed.

@@ -73,13 +73,13 @@ impl CarrierTable {
                 if k.is_empty() {
                     continue;
                 }
-                if let Some(prev) = by_key.insert(k, canonical.clone()) {
-                    if prev != canonical {
-                        return Err(Error::Config(format!(
-                            "{origin}: line {}: '{spelling}' names both {prev} and {canonical}",
-                            i + 1
-                        )));
-                    }
+                if let Some(prev) = by_key.insert(k, canonical.clone())
+                    && prev != canonical
+                {
+                    return Err(Error::Config(format!(
+                        "{origin}: line {}: '{spelling}' names both {prev} and {canonical}",
+                        i + 1
+                    )));
                 }
             }
         }

@@ -12,12 +12,14 @@ use crate::boundaries::{Boundaries, Locator};
 use crate::codes::cmp_codes;
 use crate::error::Result;
 use crate::geodesy::{degree_margins, haversine_m};
-use crate::geojson_out::{Prop, Shape, feature, write_collection};
+use crate::geojson_out::{Prop, Shape};
 use crate::ingest_run::Ingested;
+use crate::layers::{Formats, Layer, LayerGeometry, write_layer};
 use crate::month::Month;
 use crate::output::{fmt_decimal, fmt_probability, write_csv};
 use crate::report::{LevelStats, ancestor_table};
 use crate::rule::{Rule, Status, Verdict};
+use crate::styles::{SymbolKind, plan_classes, qml, village_classes};
 use crate::villages::Village;
 
 /// Villages placed in their finest unit and indexed for nearest search.
@@ -216,7 +218,8 @@ fn worst(vs: &[Verdict]) -> Status {
         .unwrap_or(Status::NoData)
 }
 
-/// Writes `villages.csv` and `villages.geojson`.
+/// Writes `villages.csv` and the `villages` layer in every format; returns
+/// the layer files written.
 ///
 /// # Errors
 /// A file cannot be written.
@@ -226,7 +229,34 @@ pub fn write_villages(
     index: &VillageIndex,
     vv: &VillageVerdicts,
     opts: &GapOptions,
-) -> Result<()> {
+    formats: &Formats,
+) -> Result<Vec<std::path::PathBuf>> {
+    let keys: Vec<(String, String, String)> = opts
+        .carriers
+        .iter()
+        .map(|c| {
+            let s = crate::carrier::slug(c);
+            (
+                format!("status_{s}"),
+                format!("samples_{s}"),
+                format!("median_mbps_{s}"),
+            )
+        })
+        .collect();
+    let mut fields: Vec<String> = [
+        "village_id",
+        "name",
+        "unit_code",
+        "unit_name",
+        "population",
+        "worst_status",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for k in &keys {
+        fields.extend([k.0.clone(), k.1.clone(), k.2.clone()]);
+    }
+    fields.push("vintage".to_owned());
     let finest = b.finest();
     let mut rows = Vec::new();
     let mut features = Vec::with_capacity(index.villages.len());
@@ -256,35 +286,20 @@ pub fn write_villages(
             ]);
         }
         let mut props = vec![
-            ("village_id", Prop::Str(v.id.clone())),
-            ("name", Prop::Str(v.name.clone())),
-            ("unit_code", Prop::Str(unit.code.clone())),
-            ("unit_name", Prop::Str(unit.name.clone())),
-            ("population", Prop::Num(v.population, 0)),
-            (
-                "worst_status",
-                Prop::Str(worst(&vv.verdicts[i]).as_str().to_owned()),
-            ),
+            Prop::Str(v.id.clone()),
+            Prop::Str(v.name.clone()),
+            Prop::Str(unit.code.clone()),
+            Prop::Str(unit.name.clone()),
+            Prop::Num(v.population, 0),
+            Prop::Str(worst(&vv.verdicts[i]).as_str().to_owned()),
         ];
-        let keys: Vec<(String, String, String)> = opts
-            .carriers
-            .iter()
-            .map(|c| {
-                let s = crate::carrier::slug(c);
-                (
-                    format!("status_{s}"),
-                    format!("samples_{s}"),
-                    format!("median_mbps_{s}"),
-                )
-            })
-            .collect();
-        for (k, verdict) in keys.iter().zip(&vv.verdicts[i]) {
-            props.push((k.0.as_str(), Prop::Str(verdict.status.as_str().to_owned())));
-            props.push((k.1.as_str(), Prop::Int(verdict.samples)));
-            props.push((k.2.as_str(), Prop::Num(verdict.median, 3)));
+        for verdict in &vv.verdicts[i] {
+            props.push(Prop::Str(verdict.status.as_str().to_owned()));
+            props.push(Prop::Int(verdict.samples));
+            props.push(Prop::Num(verdict.median, 3));
         }
-        props.push(("vintage", Prop::Str(index.vintage.clone())));
-        features.push(feature(&Shape::Point(v.lon, v.lat), &props));
+        props.push(Prop::Str(index.vintage.clone()));
+        features.push((Shape::Point(v.lon, v.lat), props));
     }
     write_csv(
         &out.join("villages.csv"),
@@ -307,7 +322,14 @@ pub fn write_villages(
         ],
         rows,
     )?;
-    write_collection(&out.join("villages.geojson"), "villages", &features)
+    let layer = Layer {
+        name: "villages".to_owned(),
+        geometry: LayerGeometry::Point,
+        fields,
+        features,
+        style: Some(qml(SymbolKind::Marker, &village_classes())),
+    };
+    write_layer(out, "villages", &layer, formats)
 }
 
 /// Counts of villages per status for one unit and carrier.
@@ -530,10 +552,32 @@ pub fn plan(
     items
 }
 
-/// Writes `plan.csv` and `plan.geojson`.
+/// Fields of the plan layer.
+const PLAN_FIELDS: [&str; 14] = [
+    "month",
+    "unit_code",
+    "unit_name",
+    "unit_samples",
+    "unit_deficit",
+    "rank",
+    "village_id",
+    "name",
+    "population",
+    "carriers_lacking",
+    "lacking",
+    "tests_needed",
+    "distance_to_centre_m",
+    "vintage",
+];
+
+/// Writes `plan.csv` and the `plan` layer in every format; returns the layer files.
 ///
 /// # Errors
 /// A file cannot be written.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the plan's inputs, each used once"
+)]
 pub fn write_plan(
     out: &Path,
     b: &Boundaries,
@@ -542,9 +586,10 @@ pub fn write_plan(
     month: Option<Month>,
     quota: u64,
     items: &[PlanItem],
-) -> Result<()> {
+    formats: &Formats,
+) -> Result<Vec<std::path::PathBuf>> {
     let Some(month) = month else {
-        return write_plan_rows(out, Vec::new(), Vec::new());
+        return write_plan_rows(out, Vec::new(), Vec::new(), formats);
     };
     let finest_level = b.units.len() - 1;
     let mut rows = Vec::with_capacity(items.len());
@@ -573,31 +618,36 @@ pub fn write_plan(
             fmt_decimal(Some(v.lat), 6),
             index.vintage.clone(),
         ];
-        features.push(feature(
-            &Shape::Point(v.lon, v.lat),
-            &[
-                ("month", Prop::Str(row[0].clone())),
-                ("unit_code", Prop::Str(row[1].clone())),
-                ("unit_name", Prop::Str(row[2].clone())),
-                ("unit_samples", Prop::Int(samples)),
-                ("unit_deficit", Prop::Int(quota.saturating_sub(samples))),
-                ("rank", Prop::Int(it.rank as u64)),
-                ("village_id", Prop::Str(v.id.clone())),
-                ("name", Prop::Str(v.name.clone())),
-                ("population", Prop::Num(v.population, 0)),
-                ("carriers_lacking", Prop::Int(it.missing.len() as u64)),
-                ("lacking", Prop::Str(row[10].clone())),
-                ("tests_needed", Prop::Int(it.tests)),
-                ("distance_to_centre_m", Prop::Num(Some(it.distance_m), 0)),
-                ("vintage", Prop::Str(index.vintage.clone())),
+        features.push((
+            Shape::Point(v.lon, v.lat),
+            vec![
+                Prop::Str(row[0].clone()),
+                Prop::Str(row[1].clone()),
+                Prop::Str(row[2].clone()),
+                Prop::Int(samples),
+                Prop::Int(quota.saturating_sub(samples)),
+                Prop::Int(it.rank as u64),
+                Prop::Str(v.id.clone()),
+                Prop::Str(v.name.clone()),
+                Prop::Num(v.population, 0),
+                Prop::Int(it.missing.len() as u64),
+                Prop::Str(row[10].clone()),
+                Prop::Int(it.tests),
+                Prop::Num(Some(it.distance_m), 0),
+                Prop::Str(index.vintage.clone()),
             ],
         ));
         rows.push(row);
     }
-    write_plan_rows(out, rows, features)
+    write_plan_rows(out, rows, features, formats)
 }
 
-fn write_plan_rows(out: &Path, rows: Vec<[String; 16]>, features: Vec<String>) -> Result<()> {
+fn write_plan_rows(
+    out: &Path,
+    rows: Vec<[String; 16]>,
+    features: Vec<(Shape, Vec<Prop>)>,
+    formats: &Formats,
+) -> Result<Vec<std::path::PathBuf>> {
     write_csv(
         &out.join("plan.csv"),
         &[
@@ -620,5 +670,12 @@ fn write_plan_rows(out: &Path, rows: Vec<[String; 16]>, features: Vec<String>) -
         ],
         rows,
     )?;
-    write_collection(&out.join("plan.geojson"), "plan", &features)
+    let layer = Layer {
+        name: "plan".to_owned(),
+        geometry: LayerGeometry::Point,
+        fields: PLAN_FIELDS.map(str::to_owned).to_vec(),
+        features,
+        style: Some(qml(SymbolKind::Marker, &plan_classes())),
+    };
+    write_layer(out, "plan", &layer, formats)
 }

@@ -56,10 +56,10 @@ fn ring_coords(s: &mut String, ring: &[(f64, f64)], outer: bool) {
         .iter()
         .map(|&(x, y)| ((x * 1e6).round() / 1e6, (y * 1e6).round() / 1e6))
         .collect();
-    if r.first() != r.last() {
-        if let Some(&f) = r.first() {
-            r.push(f);
-        }
+    if r.first() != r.last()
+        && let Some(&f) = r.first()
+    {
+        r.push(f);
     }
     if (signed_area2(&r) < 0.0) == outer {
         r.reverse();

@@ -5,15 +5,37 @@ use std::path::Path;
 use crate::carrier::slug;
 use crate::error::Result;
 use crate::gaps::GapOptions;
-use crate::geojson_out::{Prop, Shape, feature, write_collection};
+use crate::geojson_out::{Prop, Shape};
 use crate::ingest_run::{Ingested, Sample};
+use crate::layers::{Formats, Layer, LayerGeometry, write_layer};
 use crate::report::GroupStats;
+use crate::styles::{SymbolKind, download_classes, qml};
 
 /// The name of the layer of every carrier together.
 pub const ALL: &str = "ALL";
 
-/// Writes `heatmap/<slug>.geojson` for each carrier of `carriers` and for `ALL`.
-/// Returns the number of cells per layer, in that order (ALL last).
+/// Heatmap fields, in order.
+pub const FIELDS: [&str; 12] = [
+    "h3",
+    "carrier",
+    "samples",
+    "devices",
+    "download_median_mbps",
+    "download_p10_mbps",
+    "upload_median_mbps",
+    "latency_median_ms",
+    "status",
+    "weak_p",
+    "share_below",
+    "below_target",
+];
+
+/// Cells per layer (carrier name, count) and the files written.
+pub type HeatmapOutput = (Vec<(String, usize)>, Vec<std::path::PathBuf>);
+
+/// Writes `heatmap/<slug>.<ext>` for each carrier of `carriers` and for `ALL`,
+/// in every format. Returns the number of cells per layer, in that order
+/// (ALL last), and the files written.
 ///
 /// # Errors
 /// A file cannot be written.
@@ -21,7 +43,10 @@ pub fn write_heatmaps(
     out: &Path,
     ing: &Ingested,
     opts: &GapOptions,
-) -> Result<Vec<(String, usize)>> {
+    formats: &Formats,
+) -> Result<HeatmapOutput> {
+    let style = qml(SymbolKind::Fill, &download_classes());
+    let mut files = Vec::new();
     let (carriers, rule) = (&opts.carriers, &opts.rule);
     let dir = out.join("heatmap");
     let mut counts = Vec::new();
@@ -59,30 +84,34 @@ pub fn write_heatmaps(
                 .iter()
                 .map(|ll| (ll.lng(), ll.lat()))
                 .collect();
-            features.push(feature(
-                &Shape::Ring(ring),
-                &[
-                    ("h3", Prop::Str(cell.to_string())),
-                    ("carrier", Prop::Str(layer.to_owned())),
-                    ("samples", Prop::Int(stats.samples)),
-                    ("devices", Prop::Int(stats.devices)),
-                    ("download_median_mbps", Prop::Num(stats.download_median, 3)),
-                    ("download_p10_mbps", Prop::Num(stats.download_p10, 3)),
-                    ("upload_median_mbps", Prop::Num(stats.upload_median, 3)),
-                    ("latency_median_ms", Prop::Num(stats.latency_median, 3)),
-                    ("status", Prop::Str(verdict.status.as_str().to_owned())),
-                    (
-                        "weak_p",
-                        Prop::Raw(crate::output::fmt_probability(verdict.weak_p)),
-                    ),
-                    ("share_below", Prop::Num(verdict.share_below, 4)),
-                    ("below_target", Prop::Bool(verdict.below_target)),
+            features.push((
+                Shape::Ring(ring),
+                vec![
+                    Prop::Str(cell.to_string()),
+                    Prop::Str(layer.to_owned()),
+                    Prop::Int(stats.samples),
+                    Prop::Int(stats.devices),
+                    Prop::Num(stats.download_median, 3),
+                    Prop::Num(stats.download_p10, 3),
+                    Prop::Num(stats.upload_median, 3),
+                    Prop::Num(stats.latency_median, 3),
+                    Prop::Str(verdict.status.as_str().to_owned()),
+                    Prop::Raw(crate::output::fmt_probability(verdict.weak_p)),
+                    Prop::Num(verdict.share_below, 4),
+                    Prop::Bool(verdict.below_target),
                 ],
             ));
         }
         let name = slug(layer);
-        write_collection(&dir.join(format!("{name}.geojson")), &name, &features)?;
         counts.push((layer.to_owned(), features.len()));
+        let l = Layer {
+            name: name.clone(),
+            geometry: LayerGeometry::Polygon,
+            fields: FIELDS.iter().map(|f| (*f).to_owned()).collect(),
+            features,
+            style: Some(style.clone()),
+        };
+        files.extend(write_layer(&dir, &name, &l, formats)?);
     }
-    Ok(counts)
+    Ok((counts, files))
 }

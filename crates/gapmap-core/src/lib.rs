@@ -18,6 +18,8 @@ pub mod geojson_out;
 pub mod heatmap;
 pub mod ingest;
 pub mod ingest_run;
+pub mod layers;
+pub mod manifest;
 pub mod month;
 pub mod output;
 pub mod reform;
@@ -26,7 +28,9 @@ pub mod rule;
 pub mod schema;
 pub mod simulate;
 pub mod stats;
+pub mod styles;
 pub mod villages;
 pub mod vintage;
+pub mod workbook;
 
 pub use error::{Error, Result};

@@ -59,11 +59,11 @@ pub fn bare_name(name: &str, ascii: bool) -> String {
     let lower = name.trim().to_lowercase();
     let mut rest = lower.as_str();
     for w in TYPE_WORDS {
-        if let Some(r) = rest.strip_prefix(w) {
-            if r.is_empty() || r.starts_with([' ', '.']) || w.ends_with('.') {
-                rest = r;
-                break;
-            }
+        if let Some(r) = rest.strip_prefix(w)
+            && (r.is_empty() || r.starts_with([' ', '.']) || w.ends_with('.'))
+        {
+            rest = r;
+            break;
         }
     }
     let folded = if ascii {
