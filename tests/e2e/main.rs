@@ -20,6 +20,7 @@
 )]
 
 mod accounting;
+mod deliverables;
 mod errors;
 mod formats;
 mod gaps;
