@@ -280,3 +280,112 @@ fn manifest_hashes_every_output_and_input() {
             .any(|i| i["path"] == "embedded:data/vn_2025_default/communes_2025.geojson")
     );
 }
+
+/// Headless Chromium, started as the machine notes say (no network, fresh profile).
+fn chromium(args: &[&str]) -> Option<std::process::Output> {
+    let profile = tempfile::tempdir().expect("profile");
+    let dir = format!("--user-data-dir={}", s(profile.path()));
+    let mut all = vec![
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--virtual-time-budget=20000",
+        dir.as_str(),
+    ];
+    all.extend_from_slice(args);
+    match Command::new("chromium").args(&all).output() {
+        Ok(o) => {
+            assert!(
+                o.status.success(),
+                "chromium failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            Some(o)
+        }
+        Err(e) if std::env::var_os("GAPMAP_SKIP_BROWSER").is_some() => {
+            eprintln!("chromium unavailable ({e}); skipped because GAPMAP_SKIP_BROWSER is set");
+            None
+        }
+        Err(e) => panic!(
+            "chromium not found ({e}): install Debian's chromium (.ci/run does), or set GAPMAP_SKIP_BROWSER=1"
+        ),
+    }
+}
+
+#[test]
+fn report_html_renders_offline_in_a_browser() {
+    let (_dir, out) = demo();
+    let page = out.join("report.html");
+    let html = std::fs::read_to_string(&page).expect("report.html");
+    // Self-contained: nothing to fetch at view time.
+    // (A hyperlink, such as Leaflet's attribution, loads nothing.)
+    for needle in [
+        "src=\"http",
+        "url(http",
+        "<link ",
+        "sourceMappingURL",
+        "import(",
+    ] {
+        assert!(
+            !html.contains(needle),
+            "report.html refers outside itself: {needle}"
+        );
+    }
+    let url = format!("file://{}", s(&page));
+    let Some(dom) = chromium(&["--dump-dom", &url]) else {
+        return;
+    };
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let attr = dom
+        .split("data-drawn=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the page published what it drew")
+        .replace("&quot;", "\"");
+    let drawn: serde_json::Value = serde_json::from_str(&attr).expect("json");
+    let count = |p: &str| {
+        json(&out.join(p))["features"]
+            .as_array()
+            .expect("features")
+            .len() as u64
+    };
+    assert_eq!(drawn["units"].as_u64(), Some(count("units.geojson")));
+    assert_eq!(
+        drawn["cells"].as_u64(),
+        Some(count("heatmap/all.geojson")),
+        "the ALL layer shows first"
+    );
+    assert_eq!(drawn["villages"].as_u64(), Some(count("villages.geojson")));
+    let total = count("units.geojson") + count("heatmap/all.geojson") + count("villages.geojson");
+    assert!(drawn["paths"].as_u64().expect("paths") >= total, "{drawn}");
+
+    let shot = out.join("shot.png");
+    let arg = format!("--screenshot={}", s(&shot));
+    chromium(&["--window-size=1200,850", &arg, &url]).expect("chromium ran above");
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&shot).expect("png"),
+    ));
+    let mut reader = decoder.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("png frame");
+    let px = info.color_type.samples();
+    let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(px).collect();
+    let page_colour = [0xe8u8, 0xee, 0xf2];
+    let drawn_px = pixels.iter().filter(|p| p[..3] != page_colour).count();
+    let colours: std::collections::HashSet<&[u8]> = pixels.iter().copied().collect();
+    assert!(
+        drawn_px * 10 > pixels.len(),
+        "only {drawn_px} of {} pixels differ from the background",
+        pixels.len()
+    );
+    assert!(
+        colours.len() > 50,
+        "{} colours: a blank page?",
+        colours.len()
+    );
+}

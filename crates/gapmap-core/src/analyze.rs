@@ -18,6 +18,7 @@ use crate::report::{
     LevelStats, QuotaSummary, ReportSet, Summary, aggregate, months, write_quota_and_stats,
     write_rejects,
 };
+use crate::report_html::write_report_html;
 use crate::rule::Status;
 use crate::styles::{SymbolKind, qml, quota_classes};
 use crate::villages::Village;
@@ -135,9 +136,9 @@ pub fn analyze(
         .iter()
         .map(|f| opts.out.join(f))
         .collect();
-    let (heatmap_cells, heatmap_files) =
-        write_heatmaps(&opts.out, &ingested, &opts.gaps, &opts.formats)?;
-    files.extend(heatmap_files);
+    let heatmaps = write_heatmaps(&opts.out, &ingested, &opts.gaps, &opts.formats)?;
+    files.extend(heatmaps.files.iter().cloned());
+    let heatmap_cells = heatmaps.cells.clone();
     let layers: Vec<serde_json::Value> = heatmap_cells
         .iter()
         .map(|(c, n)| serde_json::json!({"carrier": c, "cells": n}))
@@ -184,6 +185,7 @@ pub fn analyze(
         }
     };
     let mut reach: Option<Vec<(u64, u64)>> = None;
+    let mut village_layer = None;
     if let Some(villages) = &opts.villages {
         let total = villages.len();
         let exact = vintages.locators(0.0);
@@ -206,14 +208,16 @@ pub fn analyze(
         }
         reach = Some(per_unit);
         files.push(opts.out.join("villages.csv"));
-        files.extend(write_villages(
+        let (village_files, layer) = write_villages(
             &opts.out,
             boundaries,
             &index,
             &verdicts,
             &opts.gaps,
             &opts.formats,
-        )?);
+        )?;
+        files.extend(village_files);
+        village_layer = Some(layer);
         write_unit_gaps(&opts.out, boundaries, &index, &verdicts, &opts.gaps)?;
         files.push(opts.out.join("unit_gaps.csv"));
         let (items, last) = match ingested.window {
@@ -266,10 +270,28 @@ pub fn analyze(
         village_status = Some(totals);
         plan_items = Some(items.len());
     }
+    let mut unit_layer = None;
     if vintages.sets[r].crosswalk.is_none() {
         let layer = units_layer(&vintages.sets[r], stats, last, opts.quota, reach.as_deref());
         files.extend(write_layer(&opts.out, "units", &layer, &opts.formats)?);
+        unit_layer = Some(layer);
     }
+    let title = match ingested.window {
+        Some((a, b)) if a == b => format!("gapmap {a}"),
+        Some((a, b)) => format!(
+            "gapmap {a} – {b}; đơn vị, thôn bản / units, villages: {} ({})",
+            b, vintages.sets[r].label
+        ),
+        None => "gapmap".to_owned(),
+    };
+    write_report_html(
+        &opts.out,
+        &title,
+        unit_layer.as_ref(),
+        &heatmaps.layers,
+        village_layer.as_ref(),
+    )?;
+    files.push(opts.out.join("report.html"));
     write_report_xlsx(
         &opts.out,
         &report_sets,

@@ -219,7 +219,7 @@ fn worst(vs: &[Verdict]) -> Status {
 }
 
 /// Writes `villages.csv` and the `villages` layer in every format; returns
-/// the layer files written.
+/// the layer files written and the layer.
 ///
 /// # Errors
 /// A file cannot be written.
@@ -230,7 +230,7 @@ pub fn write_villages(
     vv: &VillageVerdicts,
     opts: &GapOptions,
     formats: &Formats,
-) -> Result<Vec<std::path::PathBuf>> {
+) -> Result<(Vec<std::path::PathBuf>, Layer)> {
     let keys: Vec<(String, String, String)> = opts
         .carriers
         .iter()
@@ -329,7 +329,7 @@ pub fn write_villages(
         features,
         style: Some(qml(SymbolKind::Marker, &village_classes())),
     };
-    write_layer(out, "villages", &layer, formats)
+    Ok((write_layer(out, "villages", &layer, formats)?, layer))
 }
 
 /// Counts of villages per status for one unit and carrier.

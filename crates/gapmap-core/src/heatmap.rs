@@ -30,8 +30,16 @@ pub const FIELDS: [&str; 12] = [
     "below_target",
 ];
 
-/// Cells per layer (carrier name, count) and the files written.
-pub type HeatmapOutput = (Vec<(String, usize)>, Vec<std::path::PathBuf>);
+/// What [`write_heatmaps`] produced.
+#[derive(Debug)]
+pub struct Heatmaps {
+    /// Cells per layer (carrier name, count), ALL last.
+    pub cells: Vec<(String, usize)>,
+    /// Files written.
+    pub files: Vec<std::path::PathBuf>,
+    /// The layers, for other outputs (the map report).
+    pub layers: Vec<Layer>,
+}
 
 /// Writes `heatmap/<slug>.<ext>` for each carrier of `carriers` and for `ALL`,
 /// in every format. Returns the number of cells per layer, in that order
@@ -44,9 +52,10 @@ pub fn write_heatmaps(
     ing: &Ingested,
     opts: &GapOptions,
     formats: &Formats,
-) -> Result<HeatmapOutput> {
+) -> Result<Heatmaps> {
     let style = qml(SymbolKind::Fill, &download_classes());
     let mut files = Vec::new();
+    let mut layers_out = Vec::new();
     let (carriers, rule) = (&opts.carriers, &opts.rule);
     let dir = out.join("heatmap");
     let mut counts = Vec::new();
@@ -112,6 +121,11 @@ pub fn write_heatmaps(
             style: Some(style.clone()),
         };
         files.extend(write_layer(&dir, &name, &l, formats)?);
+        layers_out.push(l);
     }
-    Ok((counts, files))
+    Ok(Heatmaps {
+        cells: counts,
+        files,
+        layers: layers_out,
+    })
 }

@@ -24,6 +24,7 @@ pub mod month;
 pub mod output;
 pub mod reform;
 pub mod report;
+pub mod report_html;
 pub mod rule;
 pub mod schema;
 pub mod simulate;

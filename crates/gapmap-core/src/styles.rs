@@ -93,41 +93,63 @@ pub fn qml(kind: SymbolKind, classes: &[Class]) -> String {
     )
 }
 
+/// Breaks of the download classes (Mbps): 5 (QCVN 81:2019 operator floor),
+/// 40 (2025 national target, Decision 36/QĐ-TTg), 100 (5G, QCVN 126:2021).
+pub const DOWNLOAD_BREAKS: [f64; 5] = [5.0, 10.0, 25.0, 40.0, 100.0];
+
+/// Colours of the download classes: insufficient data, then low to high.
+const DOWNLOAD_RGB: [(u8, u8, u8); 7] = [
+    (189, 189, 189),
+    (178, 24, 43),
+    (239, 138, 98),
+    (253, 219, 199),
+    (209, 229, 240),
+    (103, 169, 207),
+    (33, 102, 172),
+];
+
 /// The download classes of heatmap cells, with "insufficient data" first.
-/// Breaks: 5 Mbps (QCVN 81:2019 operator floor), 40 Mbps (2025 national
-/// target, Decision 36/QĐ-TTg), 100 Mbps (5G, QCVN 126:2021).
 #[must_use]
 pub fn download_classes() -> Vec<Class> {
     let f = "\"download_median_mbps\"";
-    vec![
-        class(
-            "Chưa đủ dữ liệu / Insufficient data",
-            "\"status\" IN ('insufficient', 'no_data') OR \"download_median_mbps\" IS NULL",
-            (189, 189, 189),
-        ),
-        class("< 5 Mbps", &format!("{f} < 5"), (178, 24, 43)),
-        class(
-            "5–10 Mbps",
-            &format!("{f} >= 5 AND {f} < 10"),
-            (239, 138, 98),
-        ),
-        class(
-            "10–25 Mbps",
-            &format!("{f} >= 10 AND {f} < 25"),
-            (253, 219, 199),
-        ),
-        class(
-            "25–40 Mbps",
-            &format!("{f} >= 25 AND {f} < 40"),
-            (209, 229, 240),
-        ),
-        class(
-            "40–100 Mbps (đạt mục tiêu / target met)",
-            &format!("{f} >= 40 AND {f} < 100"),
-            (103, 169, 207),
-        ),
-        class("≥ 100 Mbps", &format!("{f} >= 100"), (33, 102, 172)),
-    ]
+    let fmt = |v: f64| format!("{v}");
+    let mut out = vec![class(
+        "Chưa đủ dữ liệu / Insufficient data",
+        "\"status\" IN ('insufficient', 'no_data') OR \"download_median_mbps\" IS NULL",
+        DOWNLOAD_RGB[0],
+    )];
+    for i in 0..=DOWNLOAD_BREAKS.len() {
+        let lower = i.checked_sub(1).map(|j| DOWNLOAD_BREAKS[j]);
+        let upper = DOWNLOAD_BREAKS.get(i).copied();
+        let (label, filter) = match (lower, upper) {
+            (None, Some(u)) => (format!("< {} Mbps", fmt(u)), format!("{f} < {}", fmt(u))),
+            (Some(l), Some(u)) => (
+                format!("{}–{} Mbps", fmt(l), fmt(u)),
+                format!("{f} >= {} AND {f} < {}", fmt(l), fmt(u)),
+            ),
+            (Some(l), None) => (format!("≥ {} Mbps", fmt(l)), format!("{f} >= {}", fmt(l))),
+            (None, None) => unreachable!("at least one break"),
+        };
+        let label = if lower == Some(40.0) {
+            format!("{label} (đạt mục tiêu / target met)")
+        } else {
+            label
+        };
+        out.push(class(&label, &filter, DOWNLOAD_RGB[i + 1]));
+    }
+    out
+}
+
+/// The class of a heatmap cell, as an index into [`download_classes`]:
+/// the same rule as the QML filters.
+#[must_use]
+pub fn download_class_index(status: &str, median: Option<f64>) -> usize {
+    match median {
+        Some(m) if !matches!(status, "insufficient" | "no_data") => {
+            1 + DOWNLOAD_BREAKS.iter().filter(|b| m >= **b).count()
+        }
+        _ => 0,
+    }
 }
 
 /// Village status colours (`worst_status`).
@@ -215,6 +237,19 @@ mod tests {
                 "{tag}"
             );
         }
+    }
+
+    #[test]
+    fn class_index_agrees_with_the_filters() {
+        let c = download_classes();
+        let idx = |m: f64| download_class_index("ok", Some(m));
+        assert_eq!(c[idx(4.999)].label, "< 5 Mbps");
+        assert_eq!(c[idx(5.0)].label, "5–10 Mbps");
+        assert_eq!(c[idx(39.9)].label, "25–40 Mbps");
+        assert!(c[idx(40.0)].label.starts_with("40–100 Mbps"));
+        assert_eq!(c[idx(100.0)].label, "≥ 100 Mbps");
+        assert_eq!(download_class_index("insufficient", Some(80.0)), 0);
+        assert_eq!(download_class_index("weak", None), 0);
     }
 
     #[test]

@@ -1,0 +1,294 @@
+//! `report.html`: one self-contained page (Leaflet compiled in, the data
+//! inline, nothing fetched at view time) with the unit polygons by quota
+//! status, the heatmap per carrier behind a carrier switch, the villages by
+//! status, and a legend in Vietnamese and English.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::error::Result;
+use crate::geojson_out::{Prop, Shape};
+use crate::layers::Layer;
+use crate::output::write_atomic;
+use crate::styles::{
+    Class, download_class_index, download_classes, quota_classes, village_classes,
+};
+
+const LEAFLET_JS: &str = include_str!("../assets/leaflet/leaflet.js");
+const LEAFLET_CSS: &str = include_str!("../assets/leaflet/leaflet.css");
+
+fn field(layer: &Layer, name: &str) -> Option<usize> {
+    layer.fields.iter().position(|f| f == name)
+}
+
+fn text(p: Option<&Prop>) -> String {
+    match p {
+        Some(Prop::Str(s) | Prop::Raw(s)) => s.clone(),
+        Some(Prop::Int(n)) => n.to_string(),
+        Some(Prop::Num(Some(v), _)) => v.to_string(),
+        Some(Prop::Bool(Some(b))) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn number(p: Option<&Prop>) -> Option<f64> {
+    match p {
+        #[allow(clippy::cast_precision_loss, reason = "counts are far below 2^53")]
+        Some(Prop::Int(n)) => Some(*n as f64),
+        Some(Prop::Num(v, _)) => *v,
+        _ => None,
+    }
+}
+
+fn r5(v: f64) -> Value {
+    json!((v * 1e5).round() / 1e5)
+}
+
+fn legend(classes: &[Class]) -> Value {
+    classes
+        .iter()
+        .map(|c| {
+            let (r, g, b) = c.rgb;
+            json!({"label": c.label, "color": format!("#{r:02x}{g:02x}{b:02x}")})
+        })
+        .collect()
+}
+
+fn ring_json(ring: &geo::LineString<f64>) -> Value {
+    ring.0.iter().map(|c| json!([r5(c.x), r5(c.y)])).collect()
+}
+
+/// The page's data: legends, units, heatmap cells per carrier, villages.
+fn page_data(
+    title: &str,
+    units: Option<&Layer>,
+    heat: &[Layer],
+    villages: Option<&Layer>,
+) -> Value {
+    let units_json = units.map(|l| {
+        let (code, name, samples, met, month) = (
+            field(l, "code"),
+            field(l, "name"),
+            field(l, "samples"),
+            field(l, "met"),
+            field(l, "month"),
+        );
+        let features: Vec<Value> = l
+            .features
+            .iter()
+            .filter_map(|(shape, p)| {
+                let Shape::Multi(mp) = shape else { return None };
+                let n = number(samples.and_then(|i| p.get(i))).unwrap_or(0.0);
+                let is_met = matches!(met.and_then(|i| p.get(i)), Some(Prop::Bool(Some(true))));
+                let k = if is_met {
+                    0
+                } else if n == 0.0 {
+                    1
+                } else {
+                    2
+                };
+                let coords: Vec<Value> =
+                    mp.0.iter()
+                        .map(|poly| {
+                            std::iter::once(ring_json(poly.exterior()))
+                                .chain(poly.interiors().iter().map(ring_json))
+                                .collect()
+                        })
+                        .collect();
+                Some(json!({
+                    "type": "Feature",
+                    "geometry": {"type": "MultiPolygon", "coordinates": coords},
+                    "properties": {
+                        "code": text(code.and_then(|i| p.get(i))),
+                        "name": text(name.and_then(|i| p.get(i))),
+                        "month": text(month.and_then(|i| p.get(i))),
+                        "samples": n,
+                        "k": k,
+                    }
+                }))
+            })
+            .collect();
+        json!({"type": "FeatureCollection", "features": features})
+    });
+    let heat_json: Vec<Value> = heat
+        .iter()
+        .map(|l| {
+            let (carrier, samples, median, status) = (
+                field(l, "carrier"),
+                field(l, "samples"),
+                field(l, "download_median_mbps"),
+                field(l, "status"),
+            );
+            let name = l
+                .features
+                .first()
+                .map(|(_, p)| text(carrier.and_then(|i| p.get(i))))
+                .unwrap_or_else(|| l.name.clone());
+            let cells: Vec<Value> = l
+                .features
+                .iter()
+                .filter_map(|(shape, p)| {
+                    let Shape::Ring(ring) = shape else {
+                        return None;
+                    };
+                    let m = number(median.and_then(|i| p.get(i)));
+                    let st = text(status.and_then(|i| p.get(i)));
+                    let flat: Vec<Value> = ring.iter().flat_map(|&(x, y)| [r5(x), r5(y)]).collect();
+                    Some(json!([
+                        download_class_index(&st, m),
+                        number(samples.and_then(|i| p.get(i))).unwrap_or(0.0),
+                        m.map(|v| (v * 10.0).round() / 10.0),
+                        flat
+                    ]))
+                })
+                .collect();
+            json!({"layer": l.name, "carrier": name, "cells": cells})
+        })
+        .collect();
+    let village_json: Vec<Value> = villages
+        .map(|l| {
+            let (name, worst) = (field(l, "name"), field(l, "worst_status"));
+            l.features
+                .iter()
+                .filter_map(|(shape, p)| {
+                    let Shape::Point(x, y) = shape else {
+                        return None;
+                    };
+                    let k = match text(worst.and_then(|i| p.get(i))).as_str() {
+                        "weak" => 0,
+                        "no_data" => 1,
+                        "insufficient" => 2,
+                        _ => 3,
+                    };
+                    Some(json!([
+                        r5(*x),
+                        r5(*y),
+                        k,
+                        text(name.and_then(|i| p.get(i)))
+                    ]))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "title": title,
+        "legend": {
+            "download": legend(&download_classes()),
+            "quota": legend(&quota_classes()),
+            "villages": legend(&village_classes()),
+        },
+        "units": units_json,
+        "heat": heat_json,
+        "villages": village_json,
+    })
+}
+
+const PAGE_SCRIPT: &str = r#"
+(function () {
+  var D = JSON.parse(document.getElementById('gapmap-data').textContent);
+  document.getElementById('title').textContent = D.title;
+  var map = L.map('map', {preferCanvas: true, zoomSnap: 0.25});
+  var canvas = L.canvas({padding: 0.2});
+  var drawn = {units: 0, cells: 0, villages: 0};
+  var bounds = L.latLngBounds([]);
+  var overlays = {};
+  var base = {};
+  var LD = D.legend.download, LQ = D.legend.quota, LV = D.legend.villages;
+  if (D.units) {
+    var units = L.geoJSON(D.units, {
+      renderer: canvas,
+      style: function (f) {
+        return {color: '#333', weight: 0.8, fillColor: LQ[f.properties.k].color, fillOpacity: 0.35};
+      },
+      onEachFeature: function (f, layer) {
+        drawn.units += 1;
+        layer.bindTooltip(f.properties.name + ' (' + f.properties.code + '): ' + f.properties.samples +
+          ' mẫu / samples, ' + f.properties.month);
+      }
+    });
+    bounds.extend(units.getBounds());
+    overlays['Đơn vị theo chỉ tiêu / Units by quota'] = units;
+    units.addTo(map);
+  }
+  D.heat.forEach(function (h, i) {
+    var g = L.layerGroup();
+    h.cells.forEach(function (c) {
+      var pts = [];
+      for (var j = 0; j + 1 < c[3].length; j += 2) { pts.push([c[3][j + 1], c[3][j]]); }
+      var p = L.polygon(pts, {renderer: canvas, stroke: false, fillColor: LD[c[0]].color, fillOpacity: 0.8});
+      p.bindTooltip(h.carrier + ': ' + (c[2] === null ? '–' : c[2] + ' Mbps') + ', ' + c[1] + ' mẫu / samples');
+      g.addLayer(p);
+      bounds.extend(pts);
+    });
+    g.gapmapCells = h.cells.length;
+    base['Bản đồ nhiệt / Heatmap: ' + h.carrier] = g;
+    if (i === D.heat.length - 1) { g.addTo(map); drawn.cells = h.cells.length; }
+  });
+  map.on('baselayerchange', function (e) { drawn.cells = e.layer.gapmapCells || 0; publish(); });
+  if (D.villages.length) {
+    var v = L.layerGroup();
+    D.villages.forEach(function (p) {
+      v.addLayer(L.circleMarker([p[1], p[0]], {renderer: canvas, radius: 3.5, weight: 0.8, color: '#222',
+        fillColor: LV[p[2]].color, fillOpacity: 1}).bindTooltip(p[3]));
+    });
+    drawn.villages = D.villages.length;
+    overlays['Thôn, bản / Villages'] = v;
+    v.addTo(map);
+  }
+  L.control.layers(base, overlays, {collapsed: false}).addTo(map);
+  var legend = L.control({position: 'bottomright'});
+  legend.onAdd = function () {
+    var div = L.DomUtil.create('div', 'legend');
+    function block(title, items, round) {
+      var h = '<b>' + title + '</b>';
+      items.forEach(function (it) {
+        h += '<div><i style="background:' + it.color + (round ? ';border-radius:50%' : '') + '"></i>' + it.label + '</div>';
+      });
+      return h;
+    }
+    div.innerHTML = block('Tốc độ tải xuống (trung vị) / Median download', LD) +
+      block('Chỉ tiêu 300 mẫu/tháng / Monthly quota', LQ) + block('Thôn, bản / Villages', LV, true);
+    return div;
+  };
+  legend.addTo(map);
+  if (bounds.isValid()) { map.fitBounds(bounds); } else { map.setView([16, 106], 5); }
+  function publish() {
+    var n = 0;
+    map.eachLayer(function (l) { if (l instanceof L.Path) { n += 1; } });
+    document.body.setAttribute('data-drawn', JSON.stringify({units: drawn.units, cells: drawn.cells,
+      villages: drawn.villages, paths: n}));
+  }
+  publish();
+})();
+"#;
+
+/// Writes `report.html` into `out`.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_report_html(
+    out: &Path,
+    title: &str,
+    units: Option<&Layer>,
+    heat: &[Layer],
+    villages: Option<&Layer>,
+) -> Result<()> {
+    let data = page_data(title, units, heat, villages)
+        .to_string()
+        .replace("</", "<\\/");
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"vi\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>gapmap</title>\n<style>\n{LEAFLET_CSS}\n\
+         html, body {{ margin: 0; height: 100%; font: 13px/1.3 sans-serif; }}\n\
+         #title {{ position: absolute; z-index: 1000; left: 50px; top: 8px; background: #fff; padding: 4px 8px; border-radius: 4px; box-shadow: 0 1px 4px #0004; }}\n\
+         #map {{ height: 100%; background: #e8eef2; }}\n\
+         .legend {{ background: #fff; padding: 6px 8px; border-radius: 4px; box-shadow: 0 1px 4px #0004; max-width: 280px; }}\n\
+         .legend i {{ display: inline-block; width: 12px; height: 12px; margin-right: 6px; vertical-align: middle; border: 1px solid #0003; }}\n\
+         </style>\n</head>\n<body>\n<div id=\"title\"></div>\n<div id=\"map\"></div>\n\
+         <script type=\"application/json\" id=\"gapmap-data\">{data}</script>\n\
+         <script>\n{LEAFLET_JS}\n</script>\n<script>{PAGE_SCRIPT}</script>\n</body>\n</html>\n"
+    );
+    write_atomic(&out.join("report.html"), |w| w.write_all(html.as_bytes()))
+}
