@@ -389,3 +389,22 @@ fn report_html_renders_offline_in_a_browser() {
         colours.len()
     );
 }
+
+#[test]
+fn messages_name_every_file_and_quiet_silences_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let o = gapmap_ok(&["demo", "--out", s(&out), "--samples", "500"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let m = json(&out.join("manifest.json"));
+    for f in m["outputs"].as_array().expect("outputs") {
+        let name = f["path"].as_str().expect("path");
+        assert!(err.lines().any(|l| l.trim() == name), "{name} not named in:\n{err}");
+    }
+    assert!(err.lines().any(|l| l.trim() == "manifest.json"));
+    // Not a terminal: no progress bar drawn.
+    assert!(!err.contains("reading samples"), "{err}");
+    let o = gapmap_ok(&["--quiet", "demo", "--out", s(&out), "--samples", "500"]);
+    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!o.stdout.is_empty(), "results still go to stdout");
+}

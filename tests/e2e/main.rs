@@ -26,6 +26,7 @@ mod formats;
 mod gaps;
 mod heatmap;
 mod national;
+mod notebooks;
 mod oracle;
 mod recall;
 mod reform;

@@ -38,8 +38,30 @@ const DEMO_LEVELS_2025: &str = "province=province_code:province,commune=commune_
 #[derive(Debug, Parser)]
 #[command(name = "gapmap", version, about, max_term_width = 100)]
 struct Cli {
+    /// No messages on stderr but errors (results still go to stdout and files).
+    #[arg(long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Every warning, and each file written with its size.
+    #[arg(long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// 0: quiet, 1: normal, 2: verbose.
+static VERBOSITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+
+fn verbosity() -> u8 {
+    VERBOSITY.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A message on stderr, unless --quiet.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if verbosity() > 0 {
+            eprintln!($($arg)*);
+        }
+    };
 }
 
 #[derive(Debug, Subcommand)]
@@ -343,6 +365,8 @@ struct DemoArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let level = if cli.quiet { 0 } else if cli.verbose { 2 } else { 1 };
+    VERBOSITY.store(level, std::sync::atomic::Ordering::Relaxed);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -380,24 +404,33 @@ fn load_boundaries(args: &BoundaryArgs) -> Result<Boundaries> {
     Ok(b)
 }
 
-/// Prints non-fatal warnings to stderr (the first 10, then a count).
+/// Prints non-fatal warnings to stderr (the first 10 and a count; all with
+/// --verbose; none with --quiet, they are in summary.json).
 fn warn_all(warnings: &[String]) {
-    for w in warnings.iter().take(10) {
-        eprintln!("gapmap: warning: {w}");
+    let shown = if verbosity() >= 2 { warnings.len() } else { 10 };
+    for w in warnings.iter().take(shown) {
+        say!("gapmap: warning: {w}");
     }
-    if warnings.len() > 10 {
-        eprintln!("gapmap: warning: … and {} more", warnings.len() - 10);
+    if warnings.len() > shown {
+        say!("gapmap: warning: … and {} more (all in summary.json; --verbose shows them)", warnings.len() - shown);
     }
 }
 
-/// Reports rows read on a terminal only, so logs stay clean.
+/// A progress spinner with rows read and their rate, on a terminal only
+/// (and not with --quiet), so logs stay clean.
 fn progress_reporter() -> impl FnMut(u64) {
-    let tty = std::io::stderr().is_terminal();
-    let mut last = 0u64;
+    let bar = (verbosity() > 0 && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} reading samples: {human_pos} rows")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        b.enable_steady_tick(std::time::Duration::from_millis(200));
+        b
+    });
     move |n| {
-        if tty && n >= last + 500_000 {
-            last = n;
-            eprint!("\rgapmap: {n} rows read");
+        if let Some(b) = &bar {
+            b.set_position(n);
         }
     }
 }
@@ -485,7 +518,7 @@ fn run_simulate(args: &SimulateArgs) -> Result<()> {
     if let Some(t) = &args.truth {
         write_truth(t, &out.truth)?;
     }
-    eprintln!(
+    say!(
         "gapmap: wrote {} rows to {}",
         out.rows.len(),
         args.out.display()
@@ -557,7 +590,7 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
     let samples = args.out.join("samples.csv");
     write_samples(&samples, &sim.rows)?;
     write_truth(&args.out.join("truth.csv"), &sim.truth)?;
-    eprintln!(
+    say!(
         "gapmap: simulated {} rows over {} communes and {} villages (Bắc Kạn, Quảng Ninh) → {}",
         sim.rows.len(),
         boundaries.finest().len(),
@@ -725,8 +758,14 @@ fn print_report(r: &AnalyzeReport, out: &Path) {
         .collect();
     println!("heatmap cells: {}", cells.join(", "));
     println!("outputs in {}", out.display());
-    eprintln!("gapmap: wrote {} files:", r.files.len());
+    say!("gapmap: wrote {} files in {}:", r.files.len(), out.display());
     for f in &r.files {
-        eprintln!("  {}", f.strip_prefix(out).unwrap_or(f).display());
+        let name = f.strip_prefix(out).unwrap_or(f).display();
+        if verbosity() >= 2 {
+            let bytes = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+            say!("  {name} ({bytes} bytes)");
+        } else {
+            say!("  {name}");
+        }
     }
 }
