@@ -399,12 +399,19 @@ fn messages_name_every_file_and_quiet_silences_them() {
     let m = json(&out.join("manifest.json"));
     for f in m["outputs"].as_array().expect("outputs") {
         let name = f["path"].as_str().expect("path");
-        assert!(err.lines().any(|l| l.trim() == name), "{name} not named in:\n{err}");
+        assert!(
+            err.lines().any(|l| l.trim() == name),
+            "{name} not named in:\n{err}"
+        );
     }
     assert!(err.lines().any(|l| l.trim() == "manifest.json"));
     // Not a terminal: no progress bar drawn.
     assert!(!err.contains("reading samples"), "{err}");
     let o = gapmap_ok(&["--quiet", "demo", "--out", s(&out), "--samples", "500"]);
-    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(!o.stdout.is_empty(), "results still go to stdout");
 }

@@ -19,11 +19,15 @@ fn notebooks_run_on_the_demo_output() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out");
     gapmap_ok(&["demo", "--out", s(&out), "--samples", "3000"]);
-    let check = Command::new("python3").args(["-c", "import polars, matplotlib, nbclient, ipykernel"]).output();
+    let check = Command::new("python3")
+        .args(["-c", "import polars, matplotlib, nbclient, ipykernel"])
+        .output();
     match check {
         Ok(o) if o.status.success() => {}
         _ if std::env::var_os("GAPMAP_SKIP_NOTEBOOKS").is_some() => {
-            eprintln!("the notebooks' Python packages are missing; skipped because GAPMAP_SKIP_NOTEBOOKS is set");
+            eprintln!(
+                "the notebooks' Python packages are missing; skipped because GAPMAP_SKIP_NOTEBOOKS is set"
+            );
             return;
         }
         other => panic!(
@@ -54,7 +58,14 @@ fn notebooks_run_on_the_demo_output() {
         ran += 1;
     }
     assert_eq!(ran, 3, "three notebooks");
-    for png in ["notebook_planner_deficits.png", "notebook_weak_villages.png", "notebook_trend.png"] {
-        assert!(std::fs::metadata(out.join(png)).expect(png).len() > 10_000, "{png}");
+    for png in [
+        "notebook_planner_deficits.png",
+        "notebook_weak_villages.png",
+        "notebook_trend.png",
+    ] {
+        assert!(
+            std::fs::metadata(out.join(png)).expect(png).len() > 10_000,
+            "{png}"
+        );
     }
 }

@@ -365,7 +365,13 @@ struct DemoArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = if cli.quiet { 0 } else if cli.verbose { 2 } else { 1 };
+    let level = if cli.quiet {
+        0
+    } else if cli.verbose {
+        2
+    } else {
+        1
+    };
     VERBOSITY.store(level, std::sync::atomic::Ordering::Relaxed);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -412,7 +418,10 @@ fn warn_all(warnings: &[String]) {
         say!("gapmap: warning: {w}");
     }
     if warnings.len() > shown {
-        say!("gapmap: warning: … and {} more (all in summary.json; --verbose shows them)", warnings.len() - shown);
+        say!(
+            "gapmap: warning: … and {} more (all in summary.json; --verbose shows them)",
+            warnings.len() - shown
+        );
     }
 }
 
@@ -422,8 +431,10 @@ fn progress_reporter() -> impl FnMut(u64) {
     let bar = (verbosity() > 0 && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new_spinner();
         b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {elapsed} reading samples: {human_pos} rows")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {elapsed} reading samples: {human_pos} rows",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         b.enable_steady_tick(std::time::Duration::from_millis(200));
         b
@@ -758,7 +769,11 @@ fn print_report(r: &AnalyzeReport, out: &Path) {
         .collect();
     println!("heatmap cells: {}", cells.join(", "));
     println!("outputs in {}", out.display());
-    say!("gapmap: wrote {} files in {}:", r.files.len(), out.display());
+    say!(
+        "gapmap: wrote {} files in {}:",
+        r.files.len(),
+        out.display()
+    );
     for f in &r.files {
         let name = f.strip_prefix(out).unwrap_or(f).display();
         if verbosity() >= 2 {

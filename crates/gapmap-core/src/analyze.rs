@@ -287,8 +287,9 @@ pub fn analyze(
     write_report_html(
         &opts.out,
         &title,
+        u8::from(opts.ingest.resolution),
         unit_layer.as_ref(),
-        &heatmaps.layers,
+        &crate::heatmap::map_layers(&ingested, &opts.gaps, crate::report_html::MAX_MAP_CELLS),
         village_layer.as_ref(),
     )?;
     files.push(opts.out.join("report.html"));

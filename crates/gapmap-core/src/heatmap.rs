@@ -14,6 +14,100 @@ use crate::styles::{SymbolKind, download_classes, qml};
 /// The name of the layer of every carrier together.
 pub const ALL: &str = "ALL";
 
+/// The heatmap layers: each listed carrier, then `ALL`.
+fn layer_names(opts: &GapOptions) -> impl Iterator<Item = &str> {
+    opts.carriers
+        .iter()
+        .map(String::as_str)
+        .chain(std::iter::once(ALL))
+}
+
+/// The carrier index a layer keeps (`None`: every carrier; a carrier
+/// without samples gets an index no sample has, so an empty layer).
+fn carrier_filter(ing: &Ingested, layer: &str) -> Option<u16> {
+    if layer == ALL {
+        return None;
+    }
+    match ing.carriers.iter().position(|c| c == layer) {
+        #[allow(clippy::cast_possible_truncation, reason = "carrier counts fit u16")]
+        Some(i) => Some(i as u16),
+        None => Some(u16::MAX),
+    }
+}
+
+/// A map-report cell: status, median download, samples, boundary ring (lon, lat).
+pub type MapCell = (crate::rule::Status, Option<f64>, u64, Vec<(f64, f64)>);
+
+/// A heatmap layer for the map report: cells, perhaps coarser than the
+/// analysis resolution so that the page stays small.
+#[derive(Debug, Clone)]
+pub struct MapLayer {
+    /// Carrier name or `ALL`.
+    pub carrier: String,
+    /// H3 resolution of the cells.
+    pub resolution: u8,
+    /// The cells.
+    pub cells: Vec<MapCell>,
+}
+
+/// The heatmap layers for the map report, each at the finest resolution
+/// (from the analysis resolution down) with at most `max_cells` cells; the
+/// statistics of a coarser cell are recomputed from its samples.
+#[must_use]
+pub fn map_layers(ing: &Ingested, opts: &GapOptions, max_cells: usize) -> Vec<MapLayer> {
+    layer_names(opts)
+        .map(|layer| {
+            let want = carrier_filter(ing, layer);
+            let picked: Vec<&Sample> = ing
+                .samples
+                .iter()
+                .filter(|s| want.is_none_or(|c| s.carrier == c) && opts.judges(s))
+                .collect();
+            let mut res = picked
+                .first()
+                .map_or(h3o::Resolution::Zero, |s| s.cell.resolution());
+            let mut keys: Vec<u64>;
+            loop {
+                keys = picked
+                    .iter()
+                    .map(|s| s.cell.parent(res).map_or(0, u64::from))
+                    .collect();
+                let mut distinct = keys.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                match res.pred() {
+                    Some(coarser) if distinct.len() > max_cells => res = coarser,
+                    _ => break,
+                }
+            }
+            let mut order: Vec<(u64, usize)> = keys.into_iter().zip(0..).collect();
+            order.sort_unstable();
+            let cells = order
+                .chunk_by(|a, b| a.0 == b.0)
+                .filter_map(|g| {
+                    let cell = h3o::CellIndex::try_from(g[0].0).ok()?;
+                    let mut dl: Vec<f64> = g.iter().map(|(_, i)| picked[*i].download).collect();
+                    let mut dev: Vec<u32> = g.iter().map(|(_, i)| picked[*i].device).collect();
+                    dev.sort_unstable();
+                    dev.dedup();
+                    let v = opts.rule.judge(&mut dl, dev.len() as u64);
+                    let ring = cell
+                        .boundary()
+                        .iter()
+                        .map(|ll| (ll.lng(), ll.lat()))
+                        .collect();
+                    Some((v.status, v.median, v.samples, ring))
+                })
+                .collect();
+            MapLayer {
+                carrier: layer.to_owned(),
+                resolution: u8::from(res),
+                cells,
+            }
+        })
+        .collect()
+}
+
 /// Heatmap fields, in order.
 pub const FIELDS: [&str; 12] = [
     "h3",
@@ -37,8 +131,6 @@ pub struct Heatmaps {
     pub cells: Vec<(String, usize)>,
     /// Files written.
     pub files: Vec<std::path::PathBuf>,
-    /// The layers, for other outputs (the map report).
-    pub layers: Vec<Layer>,
 }
 
 /// Writes `heatmap/<slug>.<ext>` for each carrier of `carriers` and for `ALL`,
@@ -55,24 +147,11 @@ pub fn write_heatmaps(
 ) -> Result<Heatmaps> {
     let style = qml(SymbolKind::Fill, &download_classes());
     let mut files = Vec::new();
-    let mut layers_out = Vec::new();
-    let (carriers, rule) = (&opts.carriers, &opts.rule);
+    let rule = &opts.rule;
     let dir = out.join("heatmap");
     let mut counts = Vec::new();
-    let layers = carriers
-        .iter()
-        .map(String::as_str)
-        .chain(std::iter::once(ALL));
-    for layer in layers {
-        let want: Option<u16> = if layer == ALL {
-            None
-        } else {
-            match ing.carriers.iter().position(|c| c == layer) {
-                #[allow(clippy::cast_possible_truncation, reason = "carrier counts fit u16")]
-                Some(i) => Some(i as u16),
-                None => Some(u16::MAX), // a carrier without samples: an empty layer
-            }
-        };
+    for layer in layer_names(opts) {
+        let want = carrier_filter(ing, layer);
         let mut picked: Vec<(u64, u32)> = ing
             .samples
             .iter()
@@ -121,11 +200,9 @@ pub fn write_heatmaps(
             style: Some(style.clone()),
         };
         files.extend(write_layer(&dir, &name, &l, formats)?);
-        layers_out.push(l);
     }
     Ok(Heatmaps {
         cells: counts,
         files,
-        layers: layers_out,
     })
 }

@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 
 use crate::error::Result;
 use crate::geojson_out::{Prop, Shape};
+use crate::heatmap::MapLayer;
 use crate::layers::Layer;
-use crate::output::write_atomic;
+use crate::output::{fmt_decimal, write_atomic};
 use crate::styles::{
     Class, download_class_index, download_classes, quota_classes, village_classes,
 };
@@ -41,8 +42,9 @@ fn number(p: Option<&Prop>) -> Option<f64> {
     }
 }
 
-fn r5(v: f64) -> Value {
-    json!((v * 1e5).round() / 1e5)
+/// A coordinate with 5 decimals (about a metre), trailing zeros trimmed.
+fn c5(out: &mut String, v: f64) {
+    out.push_str(&fmt_decimal(Some(v), 5));
 }
 
 fn legend(classes: &[Class]) -> Value {
@@ -55,30 +57,65 @@ fn legend(classes: &[Class]) -> Value {
         .collect()
 }
 
-fn ring_json(ring: &geo::LineString<f64>) -> Value {
-    ring.0.iter().map(|c| json!([r5(c.x), r5(c.y)])).collect()
+fn ring(out: &mut String, ring: &geo::LineString<f64>) {
+    out.push('[');
+    for (i, c) in ring.0.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('[');
+        c5(out, c.x);
+        out.push(',');
+        c5(out, c.y);
+        out.push(']');
+    }
+    out.push(']');
 }
 
-/// The page's data: legends, units, heatmap cells per carrier, villages.
+fn string(out: &mut String, s: &str) {
+    out.push_str(&Value::from(s).to_string());
+}
+
+/// The page's data as JSON text: legends, units, heatmap cells per carrier, villages.
 fn page_data(
     title: &str,
+    resolution: u8,
     units: Option<&Layer>,
-    heat: &[Layer],
+    heat: &[MapLayer],
     villages: Option<&Layer>,
-) -> Value {
-    let units_json = units.map(|l| {
-        let (code, name, samples, met, month) = (
-            field(l, "code"),
-            field(l, "name"),
-            field(l, "samples"),
-            field(l, "met"),
-            field(l, "month"),
-        );
-        let features: Vec<Value> = l
-            .features
-            .iter()
-            .filter_map(|(shape, p)| {
-                let Shape::Multi(mp) = shape else { return None };
+) -> String {
+    let mut out = String::with_capacity(1 << 20);
+    out.push_str("{\"title\":");
+    string(&mut out, title);
+    out.push_str(&format!(",\"resolution\":{resolution}"));
+    out.push_str(",\"legend\":");
+    out.push_str(
+        &json!({
+            "download": legend(&download_classes()),
+            "quota": legend(&quota_classes()),
+            "villages": legend(&village_classes()),
+        })
+        .to_string(),
+    );
+    out.push_str(",\"units\":");
+    match units {
+        None => out.push_str("null"),
+        Some(l) => {
+            let (code, name, samples, met, month) = (
+                field(l, "code"),
+                field(l, "name"),
+                field(l, "samples"),
+                field(l, "met"),
+                field(l, "month"),
+            );
+            out.push_str("{\"type\":\"FeatureCollection\",\"features\":[");
+            let mut first = true;
+            for (shape, p) in &l.features {
+                let Shape::Multi(mp) = shape else { continue };
+                if !first {
+                    out.push(',');
+                }
+                first = false;
                 let n = number(samples.and_then(|i| p.get(i))).unwrap_or(0.0);
                 let is_met = matches!(met.and_then(|i| p.get(i)), Some(Prop::Bool(Some(true))));
                 let k = if is_met {
@@ -88,100 +125,89 @@ fn page_data(
                 } else {
                     2
                 };
-                let coords: Vec<Value> =
-                    mp.0.iter()
-                        .map(|poly| {
-                            std::iter::once(ring_json(poly.exterior()))
-                                .chain(poly.interiors().iter().map(ring_json))
-                                .collect()
-                        })
-                        .collect();
-                Some(json!({
-                    "type": "Feature",
-                    "geometry": {"type": "MultiPolygon", "coordinates": coords},
-                    "properties": {
+                out.push_str("{\"type\":\"Feature\",\"geometry\":{\"type\":\"MultiPolygon\",\"coordinates\":[");
+                for (pi, poly) in mp.0.iter().enumerate() {
+                    if pi > 0 {
+                        out.push(',');
+                    }
+                    out.push('[');
+                    ring(&mut out, poly.exterior());
+                    for h in poly.interiors() {
+                        out.push(',');
+                        ring(&mut out, h);
+                    }
+                    out.push(']');
+                }
+                out.push_str("]},\"properties\":");
+                out.push_str(
+                    &json!({
                         "code": text(code.and_then(|i| p.get(i))),
                         "name": text(name.and_then(|i| p.get(i))),
                         "month": text(month.and_then(|i| p.get(i))),
                         "samples": n,
                         "k": k,
-                    }
-                }))
-            })
-            .collect();
-        json!({"type": "FeatureCollection", "features": features})
-    });
-    let heat_json: Vec<Value> = heat
-        .iter()
-        .map(|l| {
-            let (carrier, samples, median, status) = (
-                field(l, "carrier"),
-                field(l, "samples"),
-                field(l, "download_median_mbps"),
-                field(l, "status"),
-            );
-            let name = l
-                .features
-                .first()
-                .map(|(_, p)| text(carrier.and_then(|i| p.get(i))))
-                .unwrap_or_else(|| l.name.clone());
-            let cells: Vec<Value> = l
-                .features
-                .iter()
-                .filter_map(|(shape, p)| {
-                    let Shape::Ring(ring) = shape else {
-                        return None;
-                    };
-                    let m = number(median.and_then(|i| p.get(i)));
-                    let st = text(status.and_then(|i| p.get(i)));
-                    let flat: Vec<Value> = ring.iter().flat_map(|&(x, y)| [r5(x), r5(y)]).collect();
-                    Some(json!([
-                        download_class_index(&st, m),
-                        number(samples.and_then(|i| p.get(i))).unwrap_or(0.0),
-                        m.map(|v| (v * 10.0).round() / 10.0),
-                        flat
-                    ]))
-                })
-                .collect();
-            json!({"layer": l.name, "carrier": name, "cells": cells})
-        })
-        .collect();
-    let village_json: Vec<Value> = villages
-        .map(|l| {
-            let (name, worst) = (field(l, "name"), field(l, "worst_status"));
-            l.features
-                .iter()
-                .filter_map(|(shape, p)| {
-                    let Shape::Point(x, y) = shape else {
-                        return None;
-                    };
-                    let k = match text(worst.and_then(|i| p.get(i))).as_str() {
-                        "weak" => 0,
-                        "no_data" => 1,
-                        "insufficient" => 2,
-                        _ => 3,
-                    };
-                    Some(json!([
-                        r5(*x),
-                        r5(*y),
-                        k,
-                        text(name.and_then(|i| p.get(i)))
-                    ]))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    json!({
-        "title": title,
-        "legend": {
-            "download": legend(&download_classes()),
-            "quota": legend(&quota_classes()),
-            "villages": legend(&village_classes()),
-        },
-        "units": units_json,
-        "heat": heat_json,
-        "villages": village_json,
-    })
+                    })
+                    .to_string(),
+                );
+                out.push('}');
+            }
+            out.push_str("]}");
+        }
+    }
+    out.push_str(",\"heat\":[");
+    for (li, l) in heat.iter().enumerate() {
+        if li > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"carrier\":");
+        string(&mut out, &l.carrier);
+        out.push_str(&format!(",\"resolution\":{},\"cells\":[", l.resolution));
+        for (ci, (status, median, n, cell_ring)) in l.cells.iter().enumerate() {
+            if ci > 0 {
+                out.push(',');
+            }
+            let k = download_class_index(status.as_str(), *median);
+            let m = median.map_or_else(|| "null".to_owned(), |v| fmt_decimal(Some(v), 1));
+            out.push_str(&format!("[{k},{n},{m},["));
+            for (i, (x, y)) in cell_ring.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                c5(&mut out, *x);
+                out.push(',');
+                c5(&mut out, *y);
+            }
+            out.push_str("]]");
+        }
+        out.push_str("]}");
+    }
+    out.push_str("],\"villages\":[");
+    if let Some(l) = villages {
+        let (name, worst) = (field(l, "name"), field(l, "worst_status"));
+        let mut first = true;
+        for (shape, p) in &l.features {
+            let Shape::Point(x, y) = shape else { continue };
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            let k = match text(worst.and_then(|i| p.get(i))).as_str() {
+                "weak" => 0,
+                "no_data" => 1,
+                "insufficient" => 2,
+                _ => 3,
+            };
+            out.push('[');
+            c5(&mut out, *x);
+            out.push(',');
+            c5(&mut out, *y);
+            out.push_str(&format!(",{k},"));
+            string(&mut out, &text(name.and_then(|i| p.get(i))));
+            out.push(']');
+        }
+    }
+    out.push_str("]}");
+    out
 }
 
 const PAGE_SCRIPT: &str = r#"
@@ -222,7 +248,9 @@ const PAGE_SCRIPT: &str = r#"
       bounds.extend(pts);
     });
     g.gapmapCells = h.cells.length;
-    base['Bản đồ nhiệt / Heatmap: ' + h.carrier] = g;
+    var name = 'Bản đồ nhiệt / Heatmap: ' + h.carrier;
+    if (h.resolution !== D.resolution) { name += ' (H3 ' + h.resolution + ')'; }
+    base[name] = g;
     if (i === D.heat.length - 1) { g.addTo(map); drawn.cells = h.cells.length; }
   });
   map.on('baselayerchange', function (e) { drawn.cells = e.layer.gapmapCells || 0; publish(); });
@@ -263,6 +291,9 @@ const PAGE_SCRIPT: &str = r#"
 })();
 "#;
 
+/// Most heatmap cells drawn per carrier; beyond, a coarser H3 resolution is shown.
+pub const MAX_MAP_CELLS: usize = 20_000;
+
 /// Writes `report.html` into `out`.
 ///
 /// # Errors
@@ -270,11 +301,12 @@ const PAGE_SCRIPT: &str = r#"
 pub fn write_report_html(
     out: &Path,
     title: &str,
+    resolution: u8,
     units: Option<&Layer>,
-    heat: &[Layer],
+    heat: &[MapLayer],
     villages: Option<&Layer>,
 ) -> Result<()> {
-    let data = page_data(title, units, heat, villages)
+    let data = page_data(title, resolution, units, heat, villages)
         .to_string()
         .replace("</", "<\\/");
     let html = format!(
@@ -291,4 +323,50 @@ pub fn write_report_html(
          <script>\n{LEAFLET_JS}\n</script>\n<script>{PAGE_SCRIPT}</script>\n</body>\n</html>\n"
     );
     write_atomic(&out.join("report.html"), |w| w.write_all(html.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rule::Status;
+
+    #[test]
+    fn page_data_is_valid_json_with_nulls_and_quotes() {
+        let ring = vec![(105.0, 21.0), (105.1, 21.0), (105.1, 21.1)];
+        let heat = [MapLayer {
+            carrier: "Viettel".into(),
+            resolution: 7,
+            cells: vec![
+                (Status::Ok, Some(42.26), 9, ring.clone()),
+                (Status::Insufficient, None, 1, ring),
+            ],
+        }];
+        let villages = Layer {
+            name: "villages".into(),
+            geometry: crate::layers::LayerGeometry::Point,
+            fields: vec!["name".into(), "worst_status".into()],
+            features: vec![(
+                Shape::Point(105.123_456_7, 21.0),
+                vec![
+                    Prop::Str("Bản \"Nà\" </script>".into()),
+                    Prop::Str("weak".into()),
+                ],
+            )],
+            style: None,
+        };
+        let text = page_data("t", 8, None, &heat, Some(&villages));
+        let v: Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(v["resolution"], 8);
+        assert_eq!(v["units"], Value::Null);
+        let cells = &v["heat"][0]["cells"];
+        // 42.26 → class 40–100 (index 5), median rounded to 0.1.
+        assert_eq!(cells[0][0], 5);
+        assert_eq!(cells[0][2].as_f64(), Some(42.3));
+        assert_eq!(cells[1][0], 0);
+        assert_eq!(cells[1][2], Value::Null);
+        assert_eq!(cells[0][3].as_array().map(Vec::len), Some(6));
+        assert_eq!(v["villages"][0][0].as_f64(), Some(105.12346));
+        assert_eq!(v["villages"][0][2], 0);
+        assert_eq!(v["villages"][0][3], "Bản \"Nà\" </script>");
+    }
 }
