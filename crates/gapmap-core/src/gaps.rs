@@ -648,28 +648,10 @@ fn write_plan_rows(
     features: Vec<(Shape, Vec<Prop>)>,
     formats: &Formats,
 ) -> Result<Vec<std::path::PathBuf>> {
-    write_csv(
-        &out.join("plan.csv"),
-        &[
-            "month",
-            "unit_code",
-            "unit_name",
-            "unit_samples",
-            "unit_deficit",
-            "rank",
-            "village_id",
-            "name",
-            "population",
-            "carriers_lacking",
-            "lacking",
-            "tests_needed",
-            "distance_to_centre_m",
-            "lon",
-            "lat",
-            "vintage",
-        ],
-        rows,
-    )?;
+    // The CSV has lon, lat before vintage; the layer has them as geometry.
+    let mut header: Vec<&str> = PLAN_FIELDS[..PLAN_FIELDS.len() - 1].to_vec();
+    header.extend(["lon", "lat", "vintage"]);
+    write_csv(&out.join("plan.csv"), &header, rows)?;
     let layer = Layer {
         name: "plan".to_owned(),
         geometry: LayerGeometry::Point,

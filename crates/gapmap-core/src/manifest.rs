@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::output::write_atomic;
+use crate::output::write_json_pretty;
 
 /// gapmap's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -89,14 +89,7 @@ pub fn write_manifest(
         "outputs": hashed,
     });
     let path = out.join("manifest.json");
-    let text = serde_json::to_string_pretty(&json).map_err(|source| Error::Json {
-        path: path.clone(),
-        source,
-    })?;
-    write_atomic(&path, |w| {
-        w.write_all(text.as_bytes())?;
-        w.write_all(b"\n")
-    })?;
+    write_json_pretty(&path, &json)?;
     Ok(path)
 }
 

@@ -41,6 +41,21 @@ pub fn write_atomic(
     Ok(())
 }
 
+/// Writes a value as pretty-printed JSON with a trailing newline, atomically.
+///
+/// # Errors
+/// The value cannot be serialised, or the file cannot be written.
+pub fn write_json_pretty(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|source| Error::Json {
+        path: path.to_owned(),
+        source,
+    })?;
+    write_atomic(path, |w| {
+        w.write_all(text.as_bytes())?;
+        w.write_all(b"\n")
+    })
+}
+
 /// Writes CSV rows atomically.
 ///
 /// # Errors

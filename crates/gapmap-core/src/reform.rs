@@ -33,7 +33,7 @@ use crate::codes::cmp_codes;
 use crate::error::{Error, Result};
 use crate::geodesy::haversine_m;
 use crate::geojson_out::{Prop, Shape, feature, write_collection};
-use crate::output::{fmt_decimal, write_atomic, write_csv};
+use crate::output::{fmt_decimal, write_csv, write_json_pretty};
 use crate::stats::{median_sorted, quantile_sorted, sort_values};
 
 /// Type words that open Vietnamese unit names, longest first.
@@ -1233,14 +1233,7 @@ pub fn write_reform(out: &Path, r: &Reform, legacy: &[LegacyCommune]) -> Result<
         "quality_by_province_2025": per_province,
         "notes": r.notes,
     });
-    let text = serde_json::to_string_pretty(&json).map_err(|source| Error::Json {
-        path: out.join("quality.json"),
-        source,
-    })?;
-    write_atomic(&out.join("quality.json"), |w| {
-        w.write_all(text.as_bytes())?;
-        w.write_all(b"\n")
-    })
+    write_json_pretty(&out.join("quality.json"), &json)
 }
 
 #[cfg(test)]

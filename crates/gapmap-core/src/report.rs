@@ -7,10 +7,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::boundaries::Boundaries;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ingest_run::{Ingested, RowCounts, Sample};
 use crate::month::Month;
-use crate::output::{fmt_decimal, write_atomic, write_csv};
+use crate::output::{fmt_decimal, write_csv, write_json_pretty};
 use crate::stats::{median_sorted, quantile_sorted, sort_values};
 use crate::vintage::NO_UNIT;
 
@@ -415,14 +415,6 @@ impl Summary {
     /// # Errors
     /// The file cannot be written.
     pub fn write(&self, out: &Path) -> Result<()> {
-        let path = out.join("summary.json");
-        let text = serde_json::to_string_pretty(self).map_err(|source| Error::Json {
-            path: path.clone(),
-            source,
-        })?;
-        write_atomic(&path, |w| {
-            w.write_all(text.as_bytes())?;
-            w.write_all(b"\n")
-        })
+        write_json_pretty(&out.join("summary.json"), self)
     }
 }
