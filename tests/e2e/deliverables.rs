@@ -415,3 +415,30 @@ fn messages_name_every_file_and_quiet_silences_them() {
     );
     assert!(!o.stdout.is_empty(), "results still go to stdout");
 }
+
+#[test]
+fn empty_layers_open_in_gdal() {
+    // The fixture has Viettel samples only: the VinaPhone heatmap is empty.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let f = |n: &str| crate::util::fixture(n);
+    gapmap_ok(&[
+        "analyze",
+        "--samples",
+        s(&f("reform_samples.csv")),
+        "--boundaries",
+        s(&f("reform_old.geojson")),
+        "--levels",
+        "province=prov_code:prov_name,district=dist_code:dist_name,commune=comm_code:comm_name",
+        "--format",
+        "geojson,fgb,gpkg",
+        "--out",
+        s(&out),
+    ]);
+    for ext in ["geojson", "fgb", "gpkg"] {
+        let path = out.join(format!("heatmap/vinaphone.{ext}"));
+        let Some((info, err)) = ogrinfo(&["-ro", "-so", s(&path), "vinaphone"]) else { return };
+        assert!(err.trim().is_empty(), "{ext}: {err}");
+        assert!(info.contains("Feature Count: 0\n"), "{ext}: {info}");
+    }
+}

@@ -231,7 +231,8 @@ fn write_fgb(path: &Path, layer: &Layer) -> Result<()> {
         LayerGeometry::MultiPolygon => GeometryType::MultiPolygon,
     };
     let options = FgbWriterOptions {
-        write_index: true,
+        // GDAL rejects a packed R-tree of zero items: an empty layer has none.
+        write_index: !layer.features.is_empty(),
         detect_type: false,
         promote_to_multi: false,
         crs: FgbCrs {
