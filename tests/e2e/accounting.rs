@@ -125,43 +125,61 @@ fn quota_rows_per_month_level_unit_with_utc7_months() {
             "quota",
             "met",
             "deficit",
-            "vintage"
+            "vintage",
+            "effective_samples",
+            "cells",
+            "villages_measured",
+            "share_villages_reached"
         ]
     );
+    // The last four columns: no device tests twice in one cell and day here, so
+    // effective = samples; the accepted points lie at least 0.03° (3 km) apart
+    // but for t2 and t20 (one point, in different months), so each sample has
+    // its own H3 cell (edge 461 m) and cells = samples; no villages were given.
     let want = [
         // March: 0101 = t1 (16:59:59Z = 23:59:59 local), t15, t17 (devices d1, d2);
         // 0102 = t20; 0201 = t3 (00:30+09:00 on 1 April = 22:30 local on 31 March).
         [
-            "2025-03", "region", "01", "North", "", "4", "3", "2", "true", "0", "initial",
+            "2025-03", "region", "01", "North", "", "4", "3", "2", "true", "0", "initial", "4",
+            "4", "", "",
         ],
         [
-            "2025-03", "region", "02", "South", "", "1", "1", "2", "false", "1", "initial",
+            "2025-03", "region", "02", "South", "", "1", "1", "2", "false", "1", "initial", "1",
+            "1", "", "",
         ],
         [
-            "2025-03", "ward", "0101", "Ward A", "01", "3", "2", "2", "true", "0", "initial",
+            "2025-03", "ward", "0101", "Ward A", "01", "3", "2", "2", "true", "0", "initial", "3",
+            "3", "", "",
         ],
         [
-            "2025-03", "ward", "0102", "Ward B", "01", "1", "1", "2", "false", "1", "initial",
+            "2025-03", "ward", "0102", "Ward B", "01", "1", "1", "2", "false", "1", "initial", "1",
+            "1", "", "",
         ],
         [
-            "2025-03", "ward", "0201", "Ward C", "02", "1", "1", "2", "false", "1", "initial",
+            "2025-03", "ward", "0201", "Ward C", "02", "1", "1", "2", "false", "1", "initial", "1",
+            "1", "", "",
         ],
         // April: 0102 = t2 (17:00Z on 31 March = midnight local) and snapped t12, one device;
         // 0201 = the second t9.
         [
-            "2025-04", "region", "01", "North", "", "2", "1", "2", "true", "0", "initial",
+            "2025-04", "region", "01", "North", "", "2", "1", "2", "true", "0", "initial", "2",
+            "2", "", "",
         ],
         [
-            "2025-04", "region", "02", "South", "", "1", "1", "2", "false", "1", "initial",
+            "2025-04", "region", "02", "South", "", "1", "1", "2", "false", "1", "initial", "1",
+            "1", "", "",
         ],
         [
-            "2025-04", "ward", "0101", "Ward A", "01", "0", "0", "2", "false", "2", "initial",
+            "2025-04", "ward", "0101", "Ward A", "01", "0", "0", "2", "false", "2", "initial", "0",
+            "0", "", "",
         ],
         [
-            "2025-04", "ward", "0102", "Ward B", "01", "2", "1", "2", "true", "0", "initial",
+            "2025-04", "ward", "0102", "Ward B", "01", "2", "1", "2", "true", "0", "initial", "2",
+            "2", "", "",
         ],
         [
-            "2025-04", "ward", "0201", "Ward C", "02", "1", "1", "2", "false", "1", "initial",
+            "2025-04", "ward", "0201", "Ward C", "02", "1", "1", "2", "false", "1", "initial", "1",
+            "1", "", "",
         ],
     ];
     assert_eq!(rows, want.map(|r| r.map(str::to_owned)).to_vec());

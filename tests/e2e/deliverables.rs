@@ -437,7 +437,9 @@ fn empty_layers_open_in_gdal() {
     ]);
     for ext in ["geojson", "fgb", "gpkg"] {
         let path = out.join(format!("heatmap/vinaphone.{ext}"));
-        let Some((info, err)) = ogrinfo(&["-ro", "-so", s(&path), "vinaphone"]) else { return };
+        let Some((info, err)) = ogrinfo(&["-ro", "-so", s(&path), "vinaphone"]) else {
+            return;
+        };
         assert!(err.trim().is_empty(), "{ext}: {err}");
         assert!(info.contains("Feature Count: 0\n"), "{ext}: {info}");
     }

@@ -23,6 +23,7 @@ mod accounting;
 mod deliverables;
 mod errors;
 mod formats;
+mod gaming;
 mod gaps;
 mod heatmap;
 mod national;

@@ -243,6 +243,10 @@ struct GapArgs {
     /// Judge villages and heatmaps on these technologies only, e.g. 4G,5G (default: every mobile test).
     #[arg(long, value_delimiter = ',')]
     networks: Option<Vec<String>>,
+    /// Villages and heatmaps keep at most this many tests per device, H3 cell and local day
+    /// (M-Lab keeps one or two per client and day); 0 keeps all. The quota counts every test.
+    #[arg(long, default_value_t = 2)]
+    device_cap: u32,
 }
 
 impl GapArgs {
@@ -303,6 +307,7 @@ impl GapArgs {
             },
             carriers,
             village_radius_m: self.village_radius_m,
+            device_cap: self.device_cap,
         })
     }
 }

@@ -9,14 +9,14 @@ use crate::gaps::{
 };
 use crate::geojson_out::{Prop, Shape};
 use crate::heatmap::write_heatmaps;
-use crate::ingest_run::{IngestOptions, Ingested, ingest};
+use crate::ingest_run::{IngestOptions, Ingested, apply_device_cap, ingest};
 use crate::layers::{Formats, Layer, LayerGeometry, write_layer};
 use crate::manifest::{FileHash, hash_file, write_manifest};
 use crate::month::Month;
 use crate::output::write_csv;
 use crate::report::{
-    LevelStats, QuotaSummary, ReportSet, Summary, aggregate, months, write_quota_and_stats,
-    write_rejects,
+    LevelStats, QuotaSummary, ReportSet, Summary, VillageReach, aggregate, months,
+    write_quota_and_stats, write_rejects,
 };
 use crate::report_html::write_report_html;
 use crate::rule::Status;
@@ -85,7 +85,9 @@ pub fn analyze(
     {
         return Err(Error::Config(format!("--from {a} is after --to {b}")));
     }
-    let ingested = ingest(&vintages, &opts.ingest, progress)?;
+    let mut ingested = ingest(&vintages, &opts.ingest, progress)?;
+    let capped = apply_device_cap(&mut ingested.samples, opts.gaps.device_cap);
+    let ingested = ingested;
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
     let last = ingested.window.map(|w| w.1);
     let window_months = months(ingested.window);
@@ -118,11 +120,43 @@ pub fn analyze(
             months: ms.clone(),
         })
         .collect();
-    let quota = write_quota_and_stats(&opts.out, &report_sets, &ingested, opts.quota)?;
-    write_rejects(&opts.out, &ingested)?;
+    // Villages, gaps and the plan use the units of one set.
     let r = vintages.report_set(opts.view, last);
     let r_set = r;
     let boundaries = &vintages.sets[r].boundaries;
+    let units: Vec<u32> = ingested.places[r].iter().map(|p| p.0).collect();
+    let judged = opts.villages.as_ref().map(|villages| {
+        let exact = vintages.locators(0.0);
+        let place = |lon: f64, lat: f64| {
+            let p = vintages.place_all(&exact, lon, lat)[r];
+            (p.unit != NO_UNIT && p.kind != PlaceKind::Outside).then_some(p.unit)
+        };
+        #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
+        let centres = (0..boundaries.finest().len())
+            .map(|u| vintages.unit_centre(r, u as u32))
+            .collect();
+        let index =
+            VillageIndex::with_placer(villages.clone(), &place, centres, &vintages.sets[r].label);
+        let verdicts = judge_villages(&index, &ingested, &units, &opts.gaps);
+        (index, verdicts)
+    });
+    let village_reach = judged.as_ref().map(|(index, verdicts)| {
+        village_reach(
+            boundaries,
+            &vintages.sets[r].label,
+            index,
+            verdicts,
+            &ingested,
+        )
+    });
+    let quota = write_quota_and_stats(
+        &opts.out,
+        &report_sets,
+        &ingested,
+        opts.quota,
+        village_reach.as_ref(),
+    )?;
+    write_rejects(&opts.out, &ingested)?;
     let mut summary = Summary::new(boundaries, &ingested, quota.clone(), opts.quota);
     summary
         .extra
@@ -144,6 +178,13 @@ pub fn analyze(
         .map(|(c, n)| serde_json::json!({"carrier": c, "cells": n}))
         .collect();
     summary.extra.insert("heatmap".to_owned(), layers.into());
+    summary.extra.insert(
+        "gaming".to_owned(),
+        serde_json::json!({
+            "device_cap": opts.gaps.device_cap,
+            "samples_over_device_cap": capped,
+        }),
+    );
     let mut warnings = ingested.warnings.clone();
     for v in &vintages.sets {
         warnings.extend(v.boundaries.warnings.iter().cloned());
@@ -164,6 +205,7 @@ pub fn analyze(
             "min_devices": rule.min_devices,
             "alpha": rule.alpha,
             "target_mbps": rule.target_mbps,
+            "device_cap": opts.gaps.device_cap,
             "view": opts.view.as_str(),
             "boundaries": vintages.sets.iter().map(|v| serde_json::json!({
                 "vintage": v.label,
@@ -175,7 +217,6 @@ pub fn analyze(
     );
     let mut village_status = None;
     let mut plan_items = None;
-    let units: Vec<u32> = ingested.places[r].iter().map(|p| p.0).collect();
     let fallback;
     let stats = match parts.iter().find(|p| p.0 == r) {
         Some(p) => &p.2,
@@ -186,20 +227,8 @@ pub fn analyze(
     };
     let mut reach: Option<Vec<(u64, u64)>> = None;
     let mut village_layer = None;
-    if let Some(villages) = &opts.villages {
+    if let (Some(villages), Some((index, verdicts))) = (&opts.villages, &judged) {
         let total = villages.len();
-        let exact = vintages.locators(0.0);
-        let place = |lon: f64, lat: f64| {
-            let p = vintages.place_all(&exact, lon, lat)[r];
-            (p.unit != NO_UNIT && p.kind != PlaceKind::Outside).then_some(p.unit)
-        };
-        #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
-        let centres = (0..boundaries.finest().len())
-            .map(|u| vintages.unit_centre(r, u as u32))
-            .collect();
-        let index =
-            VillageIndex::with_placer(villages.clone(), &place, centres, &vintages.sets[r].label);
-        let verdicts = judge_villages(&index, &ingested, &units, &opts.gaps);
         let mut per_unit = vec![(0u64, 0u64); boundaries.finest().len()];
         for (vi, &u) in index.unit.iter().enumerate() {
             per_unit[u as usize].0 += 1;
@@ -407,6 +436,43 @@ fn units_layer(
         fields,
         features,
         style: Some(qml(SymbolKind::Fill, &quota_classes())),
+    }
+}
+
+/// Villages of each unit, and per month those with at least one sample.
+fn village_reach(
+    b: &crate::boundaries::Boundaries,
+    label: &str,
+    index: &VillageIndex,
+    verdicts: &crate::gaps::VillageVerdicts,
+    ing: &crate::ingest_run::Ingested,
+) -> VillageReach {
+    let anc = crate::report::ancestor_table(b);
+    let mut total: Vec<Vec<u64>> = b.units.iter().map(|l| vec![0; l.len()]).collect();
+    for &u in &index.unit {
+        for (li, level) in anc.iter().enumerate() {
+            total[li][level[u as usize] as usize] += 1;
+        }
+    }
+    let mut visits: Vec<(Month, u32)> = ing
+        .samples
+        .iter()
+        .zip(&verdicts.assigned)
+        .filter_map(|(s, v)| v.map(|v| (s.month, v)))
+        .collect();
+    visits.sort_unstable();
+    visits.dedup();
+    let mut measured = std::collections::HashMap::new();
+    for (m, v) in visits {
+        let u = index.unit[v as usize];
+        for (li, level) in anc.iter().enumerate() {
+            *measured.entry((m, li, level[u as usize])).or_insert(0) += 1;
+        }
+    }
+    VillageReach {
+        label: label.to_owned(),
+        total,
+        measured,
     }
 }
 

@@ -134,15 +134,19 @@ pub struct GapOptions {
     pub village_radius_m: f64,
     /// Technologies judged in villages and heatmaps (`None`: every mobile test).
     pub networks: Option<Vec<crate::schema::Network>>,
+    /// Tests kept per device, H3 cell and local day in villages and heatmaps (0: all).
+    pub device_cap: u32,
 }
 
 impl GapOptions {
     /// Whether a sample's technology is judged.
     #[must_use]
     pub fn judges(&self, s: &crate::ingest_run::Sample) -> bool {
-        self.networks
-            .as_ref()
-            .is_none_or(|n| n.contains(&s.network))
+        !s.capped
+            && self
+                .networks
+                .as_ref()
+                .is_none_or(|n| n.contains(&s.network))
     }
 }
 
@@ -153,6 +157,8 @@ pub struct VillageVerdicts {
     pub verdicts: Vec<Vec<Verdict>>,
     /// Accepted samples assigned to a village.
     pub samples_with_village: u64,
+    /// The village of each accepted sample (index into the village index), if any.
+    pub assigned: Vec<Option<u32>>,
 }
 
 /// Assigns samples to villages and judges every village for every carrier;
@@ -208,6 +214,7 @@ pub fn judge_villages(
     VillageVerdicts {
         verdicts,
         samples_with_village: with_village,
+        assigned,
     }
 }
 

@@ -38,6 +38,11 @@ pub struct IngestOptions {
 pub struct Sample {
     /// Local (UTC+7) calendar month.
     pub month: Month,
+    /// Local calendar day (days since 1970-01-01).
+    pub day: i32,
+    /// Beyond the per-device cap of its H3 cell and day: left out of the
+    /// gap statistics (villages, heatmaps), still counted in the quota.
+    pub capped: bool,
     /// Latitude.
     pub lat: f64,
     /// Longitude.
@@ -270,6 +275,8 @@ pub fn ingest(
                 }
                 samples.push(Sample {
                     month: c.month,
+                    day: c.day,
+                    capped: false,
                     lat: c.lat,
                     lon: c.lon,
                     carrier,
@@ -321,4 +328,24 @@ pub fn ingest(
         warnings,
         places,
     })
+}
+
+/// Marks as `capped` every sample beyond the first `cap` of its device in
+/// its H3 cell on its local day, in input order (`cap = 0`: no cap).
+/// Returns the number capped.
+pub fn apply_device_cap(samples: &mut [Sample], cap: u32) -> u64 {
+    if cap == 0 {
+        return 0;
+    }
+    let mut seen: HashMap<(u32, u64, i32), u32> = HashMap::new();
+    let mut capped = 0;
+    for s in samples.iter_mut() {
+        let n = seen
+            .entry((s.device, u64::from(s.cell), s.day))
+            .or_insert(0);
+        *n += 1;
+        s.capped = *n > cap;
+        capped += u64::from(s.capped);
+    }
+    capped
 }

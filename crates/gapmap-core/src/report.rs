@@ -34,6 +34,10 @@ pub struct GroupStats {
     pub upload_median: Option<f64>,
     /// Median latency over the samples that have one.
     pub latency_median: Option<f64>,
+    /// Samples within the per-device cap of their cell and day.
+    pub effective: u64,
+    /// Distinct H3 cells measured.
+    pub cells: u64,
 }
 
 impl GroupStats {
@@ -44,12 +48,18 @@ impl GroupStats {
         let mut ul = Vec::new();
         let mut lat = Vec::new();
         let mut dev = Vec::new();
+        let mut cells = Vec::new();
+        let mut effective = 0;
         for s in samples {
             dl.push(s.download);
             ul.extend(s.upload);
             lat.extend(s.latency);
             dev.push(s.device);
+            cells.push(u64::from(s.cell));
+            effective += u64::from(!s.capped);
         }
+        cells.sort_unstable();
+        cells.dedup();
         sort_values(&mut dl);
         sort_values(&mut ul);
         sort_values(&mut lat);
@@ -63,6 +73,8 @@ impl GroupStats {
             download_p90: quantile_sorted(&dl, 0.9),
             upload_median: median_sorted(&ul),
             latency_median: median_sorted(&lat),
+            effective,
+            cells: cells.len() as u64,
         }
     }
 }
@@ -167,6 +179,17 @@ pub struct QuotaSummary {
     pub vintage: String,
 }
 
+/// Villages reached per unit and month, for the set the villages use.
+#[derive(Debug, Default)]
+pub struct VillageReach {
+    /// The set's label.
+    pub label: String,
+    /// Per level, villages in each unit.
+    pub total: Vec<Vec<u64>>,
+    /// (month, level, unit) → villages with at least one sample that month.
+    pub measured: HashMap<(Month, usize, u32), u64>,
+}
+
 /// One boundary set's part of the quota report.
 #[derive(Debug)]
 pub struct ReportSet<'a> {
@@ -198,10 +221,11 @@ pub fn write_quota_and_stats(
     sets: &[ReportSet<'_>],
     ing: &Ingested,
     quota: u64,
+    reach: Option<&VillageReach>,
 ) -> Result<Vec<QuotaSummary>> {
     let months = months(ing.window);
     let empty = UnitMonth::default();
-    let mut quota_rows: Vec<[String; 11]> = Vec::new();
+    let mut quota_rows: Vec<[String; 15]> = Vec::new();
     let mut stat_rows: Vec<[String; 12]> = Vec::new();
     let mut summary = Vec::new();
     for &month in &months {
@@ -220,6 +244,16 @@ pub fn write_quota_and_stats(
                         .parent
                         .map(|p| b.units[li - 1][p as usize].code.clone())
                         .unwrap_or_default();
+                    #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
+                    let village_measured = reach.filter(|r| r.label == label).map(|r| {
+                        (
+                            r.measured
+                                .get(&(month, li, ui as u32))
+                                .copied()
+                                .unwrap_or(0),
+                            r.total[li][ui],
+                        )
+                    });
                     quota_rows.push([
                         month.to_string(),
                         level.name.clone(),
@@ -232,6 +266,20 @@ pub fn write_quota_and_stats(
                         ok.to_string(),
                         quota.saturating_sub(n).to_string(),
                         label.to_owned(),
+                        um.all.effective.to_string(),
+                        um.all.cells.to_string(),
+                        village_measured
+                            .map(|v| v.0.to_string())
+                            .unwrap_or_default(),
+                        village_measured
+                            .and_then(|(m, t)| {
+                                #[allow(
+                                    clippy::cast_precision_loss,
+                                    reason = "village counts are small"
+                                )]
+                                (t > 0).then(|| fmt_decimal(Some(m as f64 / t as f64), 4))
+                            })
+                            .unwrap_or_default(),
                     ]);
                     let stat_row = |carrier: &str, g: &GroupStats| {
                         [
@@ -287,6 +335,10 @@ pub fn write_quota_and_stats(
             "met",
             "deficit",
             "vintage",
+            "effective_samples",
+            "cells",
+            "villages_measured",
+            "share_villages_reached",
         ],
         quota_rows,
     )?;

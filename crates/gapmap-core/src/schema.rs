@@ -339,6 +339,8 @@ pub struct CheckedRow<'a> {
     pub test_id: &'a str,
     /// Calendar month in Vietnam local time (UTC+7).
     pub month: Month,
+    /// Local (UTC+7) calendar day, as days since 1970-01-01.
+    pub day: i32,
     /// Latitude.
     pub lat: f64,
     /// Longitude.
@@ -365,9 +367,16 @@ pub const LOCAL_OFFSET_SECONDS: i32 = 7 * 3600;
 /// Parses an RFC 3339 timestamp (offset or `Z` required) to its local month.
 #[must_use]
 pub fn local_month(s: &str) -> Option<Month> {
+    local_month_day(s).map(|(m, _)| m)
+}
+
+/// Parses an RFC 3339 timestamp to its local month and local day (days since 1970-01-01).
+#[must_use]
+pub fn local_month_day(s: &str) -> Option<(Month, i32)> {
     let t: DateTime<FixedOffset> = DateTime::parse_from_rfc3339(s).ok()?;
     let local = t.with_timezone(&FixedOffset::east_opt(LOCAL_OFFSET_SECONDS)?);
-    Month::from_year_month(local.year(), local.month())
+    let day = local.date_naive().num_days_from_ce() - 719_163; // 1970-01-01 is day 719 163 from CE
+    Some((Month::from_year_month(local.year(), local.month())?, day))
 }
 
 /// A finite number; `inf`, `NaN` and text are not numbers.
@@ -395,7 +404,7 @@ pub fn check_row(row: &RawRow) -> Result<CheckedRow<'_>, RejectReason> {
         return Err(RejectReason::MissingField);
     }
     let req = |f: Field| row.get(f).unwrap_or_default();
-    let month = local_month(req(Field::Timestamp)).ok_or(RejectReason::BadTimestamp)?;
+    let (month, day) = local_month_day(req(Field::Timestamp)).ok_or(RejectReason::BadTimestamp)?;
     let lat = finite(req(Field::Lat)).ok_or(RejectReason::BadCoordinates)?;
     let lon = finite(req(Field::Lon)).ok_or(RejectReason::BadCoordinates)?;
     if !(-90.0..=90.0).contains(&lat)
@@ -414,6 +423,7 @@ pub fn check_row(row: &RawRow) -> Result<CheckedRow<'_>, RejectReason> {
     Ok(CheckedRow {
         test_id: req(Field::TestId),
         month,
+        day,
         lat,
         lon,
         carrier: req(Field::Carrier),
@@ -495,6 +505,14 @@ mod tests {
             Some("2025-01")
         );
         assert_eq!(local_month("2025-03-31 12:00:00"), None, "no offset");
+        // Days: 1970-01-01 local is day 0; 16:59:59Z on 31 March is still 31 March local.
+        assert_eq!(
+            local_month_day("1970-01-01T00:00:00+07:00").map(|x| x.1),
+            Some(0)
+        );
+        let a = local_month_day("2025-03-31T16:59:59Z").expect("valid").1;
+        let b = local_month_day("2025-03-31T17:00:00Z").expect("valid").1;
+        assert_eq!(b - a, 1, "midnight local");
         assert_eq!(local_month("2025-02-30T00:00:00Z"), None);
     }
 

@@ -1,0 +1,155 @@
+//! A quota met by testing in one room is visible: `quota.csv` keeps the
+//! official count and `met`, and adds the effective count (at most
+//! `--device-cap` tests per device, H3 cell and day), the H3 cells measured
+//! and the share of the commune's villages reached.
+
+use std::fmt::Write as _;
+
+use crate::util::{fixture, gapmap_ok, json, read_csv, s};
+
+const LEVELS: &str =
+    "province=prov_code:prov_name,district=dist_code:dist_name,commune=comm_code:comm_name";
+
+#[test]
+fn three_hundred_tests_in_one_spot_are_flagged_by_the_spread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Five villages in C1 (lon 105.0–105.1) and five in C2 (105.1–105.2), lat 21.0–21.1,
+    // 0.015° (≈ 1.6 km) apart along lat 21.05 and 21.02.
+    let mut features = Vec::new();
+    let mut villages = Vec::new();
+    for (c, x0) in [("C1", 105.01), ("C2", 105.11)] {
+        for k in 0..5 {
+            let (x, y) = (
+                x0 + 0.02 * f64::from(k),
+                if k % 2 == 0 { 21.05 } else { 21.02 },
+            );
+            let id = format!("{c}-v{k}");
+            features.push(format!(
+                r#"{{"type":"Feature","geometry":{{"type":"Point","coordinates":[{x},{y}]}},"properties":{{"village_id":"{id}","name":"Thôn {id}"}}}}"#
+            ));
+            villages.push((c, x, y));
+        }
+    }
+    let vpath = dir.path().join("villages.geojson");
+    std::fs::write(
+        &vpath,
+        format!(
+            r#"{{"type":"FeatureCollection","features":[{}]}}"#,
+            features.join(",")
+        ),
+    )
+    .expect("write");
+    let mut csv =
+        String::from("test_id,timestamp,lat,lon,carrier,network,download_mbps,device_id\n");
+    // C1: 50 testers, 6 tests each, all on 10 June at the first village (the commune office).
+    let (ox, oy) = (villages[0].1, villages[0].2);
+    for d in 0..50 {
+        for t in 0..6 {
+            writeln!(
+                csv,
+                "a{d}-{t},2025-06-10T0{}:00:00+07:00,{oy},{ox},Viettel,4G,20,office{d}",
+                t + 1
+            )
+            .expect("fmt");
+        }
+    }
+    // C2: 60 tests at each of its five villages, one per device, over the month.
+    for (k, (_, x, y)) in villages[5..].iter().enumerate() {
+        for t in 0..60 {
+            writeln!(
+                csv,
+                "b{k}-{t},2025-06-{:02}T10:00:00+07:00,{y},{x},Viettel,4G,20,field{k}-{t}",
+                1 + t % 28
+            )
+            .expect("fmt");
+        }
+    }
+    let spath = dir.path().join("samples.csv");
+    std::fs::write(&spath, csv).expect("write");
+    let out = dir.path().join("out");
+    gapmap_ok(&[
+        "analyze",
+        "--samples",
+        s(&spath),
+        "--boundaries",
+        s(&fixture("reform_old.geojson")),
+        "--levels",
+        LEVELS,
+        "--villages",
+        s(&vpath),
+        "--out",
+        s(&out),
+    ]);
+    let (h, rows) = read_csv(&out.join("quota.csv"));
+    let c = |n: &str| h.iter().position(|x| x == n).expect(n);
+    let row = |code: &str| {
+        rows.iter()
+            .find(|r| r[c("code")] == code)
+            .expect(code)
+            .clone()
+    };
+    let (room, field) = (row("C1"), row("C2"));
+    // Both meet the official quota …
+    for r in [&room, &field] {
+        assert_eq!(r[c("samples")], "300");
+        assert_eq!(r[c("met")], "true");
+    }
+    // … but the room is one H3 cell, one village of five, and 50 devices × 2.
+    assert_eq!(room[c("cells")], "1");
+    assert_eq!(room[c("villages_measured")], "1");
+    assert_eq!(room[c("share_villages_reached")], "0.2");
+    assert_eq!(room[c("effective_samples")], "100");
+    // The field campaign reaches every village, in five cells, every test counting.
+    assert_eq!(field[c("cells")], "5");
+    assert_eq!(field[c("villages_measured")], "5");
+    assert_eq!(field[c("share_villages_reached")], "1");
+    assert_eq!(field[c("effective_samples")], "300");
+    // District D1 holds both: 10 villages, 6 reached.
+    let d1 = row("D1");
+    assert_eq!(
+        (
+            d1[c("villages_measured")].as_str(),
+            d1[c("share_villages_reached")].as_str()
+        ),
+        ("6", "0.6")
+    );
+    // The cap is counted, and village statistics use the capped tests:
+    // the office village has 100 Viettel tests, not 300.
+    let summary = json(&out.join("summary.json"));
+    assert_eq!(summary["gaming"]["samples_over_device_cap"], 200);
+    assert_eq!(summary["settings"]["device_cap"], 2);
+    let (vh, vrows) = read_csv(&out.join("villages.csv"));
+    let vc = |n: &str| vh.iter().position(|x| x == n).expect(n);
+    let office = vrows
+        .iter()
+        .find(|r| r[vc("village_id")] == "C1-v0" && r[vc("carrier")] == "Viettel")
+        .expect("office village");
+    assert_eq!(office[vc("samples")], "100");
+    // --device-cap 0 keeps every test.
+    let out0 = dir.path().join("out0");
+    gapmap_ok(&[
+        "analyze",
+        "--samples",
+        s(&spath),
+        "--boundaries",
+        s(&fixture("reform_old.geojson")),
+        "--levels",
+        LEVELS,
+        "--villages",
+        s(&vpath),
+        "--device-cap",
+        "0",
+        "--out",
+        s(&out0),
+    ]);
+    let (h0, rows0) = read_csv(&out0.join("quota.csv"));
+    let e = h0
+        .iter()
+        .position(|x| x == "effective_samples")
+        .expect("column");
+    let code = h0.iter().position(|x| x == "code").expect("column");
+    assert_eq!(
+        rows0.iter().find(|r| r[code] == "C1").expect("C1")[e],
+        "300"
+    );
+}
