@@ -240,19 +240,19 @@ pub fn analyze(
         let (village_files, layer) = write_villages(
             &opts.out,
             boundaries,
-            &index,
-            &verdicts,
+            index,
+            verdicts,
             &opts.gaps,
             &opts.formats,
         )?;
         files.extend(village_files);
         village_layer = Some(layer);
-        write_unit_gaps(&opts.out, boundaries, &index, &verdicts, &opts.gaps)?;
+        write_unit_gaps(&opts.out, boundaries, index, verdicts, &opts.gaps)?;
         files.push(opts.out.join("unit_gaps.csv"));
         let (items, last) = match ingested.window {
             Some((_, last)) => {
                 let items = plan(
-                    boundaries, &index, &verdicts, stats, last, opts.quota, &opts.gaps,
+                    boundaries, index, verdicts, stats, last, opts.quota, &opts.gaps,
                 );
                 (items, Some(last))
             }
@@ -262,14 +262,14 @@ pub fn analyze(
         files.extend(write_plan(
             &opts.out,
             boundaries,
-            &index,
+            index,
             stats,
             last,
             opts.quota,
             &items,
             &opts.formats,
         )?);
-        let totals = status_totals(&verdicts, opts.gaps.carriers.len());
+        let totals = status_totals(verdicts, opts.gaps.carriers.len());
         let by_carrier: serde_json::Map<String, serde_json::Value> = opts
             .gaps
             .carriers
