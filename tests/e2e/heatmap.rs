@@ -157,3 +157,114 @@ fn gdal_opens_heatmap_without_warnings() {
     assert!(stdout.contains("download_median_mbps: Real"), "{stdout}");
     assert!(stdout.contains("h3: String"), "{stdout}");
 }
+
+#[test]
+fn cells_with_few_devices_publish_no_statistics() {
+    let (dir, samples, out) = simulate_and_analyze();
+    let internal = dir.path().join("internal");
+    let (b, _) = crate::util::default_data();
+    crate::util::gapmap_ok(&[
+        "analyze",
+        "--samples",
+        s(&samples),
+        "--boundaries",
+        s(&b),
+        "--min-devices-public",
+        "0",
+        "--out",
+        s(&internal),
+    ]);
+    let public = json(&out.join("heatmap/all.geojson"));
+    let open = json(&internal.join("heatmap/all.geojson"));
+    let (pf, of) = (
+        public["features"].as_array().unwrap(),
+        open["features"].as_array().unwrap(),
+    );
+    assert_eq!(
+        pf.len(),
+        of.len(),
+        "the same cells, with or without suppression"
+    );
+    let mut suppressed = 0;
+    for (p, o) in pf.iter().zip(of) {
+        let (p, o) = (&p["properties"], &o["properties"]);
+        assert_eq!(p["h3"], o["h3"]);
+        assert_eq!(p["samples"], o["samples"], "counts stay public");
+        assert_eq!(o["suppressed"], false);
+        if p["devices"].as_u64().unwrap() < 3 {
+            suppressed += 1;
+            assert_eq!(p["suppressed"], true);
+            assert_eq!(p["status"], "suppressed");
+            for k in [
+                "download_median_mbps",
+                "download_p10_mbps",
+                "upload_median_mbps",
+                "weak_p",
+                "share_below",
+                "below_target",
+            ] {
+                assert!(p[k].is_null(), "{k} published for {}", p["h3"]);
+            }
+            assert!(
+                o["download_median_mbps"].is_number(),
+                "internal use keeps the median"
+            );
+        } else {
+            assert_eq!(p["suppressed"], false);
+            assert_eq!(p["download_median_mbps"], o["download_median_mbps"]);
+        }
+    }
+    assert!(suppressed > 100, "{suppressed} cells suppressed");
+}
+
+#[test]
+fn no_output_carries_a_device_id_or_a_sample_coordinate() {
+    let (_dir, samples, out) = simulate_and_analyze();
+    let (h, rows) = crate::util::read_csv(&samples);
+    let c = |n: &str| h.iter().position(|x| x == n).unwrap();
+    let devices: Vec<&str> = rows
+        .iter()
+        .map(|r| r[c("device_id")].as_str())
+        .filter(|d| !d.is_empty())
+        .take(300)
+        .collect();
+    let coords: Vec<String> = rows
+        .iter()
+        .take(300)
+        .map(|r| format!("{},{}", r[c("lon")], r[c("lat")]))
+        .collect();
+    let coords_json: Vec<String> = rows
+        .iter()
+        .take(300)
+        .map(|r| format!("[{},{}]", r[c("lon")], r[c("lat")]))
+        .collect();
+    let mut stack = vec![out.clone()];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            // Rejects stay with the data owner: they name test ids and lines.
+            if p.file_name().is_some_and(|n| n == "rejects.csv") {
+                continue;
+            }
+            let bytes = std::fs::read(&p).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            for d in &devices {
+                assert!(!text.contains(d), "{} carries device id {d}", p.display());
+            }
+            for (a, b) in coords.iter().zip(&coords_json) {
+                assert!(
+                    !text.contains(a.as_str()) && !text.contains(b.as_str()),
+                    "{} carries sample coordinate {a}",
+                    p.display()
+                );
+            }
+            files += 1;
+        }
+    }
+    assert!(files >= 10, "{files}");
+}

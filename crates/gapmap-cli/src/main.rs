@@ -247,6 +247,10 @@ struct GapArgs {
     /// (M-Lab keeps one or two per client and day); 0 keeps all. The quota counts every test.
     #[arg(long, default_value_t = 2)]
     device_cap: u32,
+    /// Heatmap cells with fewer distinct devices publish counts but no statistics
+    /// (`suppressed: true`); 0 turns this off for internal use.
+    #[arg(long, default_value_t = 3)]
+    min_devices_public: u64,
 }
 
 impl GapArgs {
@@ -308,6 +312,7 @@ impl GapArgs {
             carriers,
             village_radius_m: self.village_radius_m,
             device_cap: self.device_cap,
+            min_devices_public: self.min_devices_public,
         })
     }
 }

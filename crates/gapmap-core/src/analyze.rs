@@ -206,6 +206,7 @@ pub fn analyze(
             "alpha": rule.alpha,
             "target_mbps": rule.target_mbps,
             "device_cap": opts.gaps.device_cap,
+            "min_devices_public": opts.gaps.min_devices_public,
             "view": opts.view.as_str(),
             "boundaries": vintages.sets.iter().map(|v| serde_json::json!({
                 "vintage": v.label,

@@ -136,6 +136,8 @@ pub struct GapOptions {
     pub networks: Option<Vec<crate::schema::Network>>,
     /// Tests kept per device, H3 cell and local day in villages and heatmaps (0: all).
     pub device_cap: u32,
+    /// Heatmap cells with fewer distinct devices publish no statistics (0: no suppression).
+    pub min_devices_public: u64,
 }
 
 impl GapOptions {

@@ -109,7 +109,7 @@ pub fn map_layers(ing: &Ingested, opts: &GapOptions, max_cells: usize) -> Vec<Ma
 }
 
 /// Heatmap fields, in order.
-pub const FIELDS: [&str; 12] = [
+pub const FIELDS: [&str; 13] = [
     "h3",
     "carrier",
     "samples",
@@ -122,6 +122,7 @@ pub const FIELDS: [&str; 12] = [
     "weak_p",
     "share_below",
     "below_target",
+    "suppressed",
 ];
 
 /// What [`write_heatmaps`] produced.
@@ -172,8 +173,25 @@ pub fn write_heatmaps(
                 .iter()
                 .map(|ll| (ll.lng(), ll.lat()))
                 .collect();
-            features.push((
-                Shape::Ring(ring),
+            // Privacy: too few devices publish counts only, no statistics.
+            let suppressed = stats.devices < opts.min_devices_public;
+            let props = if suppressed {
+                vec![
+                    Prop::Str(cell.to_string()),
+                    Prop::Str(layer.to_owned()),
+                    Prop::Int(stats.samples),
+                    Prop::Int(stats.devices),
+                    Prop::Num(None, 3),
+                    Prop::Num(None, 3),
+                    Prop::Num(None, 3),
+                    Prop::Num(None, 3),
+                    Prop::Str("suppressed".to_owned()),
+                    Prop::Raw(String::new()),
+                    Prop::Num(None, 4),
+                    Prop::Bool(None),
+                    Prop::Bool(Some(true)),
+                ]
+            } else {
                 vec![
                     Prop::Str(cell.to_string()),
                     Prop::Str(layer.to_owned()),
@@ -187,8 +205,10 @@ pub fn write_heatmaps(
                     Prop::Raw(crate::output::fmt_probability(verdict.weak_p)),
                     Prop::Num(verdict.share_below, 4),
                     Prop::Bool(verdict.below_target),
-                ],
-            ));
+                    Prop::Bool(Some(false)),
+                ]
+            };
+            features.push((Shape::Ring(ring), props));
         }
         let name = slug(layer);
         counts.push((layer.to_owned(), features.len()));

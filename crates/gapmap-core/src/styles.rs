@@ -115,7 +115,7 @@ pub fn download_classes() -> Vec<Class> {
     let fmt = |v: f64| format!("{v}");
     let mut out = vec![class(
         "Chưa đủ dữ liệu / Insufficient data",
-        "\"status\" IN ('insufficient', 'no_data') OR \"download_median_mbps\" IS NULL",
+        "\"status\" IN ('insufficient', 'no_data', 'suppressed') OR \"download_median_mbps\" IS NULL",
         DOWNLOAD_RGB[0],
     )];
     for i in 0..=DOWNLOAD_BREAKS.len() {
@@ -145,7 +145,7 @@ pub fn download_classes() -> Vec<Class> {
 #[must_use]
 pub fn download_class_index(status: &str, median: Option<f64>) -> usize {
     match median {
-        Some(m) if !matches!(status, "insufficient" | "no_data") => {
+        Some(m) if !matches!(status, "insufficient" | "no_data" | "suppressed") => {
             1 + DOWNLOAD_BREAKS.iter().filter(|b| m >= **b).count()
         }
         _ => 0,
