@@ -66,12 +66,12 @@ macro_rules! say {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Analyse samples: quota per unit and month, unit statistics, rejects.
-    Analyze(AnalyzeArgs),
+    /// Analyse samples: quota, unit statistics, villages, heatmaps, plan, reports.
+    Analyze(Box<AnalyzeArgs>),
     /// Generate realistic i-Speed-like samples and their ground truth.
     Simulate(SimulateArgs),
-    /// Simulate one month over the embedded Bắc Kạn + Quảng Ninh data and analyse it.
-    Demo(DemoArgs),
+    /// Simulate Aug 2024 – Jul 2025 over the embedded Bắc Kạn + Quảng Ninh data and analyse it.
+    Demo(Box<DemoArgs>),
     /// Build the 2025 reform's crosswalk and derived commune polygons from the 2009 communes.
     Reform(ReformArgs),
 }
