@@ -116,7 +116,8 @@ fn three_hundred_tests_in_one_spot_are_flagged_by_the_spread() {
     // The cap is counted, and village statistics use the capped tests:
     // the office village has 100 Viettel tests, not 300.
     let summary = json(&out.join("summary.json"));
-    assert_eq!(summary["gaming"]["samples_over_device_cap"], 200);
+    assert_eq!(summary["gaming"]["flagged"]["over_device_cap"], 200);
+    assert_eq!(summary["gaming"]["flagged"]["flagged"], 200);
     assert_eq!(summary["settings"]["device_cap"], 2);
     let (vh, vrows) = read_csv(&out.join("villages.csv"));
     let vc = |n: &str| vh.iter().position(|x| x == n).expect(n);
@@ -151,5 +152,119 @@ fn three_hundred_tests_in_one_spot_are_flagged_by_the_spread() {
     assert_eq!(
         rows0.iter().find(|r| r[code] == "C1").expect("C1")[e],
         "300"
+    );
+}
+
+#[test]
+fn implausible_tests_count_in_the_quota_but_not_in_the_statistics() {
+    // One device in C1 (lon 105.0–105.1, lat 21.0–21.1), four tests a day apart but for
+    // the third, which is 0.09° (~10 km) away only 60 s after the second and 60 s before
+    // a return: ~560 km/h each way, a location jump. Another device has accuracy 5 km.
+    // A 3G test at 100 Mbps is above DC-HSPA+'s 42.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = "test_id,timestamp,lat,lon,carrier,network,download_mbps,device_id,accuracy_m\n\
+        m1,2025-06-01T10:00:00+07:00,21.05,105.05,Viettel,4G,10,walker,15\n\
+        m2,2025-06-02T10:00:00+07:00,21.05,105.05,Viettel,4G,20,walker,15\n\
+        m3,2025-06-02T10:01:00+07:00,21.05,105.14,Viettel,4G,30,walker,15\n\
+        m4,2025-06-02T10:02:00+07:00,21.05,105.05,Viettel,4G,40,walker,15\n\
+        a1,2025-06-03T10:00:00+07:00,21.06,105.06,Viettel,4G,50,fuzzy,5000\n\
+        a2,2025-06-03T11:00:00+07:00,21.06,105.06,Viettel,4G,60,fuzzy,\n\
+        s1,2025-06-04T10:00:00+07:00,21.07,105.07,Viettel,3G,100,fast,10\n\
+        s2,2025-06-05T10:00:00+07:00,21.07,105.07,Viettel,3G,12,fast,10\n";
+    let spath = dir.path().join("samples.csv");
+    std::fs::write(&spath, csv).expect("write");
+    let old = fixture("reform_old.geojson");
+    let run = |out: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "analyze",
+            "--samples",
+            s(&spath),
+            "--boundaries",
+            s(&old),
+            "--levels",
+            LEVELS,
+            "--out",
+            s(out),
+            "--quota",
+            "8",
+        ];
+        args.extend_from_slice(extra);
+        gapmap_ok(&args);
+    };
+    let out = dir.path().join("out");
+    run(&out, &[]);
+    let summary = json(&out.join("summary.json"));
+    let f = &summary["gaming"]["flagged"];
+    assert_eq!(
+        f["implausible_movement"], 1,
+        "m3 only: m2 → m3 and m3 → m4 are both too fast"
+    );
+    assert_eq!(f["low_accuracy"], 1, "a1");
+    assert_eq!(f["implausible_speed"], 1, "s1");
+    assert_eq!(f["flagged"], 3);
+    assert_eq!(
+        summary["rows"]["accepted"], 8,
+        "flagged tests are not rejected"
+    );
+    let (h, rows) = read_csv(&out.join("quota.csv"));
+    let c = |n: &str| h.iter().position(|x| x == n).expect(n);
+    let c1 = rows.iter().find(|r| r[c("code")] == "C1").expect("C1");
+    // m3 lies in C2 (lon 105.14): C1 has 7 tests, 2 of them flagged.
+    assert_eq!(
+        (
+            c1[c("samples")].as_str(),
+            c1[c("effective_samples")].as_str()
+        ),
+        ("7", "5")
+    );
+    assert_eq!(c1[c("met")], "false", "quota 8");
+    // The heatmap holds the 5 unflagged tests.
+    let heat = json(&out.join("heatmap/all.geojson"));
+    let n: u64 = heat["features"]
+        .as_array()
+        .expect("f")
+        .iter()
+        .map(|x| x["properties"]["samples"].as_u64().expect("n"))
+        .sum();
+    assert_eq!(n, 5);
+    // Every rule can be turned off.
+    let out0 = dir.path().join("out0");
+    run(
+        &out0,
+        &[
+            "--max-accuracy-m",
+            "0",
+            "--max-movement-kmh",
+            "0",
+            "--no-network-speed-limits",
+        ],
+    );
+    assert_eq!(
+        json(&out0.join("summary.json"))["gaming"]["flagged"]["flagged"],
+        0
+    );
+    // A bad accuracy value is a bad location.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "test_id,timestamp,lat,lon,carrier,network,download_mbps,device_id,accuracy_m\n\
+        x1,2025-06-01T10:00:00+07:00,21.05,105.05,Viettel,4G,10,d,-5\n",
+    )
+    .expect("write");
+    let out_bad = dir.path().join("outbad");
+    gapmap_ok(&[
+        "analyze",
+        "--samples",
+        s(&bad),
+        "--boundaries",
+        s(&fixture("reform_old.geojson")),
+        "--levels",
+        LEVELS,
+        "--out",
+        s(&out_bad),
+    ]);
+    assert_eq!(
+        json(&out_bad.join("summary.json"))["rows"]["rejected"]["bad_coordinates"],
+        1
     );
 }

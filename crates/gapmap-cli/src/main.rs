@@ -247,6 +247,17 @@ struct GapArgs {
     /// (M-Lab keeps one or two per client and day); 0 keeps all. The quota counts every test.
     #[arg(long, default_value_t = 2)]
     device_cap: u32,
+    /// Tests whose location accuracy (column accuracy_m) is worse than this many metres are
+    /// left out of the effective count and gap statistics (RTR: 2 km); 0 keeps all.
+    #[arg(long, default_value_t = 2000.0)]
+    max_accuracy_m: f64,
+    /// A test reached from, and left for, the device's neighbouring tests faster than this
+    /// (km/h) is a location jump, left out like the above; 0 keeps all.
+    #[arg(long, default_value_t = 300.0)]
+    max_movement_kmh: f64,
+    /// Keep downloads above a network type's peak (2G 0.5, 3G 42, 4G 1 000 Mbps).
+    #[arg(long)]
+    no_network_speed_limits: bool,
     /// Heatmap cells with fewer distinct devices publish counts but no statistics
     /// (`suppressed: true`); 0 turns this off for internal use.
     #[arg(long, default_value_t = 3)]
@@ -259,6 +270,8 @@ impl GapArgs {
             anyhow::bail!("--alpha must be in (0, 1]; got {}", self.alpha);
         }
         for (flag, v) in [
+            ("--max-accuracy-m", self.max_accuracy_m),
+            ("--max-movement-kmh", self.max_movement_kmh),
             ("--village-radius-m", self.village_radius_m),
             ("--weak-below-mbps", self.weak_below_mbps),
             ("--target-mbps", self.target_mbps),
@@ -311,7 +324,12 @@ impl GapArgs {
             },
             carriers,
             village_radius_m: self.village_radius_m,
-            device_cap: self.device_cap,
+            plausibility: gapmap_core::ingest_run::Plausibility {
+                max_accuracy_m: self.max_accuracy_m,
+                max_movement_kmh: self.max_movement_kmh,
+                network_speed_limits: !self.no_network_speed_limits,
+                device_cap: self.device_cap,
+            },
             min_devices_public: self.min_devices_public,
         })
     }

@@ -9,7 +9,7 @@ use crate::gaps::{
 };
 use crate::geojson_out::{Prop, Shape};
 use crate::heatmap::write_heatmaps;
-use crate::ingest_run::{IngestOptions, Ingested, apply_device_cap, ingest};
+use crate::ingest_run::{IngestOptions, Ingested, apply_plausibility, ingest};
 use crate::layers::{Formats, Layer, LayerGeometry, write_layer};
 use crate::manifest::{FileHash, hash_file, write_manifest};
 use crate::month::Month;
@@ -86,7 +86,7 @@ pub fn analyze(
         return Err(Error::Config(format!("--from {a} is after --to {b}")));
     }
     let mut ingested = ingest(&vintages, &opts.ingest, progress)?;
-    let capped = apply_device_cap(&mut ingested.samples, opts.gaps.device_cap);
+    let flagged = apply_plausibility(&mut ingested.samples, &opts.gaps.plausibility);
     let ingested = ingested;
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
     let last = ingested.window.map(|w| w.1);
@@ -181,8 +181,13 @@ pub fn analyze(
     summary.extra.insert(
         "gaming".to_owned(),
         serde_json::json!({
-            "device_cap": opts.gaps.device_cap,
-            "samples_over_device_cap": capped,
+            "rules": {
+                "max_accuracy_m": opts.gaps.plausibility.max_accuracy_m,
+                "max_movement_kmh": opts.gaps.plausibility.max_movement_kmh,
+                "network_speed_limits": opts.gaps.plausibility.network_speed_limits,
+                "device_cap": opts.gaps.plausibility.device_cap,
+            },
+            "flagged": flagged,
         }),
     );
     let mut warnings = ingested.warnings.clone();
@@ -205,7 +210,10 @@ pub fn analyze(
             "min_devices": rule.min_devices,
             "alpha": rule.alpha,
             "target_mbps": rule.target_mbps,
-            "device_cap": opts.gaps.device_cap,
+            "device_cap": opts.gaps.plausibility.device_cap,
+            "max_accuracy_m": opts.gaps.plausibility.max_accuracy_m,
+            "max_movement_kmh": opts.gaps.plausibility.max_movement_kmh,
+            "network_speed_limits": opts.gaps.plausibility.network_speed_limits,
             "min_devices_public": opts.gaps.min_devices_public,
             "view": opts.view.as_str(),
             "boundaries": vintages.sets.iter().map(|v| serde_json::json!({

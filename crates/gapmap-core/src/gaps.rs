@@ -134,8 +134,8 @@ pub struct GapOptions {
     pub village_radius_m: f64,
     /// Technologies judged in villages and heatmaps (`None`: every mobile test).
     pub networks: Option<Vec<crate::schema::Network>>,
-    /// Tests kept per device, H3 cell and local day in villages and heatmaps (0: all).
-    pub device_cap: u32,
+    /// Plausibility rules: flagged tests are left out of villages and heatmaps.
+    pub plausibility: crate::ingest_run::Plausibility,
     /// Heatmap cells with fewer distinct devices publish no statistics (0: no suppression).
     pub min_devices_public: u64,
 }
@@ -144,7 +144,7 @@ impl GapOptions {
     /// Whether a sample's technology is judged.
     #[must_use]
     pub fn judges(&self, s: &crate::ingest_run::Sample) -> bool {
-        !s.capped
+        s.flags == 0
             && self
                 .networks
                 .as_ref()

@@ -40,9 +40,13 @@ pub struct Sample {
     pub month: Month,
     /// Local calendar day (days since 1970-01-01).
     pub day: i32,
-    /// Beyond the per-device cap of its H3 cell and day: left out of the
-    /// gap statistics (villages, heatmaps), still counted in the quota.
-    pub capped: bool,
+    /// Unix time in seconds.
+    pub time: i64,
+    /// Location accuracy in metres, if given.
+    pub accuracy: Option<f64>,
+    /// Plausibility flags ([`flags`]); a flagged sample counts in the official
+    /// quota but not in the effective count nor the gap statistics.
+    pub flags: u8,
     /// Latitude.
     pub lat: f64,
     /// Longitude.
@@ -276,7 +280,9 @@ pub fn ingest(
                 samples.push(Sample {
                     month: c.month,
                     day: c.day,
-                    capped: false,
+                    time: c.time,
+                    accuracy: c.accuracy,
+                    flags: 0,
                     lat: c.lat,
                     lon: c.lon,
                     carrier,
@@ -330,22 +336,238 @@ pub fn ingest(
     })
 }
 
-/// Marks as `capped` every sample beyond the first `cap` of its device in
-/// its H3 cell on its local day, in input order (`cap = 0`: no cap).
-/// Returns the number capped.
-pub fn apply_device_cap(samples: &mut [Sample], cap: u32) -> u64 {
-    if cap == 0 {
-        return 0;
+/// Plausibility flags of a sample.
+pub mod flags {
+    /// Location accuracy worse than the limit.
+    pub const LOW_ACCURACY: u8 = 1;
+    /// Reached from the device's previous test, and left for its next, faster than a vehicle.
+    pub const IMPLAUSIBLE_MOVEMENT: u8 = 2;
+    /// Download above what the network type can carry.
+    pub const IMPLAUSIBLE_SPEED: u8 = 4;
+    /// Beyond the per-device cap of its H3 cell and day.
+    pub const OVER_DEVICE_CAP: u8 = 8;
+}
+
+/// The plausibility rules (each 0 or `None` turns it off).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plausibility {
+    /// Worst location accuracy kept, metres (when the column exists).
+    pub max_accuracy_m: f64,
+    /// Fastest believable movement between a device's tests, km/h.
+    pub max_movement_kmh: f64,
+    /// Whether downloads above a network type's peak are flagged.
+    pub network_speed_limits: bool,
+    /// Tests kept per device, H3 cell and local day.
+    pub device_cap: u32,
+}
+
+impl Default for Plausibility {
+    fn default() -> Self {
+        Self {
+            max_accuracy_m: 2000.0,
+            max_movement_kmh: 300.0,
+            network_speed_limits: true,
+            device_cap: 2,
+        }
     }
-    let mut seen: HashMap<(u32, u64, i32), u32> = HashMap::new();
-    let mut capped = 0;
+}
+
+/// The fastest download (Mbps) a network type can carry: EDGE's 0.47, DC-HSPA+'s 42,
+/// LTE-Advanced's 1 000 (category 16); 5G and unknown are left to the 10 000 Mbps check.
+#[must_use]
+pub fn network_peak_mbps(n: Network) -> Option<f64> {
+    match n {
+        Network::G2 => Some(0.5),
+        Network::G3 => Some(42.0),
+        Network::G4 => Some(1000.0),
+        _ => None,
+    }
+}
+
+/// Counts of flagged samples per rule.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct FlagCounts {
+    /// Location accuracy worse than the limit.
+    pub low_accuracy: u64,
+    /// Faster than a vehicle between tests.
+    pub implausible_movement: u64,
+    /// Faster than the network type allows.
+    pub implausible_speed: u64,
+    /// Beyond the per-device cap.
+    pub over_device_cap: u64,
+    /// Samples with at least one flag.
+    pub flagged: u64,
+}
+
+/// Flags implausible samples (see [`flags`]); the device cap counts, in input
+/// order, only tests no other rule flagged. Returns the counts per rule.
+pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagCounts {
     for s in samples.iter_mut() {
-        let n = seen
-            .entry((s.device, u64::from(s.cell), s.day))
-            .or_insert(0);
-        *n += 1;
-        s.capped = *n > cap;
-        capped += u64::from(s.capped);
+        s.flags = 0;
+        if rules.max_accuracy_m > 0.0 && s.accuracy.is_some_and(|a| a > rules.max_accuracy_m) {
+            s.flags |= flags::LOW_ACCURACY;
+        }
+        if rules.network_speed_limits
+            && network_peak_mbps(s.network).is_some_and(|p| s.download > p)
+        {
+            s.flags |= flags::IMPLAUSIBLE_SPEED;
+        }
     }
-    capped
+    if rules.max_movement_kmh > 0.0 {
+        // Per device in time order (input order for equal times): a test is a
+        // jump when the legs from its previous and to its next test are both
+        // too fast. A genuine trip has one fast leg at most; a first or last
+        // test with one fast leg looks exactly like a trip, so it is kept.
+        let mut order: Vec<usize> = (0..samples.len()).collect();
+        order.sort_by_key(|&i| (samples[i].device, samples[i].time, i));
+        let v = rules.max_movement_kmh;
+        let fast = |a: &Sample, b: &Sample| {
+            let km = crate::geodesy::haversine_m(a.lon, a.lat, b.lon, b.lat) / 1000.0;
+            #[allow(clippy::cast_precision_loss, reason = "seconds fit f64")]
+            let h = ((b.time - a.time).abs().max(1)) as f64 / 3600.0;
+            km / h > v
+        };
+        let mut jumps = Vec::new();
+        for g in order.chunk_by(|&a, &b| samples[a].device == samples[b].device) {
+            for w in g.windows(3) {
+                let (prev, cur, next) = (&samples[w[0]], &samples[w[1]], &samples[w[2]]);
+                if fast(prev, cur) && fast(cur, next) {
+                    jumps.push(w[1]);
+                }
+            }
+        }
+        for i in jumps {
+            samples[i].flags |= flags::IMPLAUSIBLE_MOVEMENT;
+        }
+    }
+    if rules.device_cap > 0 {
+        let mut seen: HashMap<(u32, u64, i32), u32> = HashMap::new();
+        for s in samples.iter_mut().filter(|s| s.flags == 0) {
+            let n = seen
+                .entry((s.device, u64::from(s.cell), s.day))
+                .or_insert(0);
+            *n += 1;
+            if *n > rules.device_cap {
+                s.flags |= flags::OVER_DEVICE_CAP;
+            }
+        }
+    }
+    let mut c = FlagCounts::default();
+    for s in samples.iter() {
+        c.low_accuracy += u64::from(s.flags & flags::LOW_ACCURACY != 0);
+        c.implausible_movement += u64::from(s.flags & flags::IMPLAUSIBLE_MOVEMENT != 0);
+        c.implausible_speed += u64::from(s.flags & flags::IMPLAUSIBLE_SPEED != 0);
+        c.over_device_cap += u64::from(s.flags & flags::OVER_DEVICE_CAP != 0);
+        c.flagged += u64::from(s.flags != 0);
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(device: u32, time: i64, lon: f64) -> Sample {
+        let (lat, resolution) = (21.05, h3o::Resolution::Eight);
+        Sample {
+            month: Month::from_year_month(2025, 6).expect("month"),
+            day: i32::try_from(time / 86_400).expect("day"),
+            time,
+            accuracy: None,
+            flags: 0,
+            lat,
+            lon,
+            carrier: 0,
+            network: Network::G4,
+            platform: None,
+            download: 10.0,
+            upload: None,
+            latency: None,
+            device,
+            unit: 0,
+            cell: h3o::LatLng::new(lat, lon)
+                .expect("valid")
+                .to_cell(resolution),
+            snapped_m: 0.0,
+        }
+    }
+
+    fn jumps(s: &mut [Sample]) -> Vec<usize> {
+        let rules = Plausibility {
+            device_cap: 0,
+            ..Plausibility::default()
+        };
+        apply_plausibility(s, &rules);
+        s.iter()
+            .enumerate()
+            .filter(|(_, x)| x.flags & flags::IMPLAUSIBLE_MOVEMENT != 0)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    #[test]
+    fn movement_flags_jumps_not_trips() {
+        // 0.1° of longitude at 21° N ≈ 10.4 km; 60 s apart ≈ 620 km/h.
+        let h = 3600;
+        // A spike in the middle.
+        assert_eq!(
+            jumps(&mut [
+                sample(1, 0, 105.0),
+                sample(1, 60, 105.1),
+                sample(1, 120, 105.0)
+            ]),
+            [1]
+        );
+        // A genuine trip: one fast leg (a flight), then steady: nothing flagged.
+        assert_eq!(
+            jumps(&mut [
+                sample(1, 0, 105.0),
+                sample(1, 60, 105.1),
+                sample(1, h, 105.1)
+            ]),
+            Vec::<usize>::new()
+        );
+        // A last test far away looks like the start of a trip: kept.
+        assert_eq!(
+            jumps(&mut [
+                sample(1, 0, 105.0),
+                sample(1, h, 105.01),
+                sample(1, h + 60, 105.2)
+            ]),
+            Vec::<usize>::new()
+        );
+        // Two spikes in a row are each reached and left too fast.
+        assert_eq!(
+            jumps(&mut [
+                sample(1, 0, 105.0),
+                sample(1, 60, 105.1),
+                sample(1, 120, 104.9),
+                sample(1, 180, 105.0)
+            ]),
+            [1, 2]
+        );
+        // Different devices never compare.
+        assert_eq!(
+            jumps(&mut [
+                sample(1, 0, 105.0),
+                sample(2, 60, 105.1),
+                sample(1, 120, 105.0)
+            ]),
+            Vec::<usize>::new()
+        );
+    }
+
+    #[test]
+    fn the_cap_counts_only_unflagged_tests_in_input_order() {
+        let mut s: Vec<Sample> = (0..4).map(|i| sample(7, i * 60, 105.0)).collect();
+        s[0].accuracy = Some(9_000.0);
+        let rules = Plausibility {
+            max_movement_kmh: 0.0,
+            ..Plausibility::default()
+        };
+        let c = apply_plausibility(&mut s, &rules);
+        let f: Vec<u8> = s.iter().map(|x| x.flags).collect();
+        assert_eq!(f, [flags::LOW_ACCURACY, 0, 0, flags::OVER_DEVICE_CAP]);
+        assert_eq!((c.low_accuracy, c.over_device_cap, c.flagged), (1, 1, 2));
+    }
 }

@@ -34,7 +34,7 @@ pub struct GroupStats {
     pub upload_median: Option<f64>,
     /// Median latency over the samples that have one.
     pub latency_median: Option<f64>,
-    /// Samples within the per-device cap of their cell and day.
+    /// Samples no plausibility rule flagged (within the per-device cap too).
     pub effective: u64,
     /// Distinct H3 cells measured.
     pub cells: u64,
@@ -56,7 +56,7 @@ impl GroupStats {
             lat.extend(s.latency);
             dev.push(s.device);
             cells.push(u64::from(s.cell));
-            effective += u64::from(!s.capped);
+            effective += u64::from(s.flags == 0);
         }
         cells.sort_unstable();
         cells.dedup();

@@ -33,10 +33,12 @@ pub enum Field {
     DeviceId,
     /// `android`, `ios` or `web`.
     Platform,
+    /// Location accuracy in metres (optional).
+    Accuracy,
 }
 
 /// Number of canonical fields.
-pub const FIELD_COUNT: usize = 11;
+pub const FIELD_COUNT: usize = 12;
 
 impl Field {
     /// Every field, in schema order.
@@ -52,6 +54,7 @@ impl Field {
         Self::Latency,
         Self::DeviceId,
         Self::Platform,
+        Self::Accuracy,
     ];
 
     /// The canonical column name.
@@ -69,13 +72,17 @@ impl Field {
             Self::Latency => "latency_ms",
             Self::DeviceId => "device_id",
             Self::Platform => "platform",
+            Self::Accuracy => "accuracy_m",
         }
     }
 
     /// Whether a row with this field empty is rejected as `missing_field`.
     #[must_use]
     pub const fn required(self) -> bool {
-        !matches!(self, Self::Upload | Self::Latency | Self::Platform)
+        !matches!(
+            self,
+            Self::Upload | Self::Latency | Self::Platform | Self::Accuracy
+        )
     }
 
     const fn index(self) -> usize {
@@ -341,6 +348,10 @@ pub struct CheckedRow<'a> {
     pub month: Month,
     /// Local (UTC+7) calendar day, as days since 1970-01-01.
     pub day: i32,
+    /// Unix time in seconds.
+    pub time: i64,
+    /// Location accuracy in metres, if given.
+    pub accuracy: Option<f64>,
     /// Latitude.
     pub lat: f64,
     /// Longitude.
@@ -373,10 +384,20 @@ pub fn local_month(s: &str) -> Option<Month> {
 /// Parses an RFC 3339 timestamp to its local month and local day (days since 1970-01-01).
 #[must_use]
 pub fn local_month_day(s: &str) -> Option<(Month, i32)> {
+    local_time(s).map(|(m, d, _)| (m, d))
+}
+
+/// Parses an RFC 3339 timestamp to its local month, local day and Unix time.
+#[must_use]
+pub fn local_time(s: &str) -> Option<(Month, i32, i64)> {
     let t: DateTime<FixedOffset> = DateTime::parse_from_rfc3339(s).ok()?;
     let local = t.with_timezone(&FixedOffset::east_opt(LOCAL_OFFSET_SECONDS)?);
     let day = local.date_naive().num_days_from_ce() - 719_163; // 1970-01-01 is day 719 163 from CE
-    Some((Month::from_year_month(local.year(), local.month())?, day))
+    Some((
+        Month::from_year_month(local.year(), local.month())?,
+        day,
+        t.timestamp(),
+    ))
 }
 
 /// A finite number; `inf`, `NaN` and text are not numbers.
@@ -404,9 +425,11 @@ pub fn check_row(row: &RawRow) -> Result<CheckedRow<'_>, RejectReason> {
         return Err(RejectReason::MissingField);
     }
     let req = |f: Field| row.get(f).unwrap_or_default();
-    let (month, day) = local_month_day(req(Field::Timestamp)).ok_or(RejectReason::BadTimestamp)?;
+    let (month, day, time) = local_time(req(Field::Timestamp)).ok_or(RejectReason::BadTimestamp)?;
     let lat = finite(req(Field::Lat)).ok_or(RejectReason::BadCoordinates)?;
     let lon = finite(req(Field::Lon)).ok_or(RejectReason::BadCoordinates)?;
+    // An accuracy that is given must be a distance: it is part of the location.
+    let accuracy = speed(row.get(Field::Accuracy)).map_err(|()| RejectReason::BadCoordinates)?;
     if !(-90.0..=90.0).contains(&lat)
         || !(-180.0..=180.0).contains(&lon)
         || (lat == 0.0 && lon == 0.0)
@@ -424,6 +447,8 @@ pub fn check_row(row: &RawRow) -> Result<CheckedRow<'_>, RejectReason> {
         test_id: req(Field::TestId),
         month,
         day,
+        time,
+        accuracy,
         lat,
         lon,
         carrier: req(Field::Carrier),

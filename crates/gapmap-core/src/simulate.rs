@@ -548,6 +548,10 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
                 (true, true) => d.download,
                 (false, _) => d.download * 40.0,
             };
+            // No radio carries more than its peak (EDGE, DC-HSPA+): stay 10 % under it.
+            let dl =
+                crate::ingest_run::network_peak_mbps(crate::schema::Network::parse(&d.fields[5]))
+                    .map_or(dl, |p| dl.min(0.9 * p));
             d.fields[6] = fmt_decimal(Some(dl.min(9_999.0)), 2);
             d.fields[7] = fmt_decimal(Some(dl * d.upload_ratio), 2);
             SimRow { fields: d.fields }
@@ -655,7 +659,8 @@ fn dirty(rng: &mut ChaCha8Rng, rows: &mut Vec<SimRow>, rate: f64) {
 /// # Errors
 /// The file cannot be written.
 pub fn write_samples(path: &Path, rows: &[SimRow]) -> Result<()> {
-    let header = crate::schema::Field::ALL.map(crate::schema::Field::name);
+    // Every field but the optional location accuracy, which the simulator does not model.
+    let header: [&str; 11] = std::array::from_fn(|i| crate::schema::Field::ALL[i].name());
     if crate::ingest::Format::of(path).ok() == Some(crate::ingest::Format::Parquet) {
         return write_parquet(path, &header, rows);
     }

@@ -1,0 +1,21 @@
+#![no_main]
+//! Any text as a boundary layer (two levels) and as a village layer; points
+//! located in whatever loads. An error or a result, never a panic.
+use std::path::Path;
+
+use gapmap_core::boundaries::{Boundaries, Locator, parse_feature_collection};
+use gapmap_core::villages::{VillageProperties, villages_from};
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let origin = Path::new("fuzz.geojson");
+    let Ok(fc) = parse_feature_collection(text, origin) else { return };
+    let _ = villages_from(origin, &fc, &VillageProperties::default());
+    let Ok(levels) = "province=p:pn,commune=c:cn".parse() else { return };
+    if let Ok(b) = Boundaries::from_features(origin, &fc.features, levels) {
+        let loc = Locator::new(&b, 500.0);
+        for (x, y) in [(105.0, 21.0), (0.5, 0.5), (-180.0, 90.0), (f64::NAN, 1.0)] {
+            let _ = loc.locate(x, y);
+        }
+    }
+});
