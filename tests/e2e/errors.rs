@@ -213,3 +213,107 @@ fn garbage_rows_are_rejected_not_fatal() {
         "{summary}"
     );
 }
+
+#[test]
+fn an_unwritable_out_is_named_with_the_fix() {
+    let (b, _) = crate::util::default_data();
+    let o = crate::util::gapmap(&[
+        "analyze",
+        "--samples",
+        crate::util::s(&crate::util::fixture("a.csv")),
+        "--boundaries",
+        crate::util::s(&b),
+        "--out",
+        "/dev/null/gapmap-out",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cannot write to --out /dev/null/gapmap-out")
+            && err.contains("choose a folder"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ctrl_c_leaves_no_partial_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let samples = dir.path().join("s.csv");
+    crate::util::simulate_default(&samples, 5, 150_000, 0.0);
+    let (b, v) = crate::util::default_data();
+    // Interrupt at growing delays until a run is caught in the middle.
+    for delay_ms in [150u64, 300, 600, 1200, 2400] {
+        let out = dir.path().join(format!("out{delay_ms}"));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_gapmap"))
+            .args([
+                "analyze",
+                "--samples",
+                crate::util::s(&samples),
+                "--boundaries",
+                crate::util::s(&b),
+            ])
+            .args([
+                "--villages",
+                crate::util::s(&v),
+                "--format",
+                "geojson,fgb,gpkg",
+                "--out",
+                crate::util::s(&out),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let o = child.wait_with_output().expect("wait");
+        if o.status.code() != Some(130) {
+            continue; // finished before the signal, or not started: try later
+        }
+        assert!(String::from_utf8_lossy(&o.stderr).contains("interrupted"));
+        // No temporary file is left, and every output there is whole.
+        for sub in [out.clone(), out.join("heatmap")] {
+            let Ok(entries) = std::fs::read_dir(&sub) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                assert!(!name.ends_with(".tmp"), "{name} left behind");
+                if name.ends_with(".csv") {
+                    let mut r = csv::Reader::from_path(e.path()).expect("csv");
+                    assert!(r.records().all(|x| x.is_ok()), "{name} is not whole");
+                } else if name.ends_with(".geojson") || name.ends_with(".json") {
+                    let t = std::fs::read_to_string(e.path()).expect("read");
+                    serde_json::from_str::<serde_json::Value>(&t)
+                        .unwrap_or_else(|err| panic!("{name}: {err}"));
+                }
+            }
+        }
+        return;
+    }
+    panic!("no run was interrupted in the middle; raise the sample count");
+}
+
+#[test]
+fn a_damaged_parquet_file_is_an_error_not_a_crash() {
+    // Found by the parquet_samples fuzz target: polars' reader panics on it.
+    let (b, _) = crate::util::default_data();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = crate::util::gapmap(&[
+        "analyze",
+        "--samples",
+        crate::util::s(&crate::util::fixture("damaged.parquet")),
+        "--boundaries",
+        crate::util::s(&b),
+        "--out",
+        crate::util::s(&dir.path().join("out")),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("damaged.parquet") && err.contains("damaged or not Parquet"),
+        "{err}"
+    );
+}

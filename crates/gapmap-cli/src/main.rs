@@ -479,7 +479,47 @@ fn resolution(r: u8) -> Result<h3o::Resolution> {
         .map_err(|_| anyhow::anyhow!("--resolution {r}: H3 resolutions are 0 to 15"))
 }
 
+/// Makes sure `--out` can be written before any work, and on Ctrl-C removes
+/// the temporary files of outputs being written (finished outputs are
+/// complete: each is renamed into place only when whole) and exits with 130.
+fn prepare_out(out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out)
+        .and_then(|()| {
+            tempfile::Builder::new()
+                .prefix(".gapmap-")
+                .suffix(".tmp")
+                .tempfile_in(out)
+                .map(drop)
+        })
+        .with_context(|| {
+            format!(
+                "cannot write to --out {}: choose a folder you can write to",
+                out.display()
+            )
+        })?;
+    let dir = out.to_owned();
+    // A second handler cannot be set in the same process (the demo then analyze): ignore that.
+    let _ = ctrlc::set_handler(move || {
+        for d in [dir.clone(), dir.join("heatmap")] {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(".gapmap-") && name.ends_with(".tmp") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        eprintln!("gapmap: interrupted; outputs already written are complete, none is partial");
+        std::process::exit(130);
+    });
+    Ok(())
+}
+
 fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
+    prepare_out(&args.out)?;
     let vintages = args.boundary.load()?;
     let opts = AnalyzeOptions {
         ingest: IngestOptions {
@@ -609,6 +649,7 @@ fn run_reform(args: &ReformArgs) -> Result<()> {
 }
 
 fn run_demo(args: &DemoArgs) -> Result<()> {
+    prepare_out(&args.out)?;
     let origin = Path::new("embedded:data/vn_default/communes.geojson");
     let fc = parse_feature_collection(DEMO_COMMUNES, origin)?;
     let boundaries = Boundaries::from_features(origin, &fc.features, Levels::default())?;

@@ -234,9 +234,27 @@ fn read_parquet(
         message: e.to_string(),
     };
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let df = polars::prelude::ParquetReader::new(file)
-        .finish()
-        .map_err(perr)?;
+    // polars' Parquet reader panics on some damaged files (found by fuzzing:
+    // "thrift bool field"); a damaged file is an input error, not a crash.
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        polars::prelude::ParquetReader::new(file).finish()
+    }));
+    let df = match read {
+        Ok(r) => r.map_err(perr)?,
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            return Err(Error::Parquet {
+                path: path.to_owned(),
+                message: format!(
+                    "the file is damaged or not Parquet (the reader stopped: {why}); export it again"
+                ),
+            });
+        }
+    };
     let headers: Vec<String> = df
         .get_column_names()
         .iter()
