@@ -399,8 +399,9 @@ pub struct FlagCounts {
     pub flagged: u64,
 }
 
-/// Flags implausible samples (see [`flags`]); the device cap counts, in input
-/// order, only tests no other rule flagged. Returns the counts per rule.
+/// Flags implausible samples (see [`flags`]); the device cap keeps a device's
+/// first tests in time, counting only tests no other rule flagged. Returns the
+/// counts per rule.
 pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagCounts {
     for s in samples.iter_mut() {
         s.flags = 0;
@@ -441,8 +442,23 @@ pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagC
         }
     }
     if rules.device_cap > 0 {
+        // The first tests in time (ties: by content), so that the kept tests
+        // do not depend on the order of the input files or rows.
+        let mut order: Vec<usize> = (0..samples.len())
+            .filter(|&i| samples[i].flags == 0)
+            .collect();
+        let key = |s: &Sample| {
+            (
+                s.time,
+                s.download.to_bits(),
+                s.lat.to_bits(),
+                s.lon.to_bits(),
+            )
+        };
+        order.sort_by_key(|&i| key(&samples[i]));
         let mut seen: HashMap<(u32, u64, i32), u32> = HashMap::new();
-        for s in samples.iter_mut().filter(|s| s.flags == 0) {
+        for i in order {
+            let s = &mut samples[i];
             let n = seen
                 .entry((s.device, u64::from(s.cell), s.day))
                 .or_insert(0);
@@ -558,7 +574,7 @@ mod tests {
     }
 
     #[test]
-    fn the_cap_counts_only_unflagged_tests_in_input_order() {
+    fn the_cap_counts_only_unflagged_tests_first_in_time() {
         let mut s: Vec<Sample> = (0..4).map(|i| sample(7, i * 60, 105.0)).collect();
         s[0].accuracy = Some(9_000.0);
         let rules = Plausibility {
@@ -569,5 +585,11 @@ mod tests {
         let f: Vec<u8> = s.iter().map(|x| x.flags).collect();
         assert_eq!(f, [flags::LOW_ACCURACY, 0, 0, flags::OVER_DEVICE_CAP]);
         assert_eq!((c.low_accuracy, c.over_device_cap, c.flagged), (1, 1, 2));
+        // In reverse input order the same tests are kept: the earliest in time.
+        let mut r: Vec<Sample> = (0..4).rev().map(|i| sample(7, i * 60, 105.0)).collect();
+        r[3].accuracy = Some(9_000.0);
+        apply_plausibility(&mut r, &rules);
+        let f: Vec<u8> = r.iter().map(|x| x.flags).collect();
+        assert_eq!(f, [flags::OVER_DEVICE_CAP, 0, 0, flags::LOW_ACCURACY]);
     }
 }
