@@ -1,0 +1,94 @@
+//! Properties checked on random inputs (proptest with a fixed seed, so CI
+//! runs are repeatable): the library against naive oracles written here.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+use std::path::Path;
+
+use gapmap_core::boundaries::{Boundaries, Locator};
+use gapmap_core::stats::{median_sorted, quantile_sorted, sort_values};
+use proptest::prelude::*;
+
+/// The k-th smallest value (0-based) by counting, no sort.
+fn kth(v: &[f64], k: usize) -> f64 {
+    *v.iter()
+        .find(|&&x| {
+            let below = v.iter().filter(|&&y| y < x).count();
+            let at_most = v.iter().filter(|&&y| y <= x).count();
+            below <= k && k < at_most
+        })
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(20_251_129),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn median_and_quantiles_equal_a_naive_selection(
+        mut v in proptest::collection::vec(0.0f64..2000.0, 1..60),
+        p in 0.0f64..=1.0,
+    ) {
+        let naive = v.clone();
+        sort_values(&mut v);
+        let n = naive.len();
+        let want_median = if n % 2 == 1 {
+            kth(&naive, n / 2)
+        } else {
+            (kth(&naive, n / 2 - 1) + kth(&naive, n / 2)) / 2.0
+        };
+        prop_assert_eq!(median_sorted(&v), Some(want_median));
+        // Type 7: h = (n − 1)p, interpolate between the floor(h)-th and the next.
+        let h = (n - 1) as f64 * p;
+        let lo = h.floor() as usize;
+        let hi = (lo + 1).min(n - 1);
+        let want = kth(&naive, lo) + (h - h.floor()) * (kth(&naive, hi) - kth(&naive, lo));
+        let got = quantile_sorted(&v, p).unwrap();
+        prop_assert!((got - want).abs() <= 1e-9 * want.abs().max(1.0), "{} vs {}", got, want);
+    }
+
+    #[test]
+    fn unit_assignment_equals_brute_force_containment(
+        widths in proptest::collection::vec(0.01f64..0.2, 1..6),
+        heights in proptest::collection::vec(0.01f64..0.2, 1..6),
+        points in proptest::collection::vec((0.0f64..1.0, 0.0f64..1.0), 1..40),
+    ) {
+        // A grid of rectangles (shared edges) at 105°E, 21°N; unit code = its index.
+        let xs: Vec<f64> = std::iter::once(105.0).chain(widths.iter().scan(105.0, |x, w| { *x += w; Some(*x) })).collect();
+        let ys: Vec<f64> = std::iter::once(21.0).chain(heights.iter().scan(21.0, |y, h| { *y += h; Some(*y) })).collect();
+        let mut features = Vec::new();
+        let mut rects = Vec::new();
+        for j in 0..heights.len() {
+            for i in 0..widths.len() {
+                let code = rects.len();
+                let (x0, x1, y0, y1) = (xs[i], xs[i + 1], ys[j], ys[j + 1]);
+                let ring = vec![vec![x0, y0], vec![x1, y0], vec![x1, y1], vec![x0, y1], vec![x0, y0]];
+                let mut f = geojson::Feature::from(geojson::Geometry::new_polygon(vec![ring]));
+                f.set_property("p", "1");
+                f.set_property("pn", "P");
+                f.set_property("c", code.to_string());
+                f.set_property("cn", format!("C{code}"));
+                features.push(f);
+                rects.push((x0, x1, y0, y1));
+            }
+        }
+        let b = Boundaries::from_features(Path::new("grid"), &features, "p=p:pn,c=c:cn".parse().unwrap()).unwrap();
+        let loc = Locator::new(&b, 0.0);
+        let (w, h) = (xs[xs.len() - 1] - 105.0, ys[ys.len() - 1] - 21.0);
+        for (fx, fy) in points {
+            let (x, y) = (105.0 + fx * w, 21.0 + fy * h);
+            // Points within 1e-9° of an edge are ambiguous by design (lowest code wins); skip them.
+            let near_edge = xs.iter().any(|e| (x - e).abs() < 1e-9) || ys.iter().any(|e| (y - e).abs() < 1e-9);
+            if near_edge {
+                continue;
+            }
+            let want = rects.iter().position(|&(x0, x1, y0, y1)| x > x0 && x < x1 && y > y0 && y < y1);
+            let got = loc.locate(x, y).map(|p| b.finest()[p.unit() as usize].code.parse::<usize>().unwrap());
+            prop_assert_eq!(got, want, "point ({}, {})", x, y);
+        }
+    }
+}
