@@ -150,6 +150,26 @@ fn feature_shape(path: &Path, index: usize, f: &geojson::Feature) -> Result<Mult
             "has no geometry; every unit needs a Polygon or MultiPolygon".to_owned(),
         ));
     };
+    // The geojson crate's conversion indexes x and y without checking: a
+    // position with fewer than two numbers must be an error here (found by fuzzing).
+    let short = |rings: &[Vec<geojson::Position>]| {
+        rings.iter().enumerate().find_map(|(ri, ring)| {
+            ring.iter().position(|p| p.as_slice().len() < 2).map(|pi| {
+                format!("ring {ri}, position {pi} has fewer than two coordinates; write [lon, lat]")
+            })
+        })
+    };
+    let bad = match &g.value {
+        geojson::GeometryValue::Polygon { coordinates } => short(coordinates),
+        geojson::GeometryValue::MultiPolygon { coordinates } => coordinates
+            .iter()
+            .enumerate()
+            .find_map(|(k, poly)| short(poly).map(|m| format!("polygon {k}, {m}"))),
+        _ => None,
+    };
+    if let Some(m) = bad {
+        return Err(err(m));
+    }
     match &g.value {
         geojson::GeometryValue::Polygon { .. } => geo::Polygon::try_from(&g.value)
             .map(|p| MultiPolygon(vec![p]))
@@ -489,6 +509,21 @@ mod tests {
         let msg = e.to_string();
         assert!(
             msg.contains("feature 0") && msg.contains("'c'") && msg.contains("--levels"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_short_position_is_an_error_not_a_panic() {
+        // Found by the geojson_layers fuzz target.
+        let text = r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"p":"1","pn":"P","c":"2","cn":"C"},
+            "geometry":{"type":"MultiPolygon","coordinates":[[[[105.1],[105.1,21.1],[105.2,21.1],[105.1]]]]}}]}"#;
+        let fc = parse_feature_collection(text, Path::new("b.geojson")).expect("valid JSON");
+        let e = Boundaries::from_features(Path::new("b.geojson"), &fc.features, levels())
+            .expect_err("invalid");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("feature 0") && msg.contains("position 0") && msg.contains("[lon, lat]"),
             "{msg}"
         );
     }
