@@ -133,7 +133,9 @@ impl FromStr for VintageSpec {
     fn from_str(s: &str) -> Result<Self> {
         if let Some((date, path)) = s.split_once('=') {
             let d = date.trim();
+            // ASCII only: the slicing below is by bytes (found by fuzzing).
             let looks_dated = d.len() >= 7
+                && d.is_ascii()
                 && d.as_bytes()[4] == b'-'
                 && d[..4].bytes().all(|b| b.is_ascii_digit());
             if looks_dated {
@@ -631,6 +633,9 @@ mod tests {
             .expect_err("mid-month");
         assert!(e.to_string().contains("2025-07-01"), "{e}");
         assert!("2025-13-01=x".parse::<VintageSpec>().is_err());
+        // Not a date: a path with '=' (this one crashed the parser before; found by fuzzing).
+        let s: VintageSpec = "2125-ᛛgn=".parse().expect("a path");
+        assert_eq!(s.from, None);
     }
 
     #[test]
