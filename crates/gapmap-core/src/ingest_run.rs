@@ -65,9 +65,6 @@ pub struct Sample {
     pub latency: Option<f64>,
     /// Device, interned (index into [`Ingested::devices`]).
     pub device: u32,
-    /// Finest unit index in the boundary set in force that month
-    /// ([`crate::vintage::NO_UNIT`] when a crosswalk does not map its old unit).
-    pub unit: u32,
     /// H3 cell at the chosen resolution.
     pub cell: h3o::CellIndex,
     /// Metres snapped (0 when inside its unit).
@@ -292,7 +289,6 @@ pub fn ingest(
                     upload: c.upload,
                     latency: c.latency,
                     device,
-                    unit: dated.unit,
                     cell,
                     snapped_m: dated.snapped_m,
                 });
@@ -500,7 +496,6 @@ mod tests {
             upload: None,
             latency: None,
             device,
-            unit: 0,
             cell: h3o::LatLng::new(lat, lon)
                 .expect("valid")
                 .to_cell(resolution),
