@@ -175,12 +175,14 @@ pub fn write_heatmaps(
                 .collect();
             // Privacy: too few devices publish counts only, no statistics.
             let suppressed = stats.devices < opts.min_devices_public;
-            let props = if suppressed {
-                vec![
-                    Prop::Str(cell.to_string()),
-                    Prop::Str(layer.to_owned()),
-                    Prop::Int(stats.samples),
-                    Prop::Int(stats.devices),
+            let mut props = vec![
+                Prop::Str(cell.to_string()),
+                Prop::Str(layer.to_owned()),
+                Prop::Int(stats.samples),
+                Prop::Int(stats.devices),
+            ];
+            if suppressed {
+                props.extend([
                     Prop::Num(None, 3),
                     Prop::Num(None, 3),
                     Prop::Num(None, 3),
@@ -189,14 +191,9 @@ pub fn write_heatmaps(
                     Prop::Raw(String::new()),
                     Prop::Num(None, 4),
                     Prop::Bool(None),
-                    Prop::Bool(Some(true)),
-                ]
+                ]);
             } else {
-                vec![
-                    Prop::Str(cell.to_string()),
-                    Prop::Str(layer.to_owned()),
-                    Prop::Int(stats.samples),
-                    Prop::Int(stats.devices),
+                props.extend([
                     Prop::Num(stats.download_median, 3),
                     Prop::Num(stats.download_p10, 3),
                     Prop::Num(stats.upload_median, 3),
@@ -205,9 +202,9 @@ pub fn write_heatmaps(
                     Prop::Raw(crate::output::fmt_probability(verdict.weak_p)),
                     Prop::Num(verdict.share_below, 4),
                     Prop::Bool(verdict.below_target),
-                    Prop::Bool(Some(false)),
-                ]
-            };
+                ]);
+            }
+            props.push(Prop::Bool(Some(suppressed)));
             features.push((Shape::Ring(ring), props));
         }
         let name = slug(layer);

@@ -74,8 +74,6 @@ pub struct Crosswalk {
     pub targets: Vec<Vec<u32>>,
     /// Centre (lon, lat) of each new finest unit.
     pub centres: Vec<(f64, f64)>,
-    /// Old codes that map into reported new units but that the base set does not have.
-    pub unknown_old_codes: Vec<String>,
 }
 
 impl Crosswalk {
@@ -413,7 +411,6 @@ pub fn load_crosswalk(
             base,
             targets,
             centres,
-            unknown_old_codes: unknown,
         },
     ))
 }
