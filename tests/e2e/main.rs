@@ -20,6 +20,7 @@
 )]
 
 mod accounting;
+mod bad_boundaries;
 mod deliverables;
 mod errors;
 mod formats;

@@ -44,12 +44,32 @@ struct Cli {
     /// Every warning, and each file written with its size.
     #[arg(long, global = true)]
     verbose: bool,
+    /// Wall time of each stage of `analyze` on stderr (for benchmarks; even with --quiet).
+    #[arg(long, global = true)]
+    timings: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 /// 0: quiet, 1: normal, 2: verbose.
 static VERBOSITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+
+/// Whether `--timings` was given.
+static TIMINGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints the wall time of each stage (`--timings`), and the total.
+fn print_timings(load: std::time::Duration, stages: &gapmap_core::stages::Stages) {
+    if !TIMINGS.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let mut total = load;
+    eprintln!("gapmap: timing {:<28} {:>8.3} s", "load boundaries", load.as_secs_f64());
+    for (stage, d) in &stages.laps {
+        total += *d;
+        eprintln!("gapmap: timing {stage:<28} {:>8.3} s", d.as_secs_f64());
+    }
+    eprintln!("gapmap: timing {:<28} {:>8.3} s", "total", total.as_secs_f64());
+}
 
 fn verbosity() -> u8 {
     VERBOSITY.load(std::sync::atomic::Ordering::Relaxed)
@@ -401,6 +421,7 @@ fn main() -> ExitCode {
         1
     };
     VERBOSITY.store(level, std::sync::atomic::Ordering::Relaxed);
+    TIMINGS.store(cli.timings, std::sync::atomic::Ordering::Relaxed);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -520,7 +541,9 @@ fn prepare_out(out: &Path) -> Result<()> {
 
 fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
     prepare_out(&args.out)?;
+    let started = std::time::Instant::now();
     let vintages = args.boundary.load()?;
+    let load = started.elapsed();
     let opts = AnalyzeOptions {
         ingest: IngestOptions {
             files: args.samples.clone(),
@@ -557,6 +580,7 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
     }
     let report = analyze(vintages, &opts, &mut progress_reporter())?;
     print_report(&report, &args.out);
+    print_timings(load, &report.stages);
     Ok(())
 }
 

@@ -20,6 +20,7 @@ use crate::report::{
 };
 use crate::report_html::write_report_html;
 use crate::rule::Status;
+use crate::stages::Stages;
 use crate::styles::{SymbolKind, qml, quota_classes};
 use crate::villages::Village;
 use crate::vintage::{NO_UNIT, PlaceKind, View, Vintages};
@@ -68,6 +69,8 @@ pub struct AnalyzeReport {
     pub plan_items: Option<usize>,
     /// Every file written, in order.
     pub files: Vec<PathBuf>,
+    /// Wall time per stage.
+    pub stages: Stages,
 }
 
 /// Runs the analysis and writes `quota.csv`, `unit_stats.csv`, `rejects.csv`
@@ -85,8 +88,12 @@ pub fn analyze(
     {
         return Err(Error::Config(format!("--from {a} is after --to {b}")));
     }
+    let mut stages = Stages::new();
     let mut ingested = ingest(&vintages, &opts.ingest, progress)?;
+    stages.laps.extend(ingested.timings.iter().copied());
+    stages.lap("ingest (other)");
     let flagged = apply_plausibility(&mut ingested.samples, &opts.gaps.plausibility);
+    stages.lap("plausibility");
     let ingested = ingested;
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
     let last = ingested.window.map(|w| w.1);
@@ -120,6 +127,7 @@ pub fn analyze(
             months: ms.clone(),
         })
         .collect();
+    stages.lap("aggregate units");
     // Villages, gaps and the plan use the units of one set.
     let r = vintages.report_set(opts.view, last);
     let r_set = r;
@@ -140,6 +148,7 @@ pub fn analyze(
         let verdicts = judge_villages(&index, &ingested, &units, &opts.gaps);
         (index, verdicts)
     });
+    stages.lap("villages");
     let village_reach = judged.as_ref().map(|(index, verdicts)| {
         village_reach(
             boundaries,
@@ -166,6 +175,7 @@ pub fn analyze(
         vintage_summary(&vintages, &ingested, &parts, dated),
     );
     write_unplaced(&opts.out, &vintages, &ingested, &parts, dated)?;
+    stages.lap("write quota, stats, rejects");
     let mut files: Vec<PathBuf> = ["quota.csv", "unit_stats.csv", "rejects.csv", "unplaced.csv"]
         .iter()
         .map(|f| opts.out.join(f))
@@ -173,6 +183,7 @@ pub fn analyze(
     let heatmaps = write_heatmaps(&opts.out, &ingested, &opts.gaps, &opts.formats)?;
     files.extend(heatmaps.files.iter().cloned());
     let heatmap_cells = heatmaps.cells.clone();
+    stages.lap("heatmaps");
     let layers: Vec<serde_json::Value> = heatmap_cells
         .iter()
         .map(|(c, n)| serde_json::json!({"carrier": c, "cells": n}))
@@ -308,6 +319,7 @@ pub fn analyze(
         village_status = Some(totals);
         plan_items = Some(items.len());
     }
+    stages.lap("village outputs, plan");
     let mut unit_layer = None;
     if vintages.sets[r].crosswalk.is_none() {
         let layer = units_layer(&vintages.sets[r], stats, last, opts.quota, reach.as_deref());
@@ -322,6 +334,7 @@ pub fn analyze(
         ),
         None => "gapmap".to_owned(),
     };
+    stages.lap("units layer");
     write_report_html(
         &opts.out,
         &title,
@@ -331,6 +344,7 @@ pub fn analyze(
         village_layer.as_ref(),
     )?;
     files.push(opts.out.join("report.html"));
+    stages.lap("report.html");
     write_report_xlsx(
         &opts.out,
         &report_sets,
@@ -343,6 +357,7 @@ pub fn analyze(
             .map(|r| (vintages.sets[r_set].label.as_str(), r)),
     )?;
     files.push(opts.out.join("report.xlsx"));
+    stages.lap("report.xlsx");
     summary.write(&opts.out)?;
     files.push(opts.out.join("summary.json"));
     let mut inputs = Vec::new();
@@ -363,6 +378,7 @@ pub fn analyze(
         &summary.extra["settings"],
         &files,
     )?);
+    stages.lap("summary, manifest");
     drop(report_sets);
     Ok(AnalyzeReport {
         vintages,
@@ -373,6 +389,7 @@ pub fn analyze(
         heatmap_cells,
         plan_items,
         files,
+        stages,
     })
 }
 

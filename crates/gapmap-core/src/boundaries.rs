@@ -11,6 +11,7 @@ use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
 use crate::codes::cmp_codes;
 use crate::error::{Error, Result};
 use crate::geodesy::{degree_margins, point_segment_m};
+use crate::shape_check::{Repair, RepairKind, check_positions, repair_shape, unclosed_rings};
 
 /// One level of the hierarchy: its name and the properties holding code and name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,8 +139,13 @@ pub fn read_feature_collection(path: &Path) -> Result<geojson::FeatureCollection
     parse_feature_collection(&text, path)
 }
 
-/// Converts a feature's geometry to a multipolygon.
-fn feature_shape(path: &Path, index: usize, f: &geojson::Feature) -> Result<MultiPolygon<f64>> {
+/// Converts a feature's geometry to a multipolygon, checked and repaired
+/// ([`crate::shape_check`]): returns the shape and the repairs made.
+fn feature_shape(
+    path: &Path,
+    index: usize,
+    f: &geojson::Feature,
+) -> Result<(MultiPolygon<f64>, Vec<Repair>)> {
     let err = |message: String| Error::Feature {
         path: path.to_owned(),
         index,
@@ -150,38 +156,92 @@ fn feature_shape(path: &Path, index: usize, f: &geojson::Feature) -> Result<Mult
             "has no geometry; every unit needs a Polygon or MultiPolygon".to_owned(),
         ));
     };
-    // The geojson crate's conversion indexes x and y without checking: a
-    // position with fewer than two numbers must be an error here (found by fuzzing).
-    let short = |rings: &[Vec<geojson::Position>]| {
-        rings.iter().enumerate().find_map(|(ri, ring)| {
+    let polygons: Vec<Vec<&[geojson::Position]>> = match &g.value {
+        geojson::GeometryValue::Polygon { coordinates } => {
+            vec![coordinates.iter().map(Vec::as_slice).collect()]
+        }
+        geojson::GeometryValue::MultiPolygon { coordinates } => coordinates
+            .iter()
+            .map(|poly| poly.iter().map(Vec::as_slice).collect())
+            .collect(),
+        other => {
+            return Err(err(format!(
+                "is a {}, not a Polygon or MultiPolygon",
+                other.type_name()
+            )));
+        }
+    };
+    if polygons.iter().all(|rings| rings.iter().all(|r| r.is_empty())) {
+        return Err(err(
+            "has an empty geometry (no positions); give the unit its polygon or remove the feature"
+                .to_owned(),
+        ));
+    }
+    let multi = matches!(g.value, geojson::GeometryValue::MultiPolygon { .. });
+    let mut repairs = Vec::new();
+    for (k, rings) in polygons.iter().enumerate() {
+        // The geojson crate's conversion indexes x and y without checking: a
+        // position with fewer than two numbers must be an error here (found by fuzzing).
+        let short = rings.iter().enumerate().find_map(|(ri, ring)| {
             ring.iter().position(|p| p.as_slice().len() < 2).map(|pi| {
                 format!("ring {ri}, position {pi} has fewer than two coordinates; write [lon, lat]")
             })
-        })
-    };
-    let bad = match &g.value {
-        geojson::GeometryValue::Polygon { coordinates } => short(coordinates),
-        geojson::GeometryValue::MultiPolygon { coordinates } => coordinates
-            .iter()
-            .enumerate()
-            .find_map(|(k, poly)| short(poly).map(|m| format!("polygon {k}, {m}"))),
-        _ => None,
-    };
-    if let Some(m) = bad {
-        return Err(err(m));
+        });
+        if let Some(m) = short {
+            return Err(err(if multi { format!("polygon {k}, {m}") } else { m }));
+        }
+        if rings.first().is_some_and(|r| r.is_empty()) {
+            return Err(err(format!(
+                "polygon {k} has an empty exterior ring; give it positions or remove it"
+            )));
+        }
+        check_positions(rings, k).map_err(err)?;
+        for ri in unclosed_rings(rings) {
+            repairs.push(Repair {
+                kind: RepairKind::UnclosedRing,
+                detail: format!("polygon {k}, ring {ri}"),
+            });
+        }
     }
-    match &g.value {
+    let shape = match &g.value {
         geojson::GeometryValue::Polygon { .. } => geo::Polygon::try_from(&g.value)
             .map(|p| MultiPolygon(vec![p]))
-            .map_err(|e| err(format!("bad Polygon: {e}"))),
-        geojson::GeometryValue::MultiPolygon { .. } => {
-            MultiPolygon::try_from(&g.value).map_err(|e| err(format!("bad MultiPolygon: {e}")))
+            .map_err(|e| err(format!("bad Polygon: {e}")))?,
+        _ => MultiPolygon::try_from(&g.value).map_err(|e| err(format!("bad MultiPolygon: {e}")))?,
+    };
+    let (shape, more) = repair_shape(shape).map_err(err)?;
+    repairs.extend(more);
+    Ok((shape, repairs))
+}
+
+/// Repair warnings of one kind named one by one per file; the rest are counted.
+const MAX_REPAIR_WARNINGS: usize = 20;
+
+/// Turns the repairs of a file into warnings: per kind, the first
+/// [`MAX_REPAIR_WARNINGS`] by feature, then a count.
+fn repair_warnings(path: &Path, repairs: &[(usize, String, Repair)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for kind in RepairKind::ALL {
+        let of_kind: Vec<&(usize, String, Repair)> =
+            repairs.iter().filter(|r| r.2.kind == kind).collect();
+        for (index, code, r) in of_kind.iter().take(MAX_REPAIR_WARNINGS) {
+            out.push(format!(
+                "{}: feature {index} (unit '{code}'), {}: {}",
+                path.display(),
+                r.detail,
+                kind.describe()
+            ));
         }
-        other => Err(err(format!(
-            "is a {}, not a Polygon or MultiPolygon",
-            other.type_name()
-        ))),
+        if of_kind.len() > MAX_REPAIR_WARNINGS {
+            out.push(format!(
+                "{}: {} more features where {}",
+                path.display(),
+                of_kind.len() - MAX_REPAIR_WARNINGS,
+                kind.describe()
+            ));
+        }
     }
+    out
 }
 
 impl Boundaries {
@@ -218,8 +278,12 @@ impl Boundaries {
         let mut seen: Vec<HashMap<String, (String, Option<String>)>> = vec![HashMap::new(); depth];
         let mut warnings = Vec::new();
         let mut finest_shapes: HashMap<String, Vec<geo::Polygon<f64>>> = HashMap::new();
+        let mut repairs: Vec<(usize, String, Repair)> = Vec::new();
+        // Finest code -> features carrying it (a unit split over features is
+        // legal, but often a copy-paste mistake: say so).
+        let mut features_of: HashMap<String, Vec<usize>> = HashMap::new();
         for (index, f) in features.iter().enumerate() {
-            let shape = feature_shape(path, index, f)?;
+            let (shape, fixed) = feature_shape(path, index, f)?;
             let mut parent: Option<String> = None;
             for (li, level) in levels.0.iter().enumerate() {
                 let get = |prop: &str| {
@@ -268,6 +332,8 @@ impl Boundaries {
                     }
                 }
                 if li == depth - 1 {
+                    repairs.extend(fixed.iter().map(|r| (index, code.clone(), r.clone())));
+                    features_of.entry(code.clone()).or_default().push(index);
                     finest_shapes
                         .entry(code.clone())
                         .or_default()
@@ -275,6 +341,26 @@ impl Boundaries {
                 }
                 parent = Some(code);
             }
+        }
+        warnings.extend(repair_warnings(path, &repairs));
+        let mut shared: Vec<(&String, &Vec<usize>)> =
+            features_of.iter().filter(|(_, f)| f.len() > 1).collect();
+        shared.sort_by(|a, b| a.1.cmp(b.1));
+        for (code, fs) in shared.iter().take(MAX_REPAIR_WARNINGS) {
+            let list: Vec<String> = fs.iter().map(ToString::to_string).collect();
+            warnings.push(format!(
+                "{}: features {} share the code '{code}'; their polygons were merged into one unit \
+                 (if they are different units, give each its own code)",
+                path.display(),
+                list.join(", ")
+            ));
+        }
+        if shared.len() > MAX_REPAIR_WARNINGS {
+            warnings.push(format!(
+                "{}: {} more codes shared by several features, each merged into one unit",
+                path.display(),
+                shared.len() - MAX_REPAIR_WARNINGS
+            ));
         }
         // Sort each level by code, then resolve parents to indices.
         let mut units: Vec<Vec<Unit>> = Vec::with_capacity(depth);

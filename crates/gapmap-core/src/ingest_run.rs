@@ -165,6 +165,8 @@ pub struct Ingested {
     pub warnings: Vec<String>,
     /// Per boundary set, per sample: (finest unit or `NO_UNIT`, how, old unit for crosswalks).
     pub places: Vec<Vec<(u32, PlaceKind, u32)>>,
+    /// Wall time of the ingestion's parts (read, check and place, account).
+    pub timings: Vec<(&'static str, std::time::Duration)>,
 }
 
 /// Reads, checks, de-duplicates and places every row of every file.
@@ -194,10 +196,13 @@ pub fn ingest(
         span = Some(span.map_or((m, m), |(a, b)| (a.min(m), b.max(m))));
     };
 
+    let started = std::time::Instant::now();
+    let (mut check_place, mut account) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     for (file_no, path) in opts.files.iter().enumerate() {
         #[allow(clippy::cast_possible_truncation, reason = "file counts fit u32")]
         let file = file_no as u32;
         read_rows(path, &opts.columns, &mut warnings, &mut |chunk| {
+            let t0 = std::time::Instant::now();
             let placed: Vec<_> = chunk
                 .par_iter()
                 .map(|row| {
@@ -215,6 +220,8 @@ pub fn ingest(
                     (checked, place)
                 })
                 .collect();
+            let t1 = std::time::Instant::now();
+            check_place += t1 - t0;
             for (row, (checked, place)) in chunk.iter().zip(placed) {
                 counts.read += 1;
                 let mut reject = |reason| {
@@ -293,10 +300,12 @@ pub fn ingest(
                     snapped_m: dated.snapped_m,
                 });
             }
+            account += t1.elapsed();
             progress(counts.read);
             Ok(())
         })?;
     }
+    let read = started.elapsed().saturating_sub(check_place + account);
 
     let window = match (opts.from, opts.to, span) {
         (Some(a), Some(b), _) => Some((a, b)),
@@ -329,6 +338,11 @@ pub fn ingest(
         files: opts.files.clone(),
         warnings,
         places,
+        timings: vec![
+            ("read", read),
+            ("check, H3, place", check_place),
+            ("accounting, duplicates", account),
+        ],
     })
 }
 
