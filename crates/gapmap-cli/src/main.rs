@@ -18,6 +18,7 @@ use gapmap_core::analyze::{AnalyzeOptions, AnalyzeReport, analyze};
 use gapmap_core::boundaries::{Boundaries, DEFAULT_LEVELS, Levels, parse_feature_collection};
 use gapmap_core::carrier::CarrierTable;
 use gapmap_core::gaps::GapOptions;
+use gapmap_core::heatmap::HeatmapFormats;
 use gapmap_core::ingest_run::IngestOptions;
 use gapmap_core::manifest;
 use gapmap_core::month::Month;
@@ -220,6 +221,14 @@ struct AnalyzeArgs {
     /// GIS layer formats, comma-separated: geojson (default), fgb (FlatGeobuf), gpkg (GeoPackage).
     #[arg(long, default_value = "geojson")]
     format: String,
+    /// Run the exact polygon test for every sample, not only for samples in
+    /// H3 cells near a unit edge (same results, slower; for verification).
+    #[arg(long)]
+    exact_placement: bool,
+    /// Heatmap formats (default: as --format): geojson, fgb, gpkg, and the
+    /// H3-keyed tables csv and parquet (no geometry), comma-separated.
+    #[arg(long, value_name = "FORMATS")]
+    heatmap_format: Option<String>,
     /// Villages GeoJSON (points): enables villages, plan and unit_gaps outputs.
     #[arg(long)]
     villages: Option<PathBuf>,
@@ -553,6 +562,7 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
             snap_m: args.snap_m,
             resolution: resolution(args.resolution)?,
             carriers: CarrierTable::vietnam(),
+            fast_placement: !args.exact_placement,
         },
         out: args.out.clone(),
         quota: args.quota,
@@ -569,6 +579,10 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
         },
         view: args.boundary.view.parse()?,
         formats: args.format.parse()?,
+        heatmap_formats: match &args.heatmap_format {
+            Some(f) => f.parse()?,
+            None => HeatmapFormats::like(&args.format.parse()?),
+        },
         command: std::env::args().collect(),
         other_inputs: match &args.villages {
             Some(p) => vec![manifest::hash_file(p, &p.display().to_string())?],
@@ -710,6 +724,7 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
             snap_m: 500.0,
             resolution: h3o::Resolution::Eight,
             carriers: CarrierTable::vietnam(),
+            fast_placement: true,
         },
         out: args.out.clone(),
         quota: 300,
@@ -717,6 +732,7 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
         villages: Some(villages),
         view: View::Dated,
         formats: args.format.parse()?,
+        heatmap_formats: HeatmapFormats::like(&args.format.parse()?),
         command: std::env::args().collect(),
         other_inputs: vec![
             manifest::hash_bytes(&origin.display().to_string(), DEMO_COMMUNES.as_bytes()),

@@ -43,6 +43,8 @@ pub struct AnalyzeOptions {
     pub view: View,
     /// Formats of the GIS layers.
     pub formats: Formats,
+    /// Formats of the heatmaps (GIS layers and H3-keyed tables).
+    pub heatmap_formats: crate::heatmap::HeatmapFormats,
     /// The command line, recorded in `manifest.json`.
     pub command: Vec<String>,
     /// Inputs besides the sample and boundary files (villages, embedded
@@ -90,8 +92,10 @@ pub fn analyze(
     }
     let mut stages = Stages::new();
     let mut ingested = ingest(&vintages, &opts.ingest, progress)?;
-    stages.laps.extend(ingested.timings.iter().copied());
-    stages.lap("ingest (other)");
+    for (stage, d) in &ingested.timings {
+        stages.add(stage, *d);
+    }
+    stages.lap("window, row counts");
     let flagged = apply_plausibility(&mut ingested.samples, &opts.gaps.plausibility);
     stages.lap("plausibility");
     let ingested = ingested;
@@ -180,7 +184,7 @@ pub fn analyze(
         .iter()
         .map(|f| opts.out.join(f))
         .collect();
-    let heatmaps = write_heatmaps(&opts.out, &ingested, &opts.gaps, &opts.formats)?;
+    let heatmaps = write_heatmaps(&opts.out, &ingested, &opts.gaps, &opts.heatmap_formats)?;
     files.extend(heatmaps.files.iter().cloned());
     let heatmap_cells = heatmaps.cells.clone();
     stages.lap("heatmaps");

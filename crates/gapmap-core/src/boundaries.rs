@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 
-use geo::{BoundingRect, Intersects, MultiPolygon, Point};
+use geo::{BoundingRect, Intersects, MultiPolygon};
 use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
 
 use crate::codes::cmp_codes;
@@ -414,7 +414,8 @@ impl Boundaries {
     }
 }
 
-type Envelope = GeomWithData<Rectangle<[f64; 2]>, u32>;
+/// A polygon part's bounding box, with (finest unit, part index).
+type Envelope = GeomWithData<Rectangle<[f64; 2]>, (u32, u32)>;
 
 /// Finds the finest unit of a point: containment first (overlaps: lowest
 /// code), then the nearest unit within the snap distance.
@@ -423,7 +424,13 @@ pub struct Locator<'a> {
     boundaries: &'a Boundaries,
     tree: RTree<Envelope>,
     snap_m: f64,
+    /// H3 cell → the unit of every point of the cell, or [`NOT_INTERIOR`]
+    /// for cells near an edge (their points take the exact test).
+    interior: std::collections::HashMap<u64, u32, foldhash::fast::FixedState>,
 }
+
+/// A cell that is not wholly inside one unit, far from every edge.
+const NOT_INTERIOR: u32 = u32::MAX;
 
 /// How a point was placed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -450,12 +457,12 @@ impl<'a> Locator<'a> {
     pub fn new(boundaries: &'a Boundaries, snap_m: f64) -> Self {
         let mut items = Vec::new();
         for (i, shape) in boundaries.shapes.iter().enumerate() {
-            for poly in &shape.0 {
+            for (k, poly) in shape.0.iter().enumerate() {
                 if let Some(r) = poly.bounding_rect() {
                     #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
                     items.push(GeomWithData::new(
                         Rectangle::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
-                        i as u32,
+                        (i as u32, k as u32),
                     ));
                 }
             }
@@ -464,26 +471,100 @@ impl<'a> Locator<'a> {
             boundaries,
             tree: RTree::bulk_load(items),
             snap_m: snap_m.max(0.0),
+            interior: std::collections::HashMap::default(),
         }
+    }
+
+    /// Classifies the cells not seen before (in parallel), so that
+    /// [`Locator::locate_in`] can place their points without a polygon test.
+    ///
+    /// A cell is interior to unit U when its centre lies in U and no edge of
+    /// any polygon comes within 1.5 times the cell's largest centre–vertex
+    /// distance (planar, in degrees, as the polygon test is): the disk of
+    /// that radius then holds the whole cell, and no boundary crosses it, so
+    /// every point in it gets the answer of the centre (overlaps included).
+    pub fn learn_cells(&mut self, cells: &[h3o::CellIndex]) {
+        use rayon::prelude::*;
+        let mut new: Vec<h3o::CellIndex> = cells
+            .iter()
+            .copied()
+            .filter(|c| !self.interior.contains_key(&u64::from(*c)))
+            .collect();
+        new.sort_unstable();
+        new.dedup();
+        let classified: Vec<(u64, u32)> = new
+            .par_iter()
+            .map(|&c| (u64::from(c), self.interior_unit(c)))
+            .collect();
+        self.interior.extend(classified);
+    }
+
+    fn interior_unit(&self, cell: h3o::CellIndex) -> u32 {
+        let centre = h3o::LatLng::from(cell);
+        let (cx, cy) = (centre.lng(), centre.lat());
+        let reach = cell
+            .boundary()
+            .iter()
+            .map(|v| (v.lng() - cx).hypot(v.lat() - cy))
+            .fold(0.0_f64, f64::max);
+        // The cell's true edges bow from the chords between its vertices by
+        // well under a metre at resolution 8; 10 % (tens of metres) covers it.
+        let r = reach * 1.1;
+        if !r.is_finite() || r > 1.0 {
+            return NOT_INTERIOR; // across the antimeridian, or very coarse cells
+        }
+        let Some(Placement::Inside(unit)) = self.locate_exact(cx, cy) else {
+            return NOT_INTERIOR;
+        };
+        let window = AABB::from_corners([cx - r, cy - r], [cx + r, cy + r]);
+        for e in self.tree.locate_in_envelope_intersecting(window) {
+            let (u, k) = e.data;
+            let poly = &self.boundaries.shapes[u as usize].0[k as usize];
+            for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
+                for seg in ring.lines() {
+                    if planar_segment_distance2([cx, cy], seg) <= r * r {
+                        return NOT_INTERIOR;
+                    }
+                }
+            }
+        }
+        unit
+    }
+
+    /// As [`Locator::locate`], for a point in `cell`: a cell
+    /// [`Locator::learn_cells`] found interior needs no polygon test.
+    #[must_use]
+    pub fn locate_in(&self, cell: h3o::CellIndex, lon: f64, lat: f64) -> Option<Placement> {
+        match self.interior.get(&u64::from(cell)) {
+            Some(&u) if u != NOT_INTERIOR => Some(Placement::Inside(u)),
+            _ => self.locate(lon, lat),
+        }
+    }
+
+    /// The unit whose polygon contains the point (lowest code), no snapping.
+    fn locate_exact(&self, lon: f64, lat: f64) -> Option<Placement> {
+        let p = geo::coord! { x: lon, y: lat };
+        let mut best: Option<u32> = None;
+        for e in self.tree.locate_all_at_point([lon, lat]) {
+            let (u, k) = e.data;
+            if best.is_some_and(|b| b <= u) {
+                continue;
+            }
+            // The part itself: a unit is hit when any of its parts holds the point.
+            if self.boundaries.shapes[u as usize].0[k as usize].intersects(&p) {
+                best = Some(u);
+            }
+        }
+        best.map(Placement::Inside)
     }
 
     /// Places a (lon, lat) point, or `None` when it is outside every unit and
     /// farther than the snap distance from all of them.
     #[must_use]
     pub fn locate(&self, lon: f64, lat: f64) -> Option<Placement> {
-        let p = Point::new(lon, lat);
-        let mut best: Option<u32> = None;
-        for e in self.tree.locate_all_at_point([lon, lat]) {
-            let u = e.data;
-            if best.is_some_and(|b| b <= u) {
-                continue; // units are sorted by code, so a lower index wins
-            }
-            if self.boundaries.shapes[u as usize].intersects(&p) {
-                best = Some(u);
-            }
-        }
-        if let Some(u) = best {
-            return Some(Placement::Inside(u));
+        // Units are sorted by code, so the lowest index containing the point wins.
+        if let Some(inside) = self.locate_exact(lon, lat) {
+            return Some(inside);
         }
         if self.snap_m <= 0.0 {
             return None;
@@ -492,7 +573,7 @@ impl<'a> Locator<'a> {
         let window = AABB::from_corners([lon - dlon, lat - dlat], [lon + dlon, lat + dlat]);
         let mut nearest: Option<(f64, u32)> = None;
         for e in self.tree.locate_in_envelope_intersecting(window) {
-            let u = e.data;
+            let u = e.data.0;
             let d = distance_to_shape_m(&self.boundaries.shapes[u as usize], [lon, lat]);
             if d <= self.snap_m && nearest.is_none_or(|(bd, bu)| d < bd || (d == bd && u < bu)) {
                 nearest = Some((d, u));
@@ -500,6 +581,20 @@ impl<'a> Locator<'a> {
         }
         nearest.map(|(d, u)| Placement::Snapped(u, d))
     }
+}
+
+/// Squared planar distance (degrees²) from a point to a segment.
+fn planar_segment_distance2(p: [f64; 2], seg: geo::Line<f64>) -> f64 {
+    let (ax, ay, bx, by) = (seg.start.x, seg.start.y, seg.end.x, seg.end.y);
+    let (dx, dy) = (bx - ax, by - ay);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 > 0.0 {
+        (((p[0] - ax) * dx + (p[1] - ay) * dy) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let (qx, qy) = (ax + t * dx - p[0], ay + t * dy - p[1]);
+    qx * qx + qy * qy
 }
 
 /// Great-circle distance in metres from a point to the nearest edge of a shape.

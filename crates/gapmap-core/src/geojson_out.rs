@@ -41,6 +41,34 @@ fn coord(out: &mut String, x: f64, y: f64) {
     out.push(']');
 }
 
+/// Appends a value already rounded to 6 decimals as `fmt_decimal(v, 6)`
+/// writes it, without allocating: the rounded value's nearest micro-degree
+/// is exact, so integer digits give the same text (tested against it).
+fn push_micro(out: &mut String, v: f64) {
+    #[allow(clippy::cast_possible_truncation, reason = "|v| ≤ 180 here")]
+    let k = (v * 1e6).round() as i64;
+    if k < 0 {
+        out.push('-');
+    }
+    let k = k.unsigned_abs();
+    let (int, mut frac) = (k / 1_000_000, k % 1_000_000);
+    let mut buf = itoa::Buffer::new();
+    out.push_str(buf.format(int));
+    if frac > 0 {
+        let mut digits = 6;
+        while frac % 10 == 0 {
+            frac /= 10;
+            digits -= 1;
+        }
+        out.push('.');
+        let f = buf.format(frac);
+        for _ in f.len()..digits {
+            out.push('0');
+        }
+        out.push_str(f);
+    }
+}
+
 /// Twice the signed area (positive = counter-clockwise in lon/lat).
 #[must_use]
 pub fn signed_area2(ring: &[(f64, f64)]) -> f64 {
@@ -69,7 +97,11 @@ fn ring_coords(s: &mut String, ring: &[(f64, f64)], outer: bool) {
         if i > 0 {
             s.push(',');
         }
-        coord(s, *x, *y);
+        s.push('[');
+        push_micro(s, *x);
+        s.push(',');
+        push_micro(s, *y);
+        s.push(']');
     }
     s.push(']');
 }
@@ -167,6 +199,22 @@ mod tests {
             .map(|p| (p[0].as_f64().expect("x"), p[1].as_f64().expect("y")))
             .collect();
         assert!(signed_area2(&pts) > 0.0);
+    }
+
+    #[test]
+    fn micro_degrees_are_written_as_fmt_decimal_writes_them() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut values: Vec<f64> = vec![0.0, -0.0, 1e-6, -1e-6, 180.0, -180.0, 0.5, 105.1, -0.000_01];
+        values.extend((0..200_000).map(|_| rng.random_range(-180.0..180.0)));
+        // Ties at the 7th decimal that are exact in binary (1/128 = 0.0078125).
+        values.extend([0.007_812_5, -0.007_812_5, 105.007_812_5]);
+        for v in values {
+            let r = (v * 1e6).round() / 1e6;
+            let mut fast = String::new();
+            push_micro(&mut fast, r);
+            assert_eq!(fast, fmt_decimal(Some(r), 6), "{v:e}");
+        }
     }
 
     #[test]

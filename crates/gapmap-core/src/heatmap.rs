@@ -125,6 +125,65 @@ pub const FIELDS: [&str; 13] = [
     "suppressed",
 ];
 
+/// Attribute tables of the heatmaps keyed by H3 index, without geometry:
+/// what a peer tool's job writes, and what a database loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TableFormat {
+    /// `heatmap/<slug>.csv`.
+    Csv,
+    /// `heatmap/<slug>.parquet` (zstd; typed columns).
+    Parquet,
+}
+
+/// The formats of the heatmaps: GIS layers and H3-keyed tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeatmapFormats {
+    /// GIS layers (may be empty when only tables are wanted).
+    pub layers: Vec<crate::layers::Format>,
+    /// Tables keyed by H3 index.
+    pub tables: Vec<TableFormat>,
+}
+
+impl HeatmapFormats {
+    /// The heatmaps in the formats of the other layers, and no tables.
+    #[must_use]
+    pub fn like(formats: &Formats) -> Self {
+        Self {
+            layers: formats.0.clone(),
+            tables: Vec::new(),
+        }
+    }
+}
+
+impl std::str::FromStr for HeatmapFormats {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let mut layers = Vec::new();
+        let mut tables = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part.to_ascii_lowercase().as_str() {
+                "csv" => tables.push(TableFormat::Csv),
+                "parquet" => tables.push(TableFormat::Parquet),
+                other => layers.extend(other.parse::<Formats>().map_err(|_| {
+                    crate::error::Error::Config(format!(
+                        "--heatmap-format '{other}': use geojson, fgb, gpkg, csv or parquet (comma-separated)"
+                    ))
+                })?.0),
+            }
+        }
+        if layers.is_empty() && tables.is_empty() {
+            return Err(crate::error::Error::Config(
+                "--heatmap-format is empty; use geojson, fgb, gpkg, csv or parquet".to_owned(),
+            ));
+        }
+        layers.sort();
+        layers.dedup();
+        tables.sort();
+        tables.dedup();
+        Ok(Self { layers, tables })
+    }
+}
+
 /// What [`write_heatmaps`] produced.
 #[derive(Debug)]
 pub struct Heatmaps {
@@ -134,9 +193,139 @@ pub struct Heatmaps {
     pub files: Vec<std::path::PathBuf>,
 }
 
+/// The features of one heatmap layer, sorted by cell.
+fn layer_features(ing: &Ingested, opts: &GapOptions, layer: &str) -> Vec<(Shape, Vec<Prop>)> {
+    let rule = &opts.rule;
+    let want = carrier_filter(ing, layer);
+    #[allow(clippy::cast_possible_truncation, reason = "sample counts fit u32")]
+    let mut picked: Vec<(u64, u32)> = ing
+        .samples
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| want.is_none_or(|c| s.carrier == c) && opts.judges(s))
+        .map(|(i, s)| (u64::from(s.cell), i as u32))
+        .collect();
+    picked.sort_unstable();
+    let mut features = Vec::new();
+    let mut samples: Vec<&Sample> = Vec::new();
+    let mut dl: Vec<f64> = Vec::new();
+    for group in picked.chunk_by(|a, b| a.0 == b.0) {
+        samples.clear();
+        samples.extend(group.iter().map(|g| &ing.samples[g.1 as usize]));
+        let cell = samples[0].cell;
+        let stats = GroupStats::of(samples.iter().copied());
+        dl.clear();
+        dl.extend(samples.iter().map(|s| s.download));
+        let verdict = rule.judge(&mut dl, stats.devices);
+        let ring: Vec<(f64, f64)> = cell
+            .boundary()
+            .iter()
+            .map(|ll| (ll.lng(), ll.lat()))
+            .collect();
+        // Privacy: too few devices publish counts only, no statistics.
+        let suppressed = stats.devices < opts.min_devices_public;
+        let mut props = Vec::with_capacity(FIELDS.len());
+        props.extend([
+            Prop::Str(cell.to_string()),
+            Prop::Str(layer.to_owned()),
+            Prop::Int(stats.samples),
+            Prop::Int(stats.devices),
+        ]);
+        if suppressed {
+            props.extend([
+                Prop::Num(None, 3),
+                Prop::Num(None, 3),
+                Prop::Num(None, 3),
+                Prop::Num(None, 3),
+                Prop::Str("suppressed".to_owned()),
+                Prop::Raw(String::new()),
+                Prop::Num(None, 4),
+                Prop::Bool(None),
+            ]);
+        } else {
+            props.extend([
+                Prop::Num(stats.download_median, 3),
+                Prop::Num(stats.download_p10, 3),
+                Prop::Num(stats.upload_median, 3),
+                Prop::Num(stats.latency_median, 3),
+                Prop::Str(verdict.status.as_str().to_owned()),
+                Prop::Raw(crate::output::fmt_probability(verdict.weak_p)),
+                Prop::Num(verdict.share_below, 4),
+                Prop::Bool(verdict.below_target),
+            ]);
+        }
+        props.push(Prop::Bool(Some(suppressed)));
+        features.push((Shape::Ring(ring), props));
+    }
+    features
+}
+
+/// A property as CSV text, as the GeoJSON writes it (null as empty).
+fn prop_text(p: &Prop) -> String {
+    match p {
+        Prop::Str(s) | Prop::Raw(s) => s.clone(),
+        Prop::Num(v, d) => crate::output::fmt_decimal(*v, *d),
+        Prop::Int(i) => i.to_string(),
+        Prop::Bool(b) => b.map(|b| b.to_string()).unwrap_or_default(),
+    }
+}
+
+/// Writes one heatmap as a Parquet table: the fields of [`FIELDS`] with
+/// their types (numbers as written in the CSV, so both agree).
+fn write_parquet_table(path: &Path, features: &[(Shape, Vec<Prop>)]) -> Result<()> {
+    use polars::prelude::{Column, DataFrame, ParquetCompression, ParquetWriter};
+    let perr = |e: polars::prelude::PolarsError| crate::error::Error::Parquet {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    let mut columns = Vec::with_capacity(FIELDS.len());
+    for (i, name) in FIELDS.iter().enumerate() {
+        let values = features.iter().map(|(_, p)| &p[i]);
+        let column = match features.first().map(|(_, p)| &p[i]) {
+            Some(Prop::Int(_)) => Column::new(
+                (*name).into(),
+                values
+                    .map(|p| if let Prop::Int(v) = p { Some(*v) } else { None })
+                    .collect::<Vec<Option<u64>>>(),
+            ),
+            Some(Prop::Bool(_)) => Column::new(
+                (*name).into(),
+                values
+                    .map(|p| if let Prop::Bool(v) = p { *v } else { None })
+                    .collect::<Vec<Option<bool>>>(),
+            ),
+            Some(Prop::Num(..) | Prop::Raw(_)) => Column::new(
+                (*name).into(),
+                values
+                    .map(|p| prop_text(p).parse::<f64>().ok())
+                    .collect::<Vec<Option<f64>>>(),
+            ),
+            _ if *name == "h3" || *name == "carrier" || *name == "status" => Column::new(
+                (*name).into(),
+                values.map(prop_text).collect::<Vec<String>>(),
+            ),
+            // An empty layer: the column's type from the first-layer kinds.
+            _ => match *name {
+                "samples" | "devices" => Column::new((*name).into(), Vec::<u64>::new()),
+                "below_target" | "suppressed" => Column::new((*name).into(), Vec::<bool>::new()),
+                _ => Column::new((*name).into(), Vec::<f64>::new()),
+            },
+        };
+        columns.push(column);
+    }
+    let mut df = DataFrame::new(features.len(), columns).map_err(perr)?;
+    crate::output::write_atomic(path, |w| {
+        ParquetWriter::new(w)
+            .with_compression(ParquetCompression::Zstd(None))
+            .finish(&mut df)
+            .map(|_| ())
+            .map_err(std::io::Error::other)
+    })
+}
+
 /// Writes `heatmap/<slug>.<ext>` for each carrier of `carriers` and for `ALL`,
-/// in every format. Returns the number of cells per layer, in that order
-/// (ALL last), and the files written.
+/// in every format (layers built in parallel). Returns the number of cells
+/// per layer, in that order (ALL last), and the files written.
 ///
 /// # Errors
 /// A file cannot be written.
@@ -144,79 +333,57 @@ pub fn write_heatmaps(
     out: &Path,
     ing: &Ingested,
     opts: &GapOptions,
-    formats: &Formats,
+    formats: &HeatmapFormats,
 ) -> Result<Heatmaps> {
+    use rayon::prelude::*;
     let style = qml(SymbolKind::Fill, &download_classes());
-    let mut files = Vec::new();
-    let rule = &opts.rule;
     let dir = out.join("heatmap");
-    let mut counts = Vec::new();
-    for layer in layer_names(opts) {
-        let want = carrier_filter(ing, layer);
-        let mut picked: Vec<(u64, u32)> = ing
-            .samples
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| want.is_none_or(|c| s.carrier == c) && opts.judges(s))
-            .map(|(i, s)| (u64::from(s.cell), i as u32))
-            .collect();
-        picked.sort_unstable();
-        let mut features = Vec::new();
-        for group in picked.chunk_by(|a, b| a.0 == b.0) {
-            let samples: Vec<&Sample> = group.iter().map(|g| &ing.samples[g.1 as usize]).collect();
-            let cell = samples[0].cell;
-            let stats = GroupStats::of(samples.iter().copied());
-            let mut dl: Vec<f64> = samples.iter().map(|s| s.download).collect();
-            let verdict = rule.judge(&mut dl, stats.devices);
-            let ring: Vec<(f64, f64)> = cell
-                .boundary()
-                .iter()
-                .map(|ll| (ll.lng(), ll.lat()))
-                .collect();
-            // Privacy: too few devices publish counts only, no statistics.
-            let suppressed = stats.devices < opts.min_devices_public;
-            let mut props = vec![
-                Prop::Str(cell.to_string()),
-                Prop::Str(layer.to_owned()),
-                Prop::Int(stats.samples),
-                Prop::Int(stats.devices),
-            ];
-            if suppressed {
-                props.extend([
-                    Prop::Num(None, 3),
-                    Prop::Num(None, 3),
-                    Prop::Num(None, 3),
-                    Prop::Num(None, 3),
-                    Prop::Str("suppressed".to_owned()),
-                    Prop::Raw(String::new()),
-                    Prop::Num(None, 4),
-                    Prop::Bool(None),
-                ]);
-            } else {
-                props.extend([
-                    Prop::Num(stats.download_median, 3),
-                    Prop::Num(stats.download_p10, 3),
-                    Prop::Num(stats.upload_median, 3),
-                    Prop::Num(stats.latency_median, 3),
-                    Prop::Str(verdict.status.as_str().to_owned()),
-                    Prop::Raw(crate::output::fmt_probability(verdict.weak_p)),
-                    Prop::Num(verdict.share_below, 4),
-                    Prop::Bool(verdict.below_target),
-                ]);
+    let layers: Vec<&str> = layer_names(opts).collect();
+    let gis = Formats(formats.layers.clone());
+    let written: Vec<Result<(String, usize, Vec<std::path::PathBuf>)>> = layers
+        .par_iter()
+        .map(|&layer| {
+            let features = layer_features(ing, opts, layer);
+            let name = slug(layer);
+            let mut files = Vec::new();
+            for t in &formats.tables {
+                match t {
+                    TableFormat::Csv => {
+                        let path = dir.join(format!("{name}.csv"));
+                        crate::output::write_csv(
+                            &path,
+                            &FIELDS,
+                            features.iter().map(|(_, p)| p.iter().map(prop_text).collect::<Vec<_>>()),
+                        )?;
+                        files.push(path);
+                    }
+                    TableFormat::Parquet => {
+                        let path = dir.join(format!("{name}.parquet"));
+                        write_parquet_table(&path, &features)?;
+                        files.push(path);
+                    }
+                }
             }
-            props.push(Prop::Bool(Some(suppressed)));
-            features.push((Shape::Ring(ring), props));
-        }
-        let name = slug(layer);
-        counts.push((layer.to_owned(), features.len()));
-        let l = Layer {
-            name: name.clone(),
-            geometry: LayerGeometry::Polygon,
-            fields: FIELDS.iter().map(|f| (*f).to_owned()).collect(),
-            features,
-            style: Some(style.clone()),
-        };
-        files.extend(write_layer(&dir, &name, &l, formats)?);
+            let cells = features.len();
+            if !gis.0.is_empty() {
+                let l = Layer {
+                    name: name.clone(),
+                    geometry: LayerGeometry::Polygon,
+                    fields: FIELDS.iter().map(|f| (*f).to_owned()).collect(),
+                    features,
+                    style: Some(style.clone()),
+                };
+                files.extend(write_layer(&dir, &name, &l, &gis)?);
+            }
+            Ok((layer.to_owned(), cells, files))
+        })
+        .collect();
+    let mut counts = Vec::new();
+    let mut files = Vec::new();
+    for w in written {
+        let (layer, cells, f) = w?;
+        counts.push((layer, cells));
+        files.extend(f);
     }
     Ok(Heatmaps {
         cells: counts,

@@ -1,7 +1,10 @@
 //! Turning sample files into accepted samples, with every row accounted for:
 //! accepted, excluded (`wifi`, `outside_window`) or rejected with one reason.
 
-use std::collections::{HashMap, HashSet};
+/// Hash maps with a fixed, fast hasher: the keys are ours (interned ids,
+/// 128-bit digests), not an attacker's, and runs stay reproducible.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::FixedState>;
 use std::path::PathBuf;
 
 use rayon::prelude::*;
@@ -31,6 +34,9 @@ pub struct IngestOptions {
     pub resolution: h3o::Resolution,
     /// Carrier names and aliases.
     pub carriers: CarrierTable,
+    /// Places points of cells wholly inside one unit without a polygon test
+    /// (same result; `false` runs the exact test for every point, to verify).
+    pub fast_placement: bool,
 }
 
 /// An accepted sample.
@@ -180,12 +186,12 @@ pub fn ingest(
     opts: &IngestOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Ingested> {
-    let locators = vintages.locators(opts.snap_m);
+    let mut locators = vintages.locators(opts.snap_m);
     let mut places: Vec<Vec<(u32, PlaceKind, u32)>> = vec![Vec::new(); vintages.sets.len()];
-    let mut seen_ids: HashSet<u128> = HashSet::new();
-    let mut carrier_ix: HashMap<String, u16> = HashMap::new();
+    let mut seen_ids: HashSet<u128> = HashSet::default();
+    let mut carrier_ix: HashMap<String, u16> = HashMap::default();
     let mut carriers: Vec<String> = Vec::new();
-    let mut device_ix: HashMap<String, u32> = HashMap::new();
+    let mut device_ix: HashMap<String, u32> = HashMap::default();
     let mut devices: Vec<String> = Vec::new();
     let mut samples = Vec::new();
     let mut rejects = Vec::new();
@@ -203,18 +209,33 @@ pub fn ingest(
         let file = file_no as u32;
         read_rows(path, &opts.columns, &mut warnings, &mut |chunk| {
             let t0 = std::time::Instant::now();
-            let placed: Vec<_> = chunk
+            let resolution = opts.resolution;
+            let checked: Vec<_> = chunk
                 .par_iter()
                 .map(|row| {
                     let checked = check_row(row);
+                    let cell = checked.as_ref().ok().and_then(|c| {
+                        Some(h3o::LatLng::new(c.lat, c.lon).ok()?.to_cell(resolution))
+                    });
+                    (checked, cell)
+                })
+                .collect();
+            if opts.fast_placement {
+                let cells: Vec<h3o::CellIndex> = checked.iter().filter_map(|c| c.1).collect();
+                for loc in locators.iter_mut().flatten() {
+                    loc.learn_cells(&cells);
+                }
+            }
+            let placed: Vec<_> = checked
+                .into_par_iter()
+                .map(|(checked, cell)| {
                     let place = checked.as_ref().ok().and_then(|c| {
-                        let all = vintages.place_all(&locators, c.lon, c.lat);
+                        let cell = cell?;
+                        let fast = opts.fast_placement.then_some(cell);
+                        let all = vintages.place_all_in(&locators, fast, c.lon, c.lat);
                         if !all[vintages.in_force(c.month)].in_territory() {
                             return None;
                         }
-                        let cell = h3o::LatLng::new(c.lat, c.lon)
-                            .ok()?
-                            .to_cell(opts.resolution);
                         Some((all, cell))
                     });
                     (checked, place)
@@ -430,7 +451,7 @@ pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagC
         // too fast. A genuine trip has one fast leg at most; a first or last
         // test with one fast leg looks exactly like a trip, so it is kept.
         let mut order: Vec<usize> = (0..samples.len()).collect();
-        order.sort_by_key(|&i| (samples[i].device, samples[i].time, i));
+        order.par_sort_unstable_by_key(|&i| (samples[i].device, samples[i].time, i));
         let v = rules.max_movement_kmh;
         let fast = |a: &Sample, b: &Sample| {
             let km = crate::geodesy::haversine_m(a.lon, a.lat, b.lon, b.lat) / 1000.0;
@@ -457,16 +478,19 @@ pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagC
         let mut order: Vec<usize> = (0..samples.len())
             .filter(|&i| samples[i].flags == 0)
             .collect();
-        let key = |s: &Sample| {
+        let key = |i: usize| {
+            let s = &samples[i];
             (
                 s.time,
                 s.download.to_bits(),
                 s.lat.to_bits(),
                 s.lon.to_bits(),
+                i,
             )
         };
-        order.sort_by_key(|&i| key(&samples[i]));
-        let mut seen: HashMap<(u32, u64, i32), u32> = HashMap::new();
+        // The index last: equal keys keep input order, as a stable sort would.
+        order.par_sort_unstable_by_key(|&i| key(i));
+        let mut seen: HashMap<(u32, u64, i32), u32> = HashMap::default();
         for i in order {
             let s = &mut samples[i];
             let n = seen

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct Stages {
     last: Instant,
+    /// Time recorded by [`Stages::add`] since the last lap.
+    added: Duration,
     /// (stage, wall time), in order.
     pub laps: Vec<(&'static str, Duration)>,
 }
@@ -23,20 +25,24 @@ impl Stages {
     pub fn new() -> Self {
         Self {
             last: Instant::now(),
+            added: Duration::ZERO,
             laps: Vec::new(),
         }
     }
 
-    /// Records the time since the previous lap as `stage`.
+    /// Records the time since the previous lap as `stage`, less what
+    /// [`Stages::add`] recorded in between.
     pub fn lap(&mut self, stage: &'static str) {
         let now = Instant::now();
-        self.laps.push((stage, now - self.last));
+        self.laps
+            .push((stage, (now - self.last).saturating_sub(self.added)));
         self.last = now;
+        self.added = Duration::ZERO;
     }
 
-    /// Records a stage timed elsewhere (e.g. a part of a loop), without
-    /// moving the clock.
+    /// Records a part of the coming lap timed elsewhere (e.g. inside a loop).
     pub fn add(&mut self, stage: &'static str, d: Duration) {
         self.laps.push((stage, d));
+        self.added += d;
     }
 }

@@ -551,10 +551,28 @@ impl Vintages {
     /// Places a point in every set.
     #[must_use]
     pub fn place_all(&self, locators: &[Option<Locator<'_>>], lon: f64, lat: f64) -> Vec<Place> {
+        self.place_all_in(locators, None, lon, lat)
+    }
+
+    /// Places a point of H3 cell `cell` in every set: the locators use the
+    /// cells they learned ([`Locator::learn_cells`]); the result is the same
+    /// as [`Vintages::place_all`].
+    #[must_use]
+    pub fn place_all_in(
+        &self,
+        locators: &[Option<Locator<'_>>],
+        cell: Option<h3o::CellIndex>,
+        lon: f64,
+        lat: f64,
+    ) -> Vec<Place> {
         let mut out: Vec<Place> = Vec::with_capacity(self.sets.len());
         for (v, loc) in self.sets.iter().zip(locators) {
-            let p = match (loc, &v.crosswalk) {
-                (Some(loc), _) => match loc.locate(lon, lat) {
+            let located = loc.as_ref().map(|loc| match cell {
+                Some(c) => loc.locate_in(c, lon, lat),
+                None => loc.locate(lon, lat),
+            });
+            let p = match (located, &v.crosswalk) {
+                (Some(located), _) => match located {
                     Some(Placement::Inside(u)) => Place {
                         unit: u,
                         kind: PlaceKind::Inside,
