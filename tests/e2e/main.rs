@@ -23,6 +23,7 @@ mod accounting;
 mod bad_boundaries;
 mod deliverables;
 mod errors;
+mod fast_path;
 mod formats;
 mod gaming;
 mod gaps;

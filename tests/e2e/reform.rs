@@ -12,7 +12,7 @@ use crate::util::{gapmap_ok, json, read_csv, repo, s, simulate_default};
 
 /// The shared public data: `$GAPMAP_SHARED_DATA`, else `../shared/data/vn`
 /// beside the repository, else `/work/shared/data/vn`.
-fn shared() -> PathBuf {
+pub fn shared() -> PathBuf {
     let candidates: Vec<PathBuf> = std::env::var_os("GAPMAP_SHARED_DATA")
         .map(PathBuf::from)
         .into_iter()
