@@ -165,24 +165,40 @@ fn read_csv(
     Ok(())
 }
 
-/// Text of one Parquet column for a slice of rows. Numbers are written in
-/// Rust's shortest round-trip form; time-zone-aware timestamps as RFC 3339 in
-/// UTC; naive timestamps without an offset, so that they are `bad_timestamp`
+/// Writes the text of one Parquet column into `rows` (one per row of the
+/// column), without a string per value. Numbers are written in Rust's
+/// shortest round-trip form; time-zone-aware timestamps as RFC 3339 in UTC;
+/// naive timestamps without an offset, so that they are `bad_timestamp`
 /// (their zone is unknown).
-fn column_text(path: &Path, s: &polars::prelude::Series) -> Result<Vec<Option<String>>> {
+fn set_column(
+    path: &Path,
+    s: &polars::prelude::Series,
+    field: Field,
+    rows: &mut [RawRow],
+) -> Result<()> {
+    use std::fmt::Write as _;
     let perr = |e: polars::prelude::PolarsError| Error::Parquet {
         path: path.to_owned(),
         message: e.to_string(),
     };
-    let dtype = s.dtype().clone();
-    Ok(match dtype {
+    let mut text = String::new();
+    match s.dtype().clone() {
+        DataType::String => {
+            for (row, v) in rows.iter_mut().zip(s.str().map_err(perr)?.iter()) {
+                if let Some(v) = v {
+                    row.set(field, v);
+                }
+            }
+        }
         DataType::Float32 | DataType::Float64 => {
             let c = s.cast(&DataType::Float64).map_err(perr)?;
-            c.f64()
-                .map_err(perr)?
-                .iter()
-                .map(|v| v.map(|x| x.to_string()))
-                .collect()
+            for (row, v) in rows.iter_mut().zip(c.f64().map_err(perr)?.iter()) {
+                if let Some(x) = v {
+                    text.clear();
+                    let _ = write!(text, "{x}");
+                    row.set(field, &text);
+                }
+            }
         }
         DataType::Datetime(unit, tz) => {
             let c = s.cast(&DataType::Int64).map_err(perr)?;
@@ -191,37 +207,65 @@ fn column_text(path: &Path, s: &polars::prelude::Series) -> Result<Vec<Option<St
                 TimeUnit::Microseconds => 1_000_000,
                 TimeUnit::Milliseconds => 1_000,
             };
-            c.i64()
-                .map_err(perr)?
-                .iter()
-                .map(|v| {
-                    v.and_then(|x| {
-                        let secs = x.div_euclid(per_sec);
-                        #[allow(
-                            clippy::cast_possible_truncation,
-                            clippy::cast_sign_loss,
-                            reason = "remainder < 1e9"
-                        )]
-                        let nanos = (x.rem_euclid(per_sec) * (1_000_000_000 / per_sec)) as u32;
-                        let t = chrono::DateTime::from_timestamp(secs, nanos)?;
-                        Some(if tz.is_some() {
-                            t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-                        } else {
-                            t.naive_utc().format("%Y-%m-%dT%H:%M:%S").to_string()
-                        })
-                    })
-                })
-                .collect()
+            for (row, v) in rows.iter_mut().zip(c.i64().map_err(perr)?.iter()) {
+                let Some(x) = v else { continue };
+                let secs = x.div_euclid(per_sec);
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "remainder < 1e9"
+                )]
+                let nanos = (x.rem_euclid(per_sec) * (1_000_000_000 / per_sec)) as u32;
+                let Some(t) = chrono::DateTime::from_timestamp(secs, nanos) else {
+                    continue;
+                };
+                text.clear();
+                if tz.is_some() {
+                    text.push_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+                } else {
+                    let _ = write!(text, "{}", t.naive_utc().format("%Y-%m-%dT%H:%M:%S"));
+                }
+                row.set(field, &text);
+            }
         }
         _ => {
             let c = s.cast(&DataType::String).map_err(perr)?;
-            c.str()
-                .map_err(perr)?
-                .iter()
-                .map(|v| v.map(str::to_owned))
-                .collect()
+            for (row, v) in rows.iter_mut().zip(c.str().map_err(perr)?.iter()) {
+                if let Some(v) = v {
+                    row.set(field, v);
+                }
+            }
         }
-    })
+    }
+    Ok(())
+}
+
+/// Rows of a Parquet file decoded at a time: memory stays bounded by this,
+/// not by the file (a national export has tens of millions of rows).
+const PARQUET_SLICE_ROWS: usize = CHUNK_ROWS * 4;
+
+/// Runs a polars call on a Parquet file, turning its panics on damaged files
+/// (found by fuzzing: "thrift bool field") into an input error.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> polars::prelude::PolarsResult<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r.map_err(|e| Error::Parquet {
+            path: path.to_owned(),
+            message: e.to_string(),
+        }),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(Error::Parquet {
+                path: path.to_owned(),
+                message: format!(
+                    "the file is damaged or not Parquet (the reader stopped: {why}); export it again"
+                ),
+            })
+        }
+    }
 }
 
 fn read_parquet(
@@ -229,66 +273,50 @@ fn read_parquet(
     columns: &ColumnMap,
     on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
 ) -> Result<()> {
-    let perr = |e: polars::prelude::PolarsError| Error::Parquet {
-        path: path.to_owned(),
-        message: e.to_string(),
-    };
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    // polars' Parquet reader panics on some damaged files (found by fuzzing:
-    // "thrift bool field"); a damaged file is an input error, not a crash.
-    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        polars::prelude::ParquetReader::new(file).finish()
-    }));
-    let df = match read {
-        Ok(r) => r.map_err(perr)?,
-        Err(panic) => {
-            let why = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            return Err(Error::Parquet {
-                path: path.to_owned(),
-                message: format!(
-                    "the file is damaged or not Parquet (the reader stopped: {why}); export it again"
-                ),
-            });
-        }
-    };
-    let headers: Vec<String> = df
-        .get_column_names()
-        .iter()
+    let open = || std::fs::File::open(path).map_err(|e| Error::io(path, e));
+    let mut reader = polars::prelude::ParquetReader::new(open()?);
+    let headers: Vec<String> = guarded(path, || reader.schema())?
+        .iter_names()
         .map(|n| n.to_string())
         .collect();
+    let height = guarded(path, || reader.num_rows())?;
     let index = resolve_columns(path, columns, &headers)?;
-    let height = df.height();
+    // Only the columns gapmap reads, a slice of row groups at a time.
+    let wanted: Vec<(Field, String)> = Field::ALL
+        .into_iter()
+        .zip(index)
+        .filter_map(|(f, c)| c.map(|c| (f, headers[c].clone())))
+        .collect();
+    let names: Vec<String> = wanted.iter().map(|w| w.1.clone()).collect();
     let mut offset = 0;
     while offset < height {
-        let len = CHUNK_ROWS.min(height - offset);
-        #[allow(clippy::cast_possible_wrap, reason = "row counts fit i64")]
-        let part = df.slice(offset as i64, len);
-        let mut texts: Vec<Option<Vec<Option<String>>>> = Vec::with_capacity(FIELD_COUNT);
-        for col in index {
-            texts.push(match col {
-                Some(c) => Some(column_text(
-                    path,
-                    part.columns()[c].as_materialized_series(),
-                )?),
-                None => None,
-            });
-        }
-        let mut chunk = Vec::with_capacity(len);
-        for r in 0..len {
-            let mut row = RawRow::new((offset + r + 1) as u64);
-            for (field, text) in Field::ALL.into_iter().zip(&texts) {
-                if let Some(v) = text.as_ref().and_then(|t| t[r].as_deref()) {
-                    row.set(field, v);
-                }
+        let len = PARQUET_SLICE_ROWS.min(height - offset);
+        let file = open()?;
+        let df = guarded(path, || {
+            polars::prelude::ParquetReader::new(file)
+                .with_columns(Some(names.clone()))
+                .with_slice(Some((offset, len)))
+                .finish()
+        })?;
+        let mut at = 0;
+        while at < df.height() {
+            let n = CHUNK_ROWS.min(df.height() - at);
+            #[allow(clippy::cast_possible_wrap, reason = "row counts fit i64")]
+            let part = df.slice(at as i64, n);
+            let first = offset + at;
+            let mut chunk: Vec<RawRow> =
+                (0..n).map(|r| RawRow::new((first + r + 1) as u64)).collect();
+            for (field, name) in &wanted {
+                let column = guarded(path, || part.column(name).cloned())?;
+                set_column(path, column.as_materialized_series(), *field, &mut chunk)?;
             }
-            chunk.push(row);
+            on_chunk(chunk)?;
+            at += n;
         }
-        on_chunk(chunk)?;
-        offset += len;
+        if df.height() == 0 {
+            break; // a file whose metadata promises more rows than it holds
+        }
+        offset += df.height();
     }
     Ok(())
 }
