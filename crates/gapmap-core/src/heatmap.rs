@@ -55,31 +55,39 @@ pub struct MapLayer {
 /// statistics of a coarser cell are recomputed from its samples.
 #[must_use]
 pub fn map_layers(ing: &Ingested, opts: &GapOptions, max_cells: usize) -> Vec<MapLayer> {
-    layer_names(opts)
-        .map(|layer| {
+    use rayon::prelude::*;
+    let names: Vec<&str> = layer_names(opts).collect();
+    names
+        .par_iter()
+        .map(|&layer| {
             let want = carrier_filter(ing, layer);
             let picked: Vec<&Sample> = ing
                 .samples
                 .iter()
                 .filter(|s| want.is_none_or(|c| s.carrier == c) && opts.judges(s))
                 .collect();
+            // The finest resolution with at most `max_cells` cells, found on
+            // the distinct cells (parents of distinct cells are the distinct
+            // parents), then one pass over the samples at that resolution.
             let mut res = picked
                 .first()
                 .map_or(h3o::Resolution::Zero, |s| s.cell.resolution());
-            let mut keys: Vec<u64>;
-            loop {
-                keys = picked
-                    .iter()
-                    .map(|s| s.cell.parent(res).map_or(0, u64::from))
-                    .collect();
-                let mut distinct = keys.clone();
+            let mut distinct: Vec<h3o::CellIndex> = picked.iter().map(|s| s.cell).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            while distinct.len() > max_cells {
+                let Some(coarser) = res.pred() else { break };
+                res = coarser;
+                for c in &mut distinct {
+                    *c = c.parent(res).unwrap_or(*c);
+                }
                 distinct.sort_unstable();
                 distinct.dedup();
-                match res.pred() {
-                    Some(coarser) if distinct.len() > max_cells => res = coarser,
-                    _ => break,
-                }
             }
+            let keys: Vec<u64> = picked
+                .iter()
+                .map(|s| s.cell.parent(res).map_or(0, u64::from))
+                .collect();
             let mut order: Vec<(u64, usize)> = keys.into_iter().zip(0..).collect();
             order.sort_unstable();
             let cells = order
@@ -194,7 +202,12 @@ pub struct Heatmaps {
 }
 
 /// The features of one heatmap layer, sorted by cell.
-fn layer_features(ing: &Ingested, opts: &GapOptions, layer: &str) -> Vec<(Shape, Vec<Prop>)> {
+fn layer_features(
+    ing: &Ingested,
+    opts: &GapOptions,
+    layer: &str,
+    geometry: bool,
+) -> Vec<(Shape, Vec<Prop>)> {
     let rule = &opts.rule;
     let want = carrier_filter(ing, layer);
     #[allow(clippy::cast_possible_truncation, reason = "sample counts fit u32")]
@@ -217,11 +230,11 @@ fn layer_features(ing: &Ingested, opts: &GapOptions, layer: &str) -> Vec<(Shape,
         dl.clear();
         dl.extend(samples.iter().map(|s| s.download));
         let verdict = rule.judge(&mut dl, stats.devices);
-        let ring: Vec<(f64, f64)> = cell
-            .boundary()
-            .iter()
-            .map(|ll| (ll.lng(), ll.lat()))
-            .collect();
+        let ring: Vec<(f64, f64)> = if geometry {
+            cell.boundary().iter().map(|ll| (ll.lng(), ll.lat())).collect()
+        } else {
+            Vec::new() // tables only: no hexagon is written
+        };
         // Privacy: too few devices publish counts only, no statistics.
         let suppressed = stats.devices < opts.min_devices_public;
         let mut props = Vec::with_capacity(FIELDS.len());
@@ -343,7 +356,7 @@ pub fn write_heatmaps(
     let written: Vec<Result<(String, usize, Vec<std::path::PathBuf>)>> = layers
         .par_iter()
         .map(|&layer| {
-            let features = layer_features(ing, opts, layer);
+            let features = layer_features(ing, opts, layer, !gis.0.is_empty());
             let name = slug(layer);
             let mut files = Vec::new();
             for t in &formats.tables {
