@@ -427,6 +427,11 @@ pub struct Locator<'a> {
     /// H3 cell → the unit of every point of the cell, or [`NOT_INTERIOR`]
     /// for cells near an edge (their points take the exact test).
     interior: std::collections::HashMap<u64, u32, foldhash::fast::FixedState>,
+    /// Cells near an edge → the polygon parts whose box meets the cell's
+    /// disk: a point there needs no R-tree search.
+    near_edge: std::collections::HashMap<u64, Vec<(u32, u32)>, foldhash::fast::FixedState>,
+    /// Bounding box of each part: (min x, min y, max x, max y), per unit.
+    part_boxes: Vec<Vec<[f64; 4]>>,
 }
 
 /// A cell that is not wholly inside one unit, far from every edge.
@@ -472,6 +477,22 @@ impl<'a> Locator<'a> {
             tree: RTree::bulk_load(items),
             snap_m: snap_m.max(0.0),
             interior: std::collections::HashMap::default(),
+            near_edge: std::collections::HashMap::default(),
+            part_boxes: boundaries
+                .shapes
+                .iter()
+                .map(|shape| {
+                    shape
+                        .0
+                        .iter()
+                        .map(|p| {
+                            p.bounding_rect().map_or([f64::NAN; 4], |r| {
+                                [r.min().x, r.min().y, r.max().x, r.max().y]
+                            })
+                        })
+                        .collect()
+                })
+                .collect(),
         }
     }
 
@@ -492,14 +513,40 @@ impl<'a> Locator<'a> {
             .collect();
         new.sort_unstable();
         new.dedup();
-        let classified: Vec<(u64, u32)> = new
+        let classified: Vec<(u64, (u32, Option<Vec<(u32, u32)>>))> = new
             .par_iter()
-            .map(|&c| (u64::from(c), self.interior_unit(c)))
+            .map(|&c| (u64::from(c), self.classify(c)))
             .collect();
-        self.interior.extend(classified);
+        for (cell, (unit, parts)) in classified {
+            self.interior.insert(cell, unit);
+            if let Some(parts) = parts {
+                self.near_edge.insert(cell, parts);
+            }
+        }
     }
 
-    fn interior_unit(&self, cell: h3o::CellIndex) -> u32 {
+    /// A cell's unit when it is interior; else [`NOT_INTERIOR`] and, when
+    /// the cell is small enough, the parts a point in it may lie in.
+    fn classify(&self, cell: h3o::CellIndex) -> (u32, Option<Vec<(u32, u32)>>) {
+        let (unit, window) = self.interior_unit(cell);
+        if unit != NOT_INTERIOR {
+            return (unit, None);
+        }
+        let parts = window.map(|w| {
+            let mut parts: Vec<(u32, u32)> = self
+                .tree
+                .locate_in_envelope_intersecting(w)
+                .map(|e| e.data)
+                .collect();
+            parts.sort_unstable();
+            parts
+        });
+        (NOT_INTERIOR, parts)
+    }
+
+    /// The cell's unit when interior, else [`NOT_INTERIOR`]; with the
+    /// square window holding the cell's disk, when the cell is small.
+    fn interior_unit(&self, cell: h3o::CellIndex) -> (u32, Option<AABB<[f64; 2]>>) {
         let centre = h3o::LatLng::from(cell);
         let (cx, cy) = (centre.lng(), centre.lat());
         let reach = cell
@@ -511,34 +558,54 @@ impl<'a> Locator<'a> {
         // well under a metre at resolution 8; 10 % (tens of metres) covers it.
         let r = reach * 1.1;
         if !r.is_finite() || r > 1.0 {
-            return NOT_INTERIOR; // across the antimeridian, or very coarse cells
+            return (NOT_INTERIOR, None); // across the antimeridian, or very coarse cells
         }
-        let Some(Placement::Inside(unit)) = self.locate_exact(cx, cy) else {
-            return NOT_INTERIOR;
-        };
         let window = AABB::from_corners([cx - r, cy - r], [cx + r, cy + r]);
+        let Some(Placement::Inside(unit)) = self.locate_exact(cx, cy) else {
+            return (NOT_INTERIOR, Some(window));
+        };
         for e in self.tree.locate_in_envelope_intersecting(window) {
             let (u, k) = e.data;
             let poly = &self.boundaries.shapes[u as usize].0[k as usize];
             for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
                 for seg in ring.lines() {
                     if planar_segment_distance2([cx, cy], seg) <= r * r {
-                        return NOT_INTERIOR;
+                        return (NOT_INTERIOR, Some(window));
                     }
                 }
             }
         }
-        unit
+        (unit, None)
     }
 
     /// As [`Locator::locate`], for a point in `cell`: a cell
     /// [`Locator::learn_cells`] found interior needs no polygon test.
     #[must_use]
     pub fn locate_in(&self, cell: h3o::CellIndex, lon: f64, lat: f64) -> Option<Placement> {
-        match self.interior.get(&u64::from(cell)) {
-            Some(&u) if u != NOT_INTERIOR => Some(Placement::Inside(u)),
-            _ => self.locate(lon, lat),
+        let key = u64::from(cell);
+        match self.interior.get(&key) {
+            Some(&u) if u != NOT_INTERIOR => return Some(Placement::Inside(u)),
+            _ => {}
         }
+        let Some(parts) = self.near_edge.get(&key) else {
+            return self.locate(lon, lat);
+        };
+        // The parts whose box holds the point are those the R-tree would
+        // return (the point is in the cell's disk, inside the window); sorted
+        // by unit, so the first hit is the lowest code.
+        let p = geo::coord! { x: lon, y: lat };
+        for &(u, k) in parts {
+            let b = self.part_boxes[u as usize][k as usize];
+            if lon >= b[0]
+                && lon <= b[2]
+                && lat >= b[1]
+                && lat <= b[3]
+                && self.boundaries.shapes[u as usize].0[k as usize].intersects(&p)
+            {
+                return Some(Placement::Inside(u));
+            }
+        }
+        self.locate(lon, lat) // outside every polygon: snapping
     }
 
     /// The unit whose polygon contains the point (lowest code), no snapping.

@@ -270,12 +270,18 @@ impl Network {
     /// Parses case-insensitively, with aliases; never fails (unknown values are `Unknown`).
     #[must_use]
     pub fn parse(s: &str) -> Self {
-        let k: String = s
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .map(|c| c.to_ascii_uppercase())
-            .collect();
-        match k.as_str() {
+        // Upper-cased ASCII letters and digits, on the stack (a row's hot
+        // path): no accepted spelling is longer than 5 of them.
+        let mut k = [0u8; 8];
+        let mut n = 0;
+        for b in s.bytes().filter(u8::is_ascii_alphanumeric) {
+            if n == k.len() {
+                return Self::Unknown;
+            }
+            k[n] = b.to_ascii_uppercase();
+            n += 1;
+        }
+        match std::str::from_utf8(&k[..n]).unwrap_or_default() {
             "2G" | "GSM" | "EDGE" | "GPRS" => Self::G2,
             "3G" | "WCDMA" | "UMTS" | "HSPA" | "HSPAP" | "HSDPA" | "HSUPA" => Self::G3,
             "4G" | "LTE" | "LTEA" => Self::G4,
@@ -316,12 +322,14 @@ impl Platform {
     /// Parses case-insensitively.
     #[must_use]
     pub fn parse(s: &str) -> Self {
-        match s.to_ascii_lowercase().as_str() {
-            "android" => Self::Android,
-            "ios" => Self::Ios,
-            "web" => Self::Web,
-            _ => Self::Other,
-        }
+        [
+            ("android", Self::Android),
+            ("ios", Self::Ios),
+            ("web", Self::Web),
+        ]
+        .into_iter()
+        .find(|(name, _)| s.eq_ignore_ascii_case(name))
+        .map_or(Self::Other, |(_, p)| p)
     }
 
     /// The canonical spelling.
