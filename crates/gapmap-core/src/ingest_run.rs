@@ -77,6 +77,15 @@ pub struct Sample {
     pub snapped_m: f64,
 }
 
+/// Shards of the duplicate and device tables (a power of two).
+const SHARDS: usize = 16;
+
+/// The shard of a digest: its low bits (xxh3's are well mixed).
+#[allow(clippy::cast_possible_truncation, reason = "only the low bits are kept")]
+const fn shard(digest: u128) -> usize {
+    digest as usize & (SHARDS - 1)
+}
+
 /// What the ordered part of ingestion needs of a checked row, computed in
 /// parallel beforehand.
 struct RowKeys<'a> {
@@ -196,9 +205,10 @@ pub fn ingest(
 ) -> Result<Ingested> {
     let mut locators = vintages.locators(opts.snap_m);
     let mut places: Vec<Vec<(u32, PlaceKind, u32)>> = vec![Vec::new(); vintages.sets.len()];
-    let mut seen_ids: HashSet<u128> = HashSet::default();
+    let mut seen_ids: Vec<HashSet<u128>> = (0..SHARDS).map(|_| HashSet::default()).collect();
     let mut carriers: Vec<String> = Vec::new();
-    let mut device_ix: HashMap<u128, u32> = HashMap::default();
+    let mut device_ix: Vec<HashMap<u128, u32>> =
+        (0..SHARDS).map(|_| HashMap::default()).collect();
     let mut samples = Vec::new();
     let mut rejects = Vec::new();
     let mut counts = RowCounts::default();
@@ -254,9 +264,60 @@ pub fn ingest(
                     (checked, place, keys)
                 })
                 .collect();
+            // Duplicates and device interning, sharded by digest so that
+            // shards run in parallel; within a shard rows keep input order,
+            // so the first row of a test id is kept, as in one sequential pass.
+            let is_dup = {
+                let dups: Vec<Vec<usize>> = seen_ids
+                    .par_iter_mut()
+                    .enumerate()
+                    .map(|(si, set)| {
+                        let mut d = Vec::new();
+                        for (ri, (_, _, keys)) in placed.iter().enumerate() {
+                            if let Some(k) = keys
+                                && shard(k.test_id) == si
+                                && !set.insert(k.test_id)
+                            {
+                                d.push(ri);
+                            }
+                        }
+                        d
+                    })
+                    .collect();
+                let mut is_dup = vec![false; placed.len()];
+                for ri in dups.into_iter().flatten() {
+                    is_dup[ri] = true;
+                }
+                is_dup
+            };
+            let mut device_of = vec![0u32; placed.len()];
+            let interned: Vec<Vec<(usize, u32)>> = device_ix
+                .par_iter_mut()
+                .enumerate()
+                .map(|(si, map)| {
+                    let mut out = Vec::new();
+                    for (ri, (checked, place, keys)) in placed.iter().enumerate() {
+                        let (Ok(c), Some(_), Some(k)) = (checked, place, keys) else {
+                            continue;
+                        };
+                        if is_dup[ri] || c.network == Network::Wifi || shard(k.device) != si {
+                            continue;
+                        }
+                        #[allow(clippy::cast_possible_truncation, reason = "device counts fit u32")]
+                        let next = map.len() as u32;
+                        let local = *map.entry(k.device).or_insert(next);
+                        #[allow(clippy::cast_possible_truncation, reason = "SHARDS is small")]
+                        out.push((ri, local * SHARDS as u32 + si as u32));
+                    }
+                    out
+                })
+                .collect();
+            for (ri, d) in interned.into_iter().flatten() {
+                device_of[ri] = d;
+            }
             let t1 = std::time::Instant::now();
             check_place += t1 - t0;
-            for (row, (checked, place, keys)) in chunk.iter().zip(placed) {
+            for (ri, (row, (checked, place, keys))) in chunk.iter().zip(placed).enumerate() {
                 counts.read += 1;
                 let mut reject = |reason| {
                     counts.rejected.add(reason);
@@ -275,7 +336,7 @@ pub fn ingest(
                     }
                     (Ok(_), None) => unreachable!("keys exist for every checked row"),
                 };
-                if !seen_ids.insert(keys.test_id) {
+                if is_dup[ri] {
                     reject(RejectReason::DuplicateTestId);
                     continue;
                 }
@@ -299,9 +360,7 @@ pub fn ingest(
                 };
                 // Devices are interned by a 128-bit digest: their ids are
                 // never needed again (no output may carry them).
-                #[allow(clippy::cast_possible_truncation, reason = "device counts fit u32")]
-                let next = device_ix.len() as u32;
-                let device = *device_ix.entry(keys.device).or_insert(next);
+                let device = device_of[ri];
                 let dated = all[vintages.in_force(c.month)];
                 for (v, p) in places.iter_mut().zip(&all) {
                     v.push((p.unit, p.kind, p.old_unit));
@@ -356,7 +415,7 @@ pub fn ingest(
     Ok(Ingested {
         samples,
         carriers,
-        devices: device_ix.len(),
+        devices: device_ix.iter().map(HashMap::len).sum(),
         rejects,
         counts,
         window,
@@ -365,8 +424,8 @@ pub fn ingest(
         places,
         timings: vec![
             ("read", read),
-            ("check, H3, place", check_place),
-            ("accounting, duplicates", account),
+            ("check, H3, place, duplicates", check_place),
+            ("accounting", account),
         ],
     })
 }
