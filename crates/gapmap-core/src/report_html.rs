@@ -76,6 +76,9 @@ fn string(out: &mut String, s: &str) {
     out.push_str(&Value::from(s).to_string());
 }
 
+/// Douglas–Peucker tolerance of unit outlines on the page (about 20 m).
+const MAP_SIMPLIFY_DEGREES: f64 = 0.000_2;
+
 /// The page's data as JSON text: legends, units, heatmap cells per carrier, villages.
 fn page_data(
     title: &str,
@@ -112,6 +115,9 @@ fn page_data(
             let mut first = true;
             for (shape, p) in &l.features {
                 let Shape::Multi(mp) = shape else { continue };
+                // A preview map: outlines simplified to ~20 m keep the page
+                // light with detailed boundaries (the GIS layers keep every vertex).
+                let mp = &geo::Simplify::simplify(mp, MAP_SIMPLIFY_DEGREES);
                 if !first {
                     out.push(',');
                 }
