@@ -4,6 +4,8 @@
 #   job  — the peers' job: quota and unit statistics, H3 resolution 8, cell
 #          statistics as Parquet tables keyed by H3 (--heatmap-format parquet)
 #   full — every output: villages, plan, GeoJSON heatmaps, report.html, …
+#   dense — the job on the communes densified to ~500 vertices each
+#          (notebooks/densify.py; new vertices on the old edges)
 # Prints wall time, CPU time (user + sys), peak RSS and the per-stage wall
 # times (--timings), and appends the table to notebooks/bench_results.md.
 # Usage: notebooks/bench_national.sh [sizes=100000,1000000,10000000] [seed=42]
@@ -20,18 +22,21 @@ work=${GAPMAP_BENCH_DIR:-$(mktemp -d)}
 mkdir -p "$work"
 rows=()
 stages=()
+dense=$work/communes_dense.geojson
+[ -f "$dense" ] || python3 notebooks/densify.py "$communes" "$dense" 500
 for n in ${sizes//,/ }; do
   s="$work/s_$n.parquet"
   [ -f "$s" ] || "$bin" --quiet simulate --boundaries "$communes" --villages "$villages" \
       --out "$s" --samples "$n" --seed "$seed"
-  for run in job full; do
-    if [ "$run" = job ]; then
-      extra=(--heatmap-format parquet)
-    else
-      extra=(--villages "$villages")
-    fi
+  for run in job full dense; do
+    b=$communes
+    case $run in
+      job) extra=(--heatmap-format parquet) ;;
+      full) extra=(--villages "$villages") ;;
+      dense) extra=(--heatmap-format parquet); b=$dense ;;
+    esac
     /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$bin" --quiet --timings analyze \
-      --samples "$s" --boundaries "$communes" --out "$work/o_${run}_$n" "${extra[@]}" \
+      --samples "$s" --boundaries "$b" --out "$work/o_${run}_$n" "${extra[@]}" \
       > /dev/null 2> "$work/timings"
     read -r wall user sys kib < "$work/time"
     cpu=$(echo "$user + $sys" | bc)
