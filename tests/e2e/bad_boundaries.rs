@@ -39,8 +39,14 @@ fn defects_are_repaired_with_a_warning_naming_the_feature() {
     write_layer(
         &b,
         vec![
-            feature("10", &serde_json::json!({"type": "Polygon", "coordinates": [bowtie()]})),
-            feature("11", &serde_json::json!({"type": "Polygon", "coordinates": [cw_open]})),
+            feature(
+                "10",
+                &serde_json::json!({"type": "Polygon", "coordinates": [bowtie()]}),
+            ),
+            feature(
+                "11",
+                &serde_json::json!({"type": "Polygon", "coordinates": [cw_open]}),
+            ),
             feature(
                 "12",
                 &serde_json::json!({"type": "Polygon", "coordinates":
@@ -56,8 +62,15 @@ fn defects_are_repaired_with_a_warning_naming_the_feature() {
     // A 0.01° grid over the whole box; each point's expected unit comes from
     // ray casting in the raw rings (11 closed by hand, 12 as two boxes).
     let ring11: Vec<[f64; 2]> = cw_open.iter().chain(&cw_open[..1]).copied().collect();
-    let ring12 = [[105.6, 21.0], [105.8, 21.0], [105.8, 21.2], [105.6, 21.2], [105.6, 21.0]];
-    let mut csv = String::from("test_id,timestamp,lat,lon,carrier,network,download_mbps,device_id\n");
+    let ring12 = [
+        [105.6, 21.0],
+        [105.8, 21.0],
+        [105.8, 21.2],
+        [105.6, 21.2],
+        [105.6, 21.0],
+    ];
+    let mut csv =
+        String::from("test_id,timestamp,lat,lon,carrier,network,download_mbps,device_id\n");
     let mut expected = std::collections::BTreeMap::<&str, u64>::new();
     let mut n = 0;
     for i in 0..90 {
@@ -76,7 +89,9 @@ fn defects_are_repaired_with_a_warning_naming_the_feature() {
             };
             *expected.entry(unit).or_default() += 1;
             n += 1;
-            csv.push_str(&format!("t{n},2025-06-10T10:00:00+07:00,{y},{x},Viettel,4G,20,d{n}\n"));
+            csv.push_str(&format!(
+                "t{n},2025-06-10T10:00:00+07:00,{y},{x},Viettel,4G,20,d{n}\n"
+            ));
         }
     }
     // Hand-worked: a column at distance d = 0.005 + 0.01k from the crossing
@@ -90,8 +105,17 @@ fn defects_are_repaired_with_a_warning_naming_the_feature() {
     std::fs::write(&samples, csv).expect("write samples");
     let out = dir.path().join("out");
     let run = gapmap_ok(&[
-        "analyze", "--samples", s(&samples), "--boundaries", s(&b), "--levels", LEVELS,
-        "--out", s(&out), "--snap-m", "0",
+        "analyze",
+        "--samples",
+        s(&samples),
+        "--boundaries",
+        s(&b),
+        "--levels",
+        LEVELS,
+        "--out",
+        s(&out),
+        "--snap-m",
+        "0",
     ]);
     let err = String::from_utf8_lossy(&run.stderr);
     for needle in [
@@ -110,7 +134,12 @@ fn defects_are_repaired_with_a_warning_naming_the_feature() {
     let got: std::collections::BTreeMap<&str, u64> = rows
         .iter()
         .filter(|r| r[col("level")] == "commune")
-        .map(|r| (r[col("code")].as_str(), r[col("samples")].parse().expect("count")))
+        .map(|r| {
+            (
+                r[col("code")].as_str(),
+                r[col("samples")].parse().expect("count"),
+            )
+        })
         .collect();
     assert_eq!(got, expected);
     assert_eq!(summary["rows"]["rejected"]["outside_boundaries"], 0);
@@ -126,8 +155,15 @@ fn fails_with(layer: &Path, needles: &[&str]) {
     )
     .expect("write samples");
     let out = gapmap(&[
-        "analyze", "--samples", s(&samples), "--boundaries", s(layer), "--levels", LEVELS,
-        "--out", s(&dir.path().join("out")),
+        "analyze",
+        "--samples",
+        s(&samples),
+        "--boundaries",
+        s(layer),
+        "--levels",
+        LEVELS,
+        "--out",
+        s(&dir.path().join("out")),
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -161,13 +197,20 @@ fn unusable_geometries_are_errors_naming_the_feature_and_the_fix() {
             serde_json::json!({"type": "LineString", "coordinates": [[105.0, 21.0], [105.1, 21.1]]}),
             vec!["feature 1", "LineString, not a Polygon or MultiPolygon"],
         ),
-        (serde_json::Value::Null, vec!["feature 1", "has no geometry"]),
+        (
+            serde_json::Value::Null,
+            vec!["feature 1", "has no geometry"],
+        ),
     ];
     for (i, (geometry, needles)) in cases.into_iter().enumerate() {
         let layer = dir.path().join(format!("bad{i}.geojson"));
         write_layer(&layer, vec![feature("1", &good), feature("2", &geometry)]);
         let mut needles = needles;
-        let name = layer.file_name().and_then(|n| n.to_str()).expect("name").to_owned();
+        let name = layer
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+            .to_owned();
         needles.push(&name);
         fails_with(&layer, &needles);
     }
@@ -185,5 +228,11 @@ fn unusable_geometries_are_errors_naming_the_feature_and_the_fix() {
     let mut moved = feature("1", &good);
     moved["properties"]["p"] = "9".into();
     write_layer(&two, vec![feature("1", &good), moved]);
-    fails_with(&two, &["two_parents.geojson", "commune code '1' appears under two parents ('1' and '9')"]);
+    fails_with(
+        &two,
+        &[
+            "two_parents.geojson",
+            "commune code '1' appears under two parents ('1' and '9')",
+        ],
+    );
 }

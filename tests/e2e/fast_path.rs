@@ -38,14 +38,34 @@ fn fast_placement_is_byte_identical_to_the_exact_test_nationally() {
     let dir = tempfile::tempdir().expect("tempdir");
     let samples = dir.path().join("national.parquet");
     gapmap_ok(&[
-        "--quiet", "simulate", "--boundaries", s(&b), "--villages", s(&v), "--out", s(&samples),
-        "--samples", "1000000", "--seed", "11",
+        "--quiet",
+        "simulate",
+        "--boundaries",
+        s(&b),
+        "--villages",
+        s(&v),
+        "--out",
+        s(&samples),
+        "--samples",
+        "1000000",
+        "--seed",
+        "11",
     ]);
     let run = |name: &str, extra: &[&str]| {
         let out = dir.path().join(name);
         let mut args = vec![
-            "--quiet", "analyze", "--samples", s(&samples), "--boundaries", s(&b),
-            "--villages", s(&v), "--out", s(&out), "--heatmap-format", "geojson,parquet",
+            "--quiet",
+            "analyze",
+            "--samples",
+            s(&samples),
+            "--boundaries",
+            s(&b),
+            "--villages",
+            s(&v),
+            "--out",
+            s(&out),
+            "--heatmap-format",
+            "geojson,parquet",
         ];
         args.extend_from_slice(extra);
         gapmap_ok(&args);
@@ -61,11 +81,19 @@ fn fast_placement_is_byte_identical_to_the_exact_test_nationally() {
             std::fs::read(fast.join(f)).expect("read"),
             std::fs::read(exact.join(f)).expect("read"),
         );
-        assert!(x == y, "{f} differs between the fast and the exact placement");
+        assert!(
+            x == y,
+            "{f} differs between the fast and the exact placement"
+        );
     }
     // The check can fail: the run placed samples in many communes, with
     // snapping and outside rejects (so both paths of the locator ran).
     let summary = crate::util::json(&fast.join("summary.json"));
     assert!(summary["rows"]["snapped"].as_u64().expect("snapped") > 1000);
-    assert!(summary["rows"]["rejected"]["outside_boundaries"].as_u64().expect("outside") > 100);
+    assert!(
+        summary["rows"]["rejected"]["outside_boundaries"]
+            .as_u64()
+            .expect("outside")
+            > 100
+    );
 }

@@ -64,12 +64,20 @@ fn print_timings(load: std::time::Duration, stages: &gapmap_core::stages::Stages
         return;
     }
     let mut total = load;
-    eprintln!("gapmap: timing {:<28} {:>8.3} s", "load boundaries", load.as_secs_f64());
+    eprintln!(
+        "gapmap: timing {:<28} {:>8.3} s",
+        "load boundaries",
+        load.as_secs_f64()
+    );
     for (stage, d) in &stages.laps {
         total += *d;
         eprintln!("gapmap: timing {stage:<28} {:>8.3} s", d.as_secs_f64());
     }
-    eprintln!("gapmap: timing {:<28} {:>8.3} s", "total", total.as_secs_f64());
+    eprintln!(
+        "gapmap: timing {:<28} {:>8.3} s",
+        "total",
+        total.as_secs_f64()
+    );
 }
 
 fn verbosity() -> u8 {

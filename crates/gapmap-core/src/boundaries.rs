@@ -171,7 +171,10 @@ fn feature_shape(
             )));
         }
     };
-    if polygons.iter().all(|rings| rings.iter().all(|r| r.is_empty())) {
+    if polygons
+        .iter()
+        .all(|rings| rings.iter().all(|r| r.is_empty()))
+    {
         return Err(err(
             "has an empty geometry (no positions); give the unit its polygon or remove the feature"
                 .to_owned(),
@@ -188,7 +191,11 @@ fn feature_shape(
             })
         });
         if let Some(m) = short {
-            return Err(err(if multi { format!("polygon {k}, {m}") } else { m }));
+            return Err(err(if multi {
+                format!("polygon {k}, {m}")
+            } else {
+                m
+            }));
         }
         if rings.first().is_some_and(|r| r.is_empty()) {
             return Err(err(format!(
@@ -434,6 +441,10 @@ pub struct Locator<'a> {
     part_boxes: Vec<Vec<[f64; 4]>>,
 }
 
+/// A cell's unit (or [`NOT_INTERIOR`]) and, near an edge, the polygon parts
+/// (unit, part) a point in it may lie in.
+type CellClass = (u32, Option<Vec<(u32, u32)>>);
+
 /// A cell that is not wholly inside one unit, far from every edge.
 const NOT_INTERIOR: u32 = u32::MAX;
 
@@ -513,7 +524,7 @@ impl<'a> Locator<'a> {
             .collect();
         new.sort_unstable();
         new.dedup();
-        let classified: Vec<(u64, (u32, Option<Vec<(u32, u32)>>))> = new
+        let classified: Vec<(u64, CellClass)> = new
             .par_iter()
             .map(|&c| (u64::from(c), self.classify(c)))
             .collect();
@@ -527,7 +538,7 @@ impl<'a> Locator<'a> {
 
     /// A cell's unit when it is interior; else [`NOT_INTERIOR`] and, when
     /// the cell is small enough, the parts a point in it may lie in.
-    fn classify(&self, cell: h3o::CellIndex) -> (u32, Option<Vec<(u32, u32)>>) {
+    fn classify(&self, cell: h3o::CellIndex) -> CellClass {
         let (unit, window) = self.interior_unit(cell);
         if unit != NOT_INTERIOR {
             return (unit, None);

@@ -205,7 +205,8 @@ mod tests {
     fn micro_degrees_are_written_as_fmt_decimal_writes_them() {
         use rand::{RngExt, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let mut values: Vec<f64> = vec![0.0, -0.0, 1e-6, -1e-6, 180.0, -180.0, 0.5, 105.1, -0.000_01];
+        let mut values: Vec<f64> =
+            vec![0.0, -0.0, 1e-6, -1e-6, 180.0, -180.0, 0.5, 105.1, -0.000_01];
         values.extend((0..200_000).map(|_| rng.random_range(-180.0..180.0)));
         // Ties at the 7th decimal that are exact in binary (1/128 = 0.0078125).
         values.extend([0.007_812_5, -0.007_812_5, 105.007_812_5]);

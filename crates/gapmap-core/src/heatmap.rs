@@ -231,7 +231,10 @@ fn layer_features(
         dl.extend(samples.iter().map(|s| s.download));
         let verdict = rule.judge(&mut dl, stats.devices);
         let ring: Vec<(f64, f64)> = if geometry {
-            cell.boundary().iter().map(|ll| (ll.lng(), ll.lat())).collect()
+            cell.boundary()
+                .iter()
+                .map(|ll| (ll.lng(), ll.lat()))
+                .collect()
         } else {
             Vec::new() // tables only: no hexagon is written
         };
@@ -367,7 +370,9 @@ pub fn write_heatmaps(
                         crate::output::write_csv(
                             &path,
                             &FIELDS,
-                            features.iter().map(|(_, p)| p.iter().map(prop_text).collect::<Vec<_>>()),
+                            features
+                                .iter()
+                                .map(|(_, p)| p.iter().map(prop_text).collect::<Vec<_>>()),
                         )?;
                         files.push(path);
                     }

@@ -304,8 +304,9 @@ fn read_parquet(
             #[allow(clippy::cast_possible_wrap, reason = "row counts fit i64")]
             let part = df.slice(at as i64, n);
             let first = offset + at;
-            let mut chunk: Vec<RawRow> =
-                (0..n).map(|r| RawRow::new((first + r + 1) as u64)).collect();
+            let mut chunk: Vec<RawRow> = (0..n)
+                .map(|r| RawRow::new((first + r + 1) as u64))
+                .collect();
             for (field, name) in &wanted {
                 let column = guarded(path, || part.column(name).cloned())?;
                 set_column(path, column.as_materialized_series(), *field, &mut chunk)?;

@@ -81,7 +81,10 @@ pub struct Sample {
 const SHARDS: usize = 16;
 
 /// The shard of a digest: its low bits (xxh3's are well mixed).
-#[allow(clippy::cast_possible_truncation, reason = "only the low bits are kept")]
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "only the low bits are kept"
+)]
 const fn shard(digest: u128) -> usize {
     digest as usize & (SHARDS - 1)
 }
@@ -207,8 +210,7 @@ pub fn ingest(
     let mut places: Vec<Vec<(u32, PlaceKind, u32)>> = vec![Vec::new(); vintages.sets.len()];
     let mut seen_ids: Vec<HashSet<u128>> = (0..SHARDS).map(|_| HashSet::default()).collect();
     let mut carriers: Vec<String> = Vec::new();
-    let mut device_ix: Vec<HashMap<u128, u32>> =
-        (0..SHARDS).map(|_| HashMap::default()).collect();
+    let mut device_ix: Vec<HashMap<u128, u32>> = (0..SHARDS).map(|_| HashMap::default()).collect();
     let mut samples = Vec::new();
     let mut rejects = Vec::new();
     let mut counts = RowCounts::default();

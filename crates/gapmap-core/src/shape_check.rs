@@ -5,8 +5,8 @@
 //! Each problem is either an error naming the feature and the fix, or a
 //! repair reported as a [`Repair`] (the caller turns it into a warning).
 
-use geo::algorithm::validation::{InvalidPolygon, RingRole};
 use geo::algorithm::bool_ops::{BooleanOps, FillRule, OpType};
+use geo::algorithm::validation::{InvalidPolygon, RingRole};
 use geo::{
     Area, Intersects, MultiPolygon, Orient, Polygon, Validation, Winding, orient::Direction,
 };
@@ -140,7 +140,9 @@ pub fn repair_shape(shape: MultiPolygon<f64>) -> Result<(MultiPolygon<f64>, Vec<
             .iter()
             .any(|e| matches!(e, InvalidPolygon::NonFiniteCoord(..)))
         {
-            return Err(format!("polygon {k} has a coordinate that is not a finite number"));
+            return Err(format!(
+                "polygon {k} has a coordinate that is not a finite number"
+            ));
         }
         if errors
             .iter()
@@ -243,10 +245,16 @@ fn is_simple_ring(ring: &geo::LineString<f64>) -> bool {
     use rstar::{RTree, primitives::GeomWithData, primitives::Line as RLine};
     let pts = &ring.0;
     let n = pts.len().saturating_sub(1); // edges of the closed ring
-    if n < 3 || pts.first() != pts.last() || pts.iter().any(|c| !(c.x.is_finite() && c.y.is_finite())) {
+    if n < 3
+        || pts.first() != pts.last()
+        || pts.iter().any(|c| !(c.x.is_finite() && c.y.is_finite()))
+    {
         return false;
     }
-    let mut distinct: Vec<(u64, u64)> = pts[..n].iter().map(|c| (c.x.to_bits(), c.y.to_bits())).collect();
+    let mut distinct: Vec<(u64, u64)> = pts[..n]
+        .iter()
+        .map(|c| (c.x.to_bits(), c.y.to_bits()))
+        .collect();
     distinct.sort_unstable();
     distinct.dedup();
     if distinct.len() != n || n < 3 {
@@ -320,7 +328,12 @@ mod tests {
         for _ in 0..20_000 {
             let n = rng.random_range(3..12);
             let mut pts: Vec<(f64, f64)> = (0..n)
-                .map(|_| (f64::from(rng.random_range(0..6_u8)), f64::from(rng.random_range(0..6_u8))))
+                .map(|_| {
+                    (
+                        f64::from(rng.random_range(0..6_u8)),
+                        f64::from(rng.random_range(0..6_u8)),
+                    )
+                })
                 .collect();
             pts.push(pts[0]);
             let ring = geo::LineString::from(pts);
@@ -343,10 +356,18 @@ mod tests {
         let (fixed, repairs) = repair_shape(MultiPolygon(vec![bowtie])).expect("repaired");
         assert_eq!(repairs.len(), 1);
         assert_eq!(repairs[0].kind, RepairKind::SelfIntersection);
-        assert!(repairs[0].detail.contains("exterior crosses itself"), "{:?}", repairs[0]);
+        assert!(
+            repairs[0].detail.contains("exterior crosses itself"),
+            "{:?}",
+            repairs[0]
+        );
         assert!(fixed.is_valid(), "{fixed:?}");
         // Hand-worked: each lobe is a triangle of area 1.
-        assert!((fixed.unsigned_area() - 2.0).abs() < 1e-9, "{fixed:?} {}", fixed.unsigned_area());
+        assert!(
+            (fixed.unsigned_area() - 2.0).abs() < 1e-9,
+            "{fixed:?} {}",
+            fixed.unsigned_area()
+        );
         assert!(fixed.contains(&geo::point!(x: 1.5, y: 1.0)));
         assert!(fixed.contains(&geo::point!(x: 0.5, y: 1.0)));
         assert!(!fixed.contains(&geo::point!(x: 1.0, y: 1.8)));
@@ -391,7 +412,11 @@ mod tests {
         );
         let (fixed, repairs) = repair_shape(MultiPolygon(vec![p])).expect("repaired");
         assert_eq!(repairs[0].kind, RepairKind::DegeneratePart);
-        assert!(repairs[0].detail.contains("outside the exterior"), "{:?}", repairs[0]);
+        assert!(
+            repairs[0].detail.contains("outside the exterior"),
+            "{:?}",
+            repairs[0]
+        );
         assert!(fixed.0[0].interiors().is_empty());
         assert!(fixed.contains(&geo::point!(x: 0.5, y: 0.5)));
         assert!(!fixed.contains(&geo::point!(x: 5.5, y: 5.5)));
@@ -413,7 +438,11 @@ mod tests {
         );
         let (fixed, repairs) = repair_shape(MultiPolygon(vec![p])).expect("repaired");
         assert_eq!(repairs[0].kind, RepairKind::SelfIntersection);
-        assert!(repairs[0].detail.contains("hole 0 is not within"), "{:?}", repairs[0]);
+        assert!(
+            repairs[0].detail.contains("hole 0 is not within"),
+            "{:?}",
+            repairs[0]
+        );
         // Hand-worked: 4 − 1 (hole inside) + 1 (hole outside) = 4.
         assert!((fixed.unsigned_area() - 4.0).abs() < 1e-9, "{fixed:?}");
         assert!(fixed.contains(&geo::point!(x: 0.5, y: 1.0)));
@@ -423,10 +452,14 @@ mod tests {
 
     #[test]
     fn projected_coordinates_name_the_position_and_the_fix() {
-        let pos = |v: &[(f64, f64)]| -> Vec<geojson::Position> { v.iter().map(|&p| p.into()).collect() };
+        let pos =
+            |v: &[(f64, f64)]| -> Vec<geojson::Position> { v.iter().map(|&p| p.into()).collect() };
         let ring = pos(&[(105.0, 21.0), (583_000.0, 2_323_000.0), (105.0, 21.0)]);
         let e = check_positions(&[&ring], 2).expect_err("projected");
-        assert!(e.contains("polygon 2, ring 0, position 1") && e.contains("EPSG:4326"), "{e}");
+        assert!(
+            e.contains("polygon 2, ring 0, position 1") && e.contains("EPSG:4326"),
+            "{e}"
+        );
         let open = pos(&[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)]);
         let closed = pos(&[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 0.0)]);
         assert_eq!(unclosed_rings(&[&closed, &open]), [1]);
