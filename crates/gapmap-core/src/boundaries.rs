@@ -289,8 +289,18 @@ impl Boundaries {
         // Finest code -> features carrying it (a unit split over features is
         // legal, but often a copy-paste mistake: say so).
         let mut features_of: HashMap<String, Vec<usize>> = HashMap::new();
-        for (index, f) in features.iter().enumerate() {
-            let (shape, fixed) = feature_shape(path, index, f)?;
+        // Geometry checks and repairs in parallel; errors still surface in
+        // feature order, as the loop below meets them.
+        let checked: Vec<Result<(MultiPolygon<f64>, Vec<Repair>)>> = {
+            use rayon::prelude::*;
+            features
+                .par_iter()
+                .enumerate()
+                .map(|(index, f)| feature_shape(path, index, f))
+                .collect()
+        };
+        for ((index, f), checked) in features.iter().enumerate().zip(checked) {
+            let (shape, fixed) = checked?;
             let mut parent: Option<String> = None;
             for (li, level) in levels.0.iter().enumerate() {
                 let get = |prop: &str| {

@@ -242,7 +242,6 @@ pub fn repair_shape(shape: MultiPolygon<f64>) -> Result<(MultiPolygon<f64>, Vec<
 /// validation, so a ring with a touching vertex is judged there.
 fn is_simple_ring(ring: &geo::LineString<f64>) -> bool {
     use geo::{Intersects, Line};
-    use rstar::{RTree, primitives::GeomWithData, primitives::Line as RLine};
     let pts = &ring.0;
     let n = pts.len().saturating_sub(1); // edges of the closed ring
     if n < 3
@@ -260,41 +259,48 @@ fn is_simple_ring(ring: &geo::LineString<f64>) -> bool {
     if distinct.len() != n || n < 3 {
         return false; // a repeated vertex: leave it to the full validation
     }
-    let edges: Vec<GeomWithData<RLine<[f64; 2]>, usize>> = (0..n)
-        .map(|i| {
-            let (a, b) = (pts[i], pts[i + 1]);
-            GeomWithData::new(RLine::new([a.x, a.y], [b.x, b.y]), i)
-        })
-        .collect();
-    let tree = RTree::bulk_load(edges);
+    // Sweep in x: edges sorted by their left end; each edge meets only the
+    // edges that start before its right end and overlap it in y.
     let line = |i: usize| Line::new(pts[i], pts[i + 1]);
-    for (a, b) in tree.intersection_candidates_with_other_tree(&tree) {
-        // Either orientation of a pair may come back: normalise it.
-        let (i, j) = (a.data.min(b.data), a.data.max(b.data));
-        if i == j {
-            continue;
-        }
-        let adjacent = j == i + 1 || (i == 0 && j == n - 1);
-        let (li, lj) = (line(i), line(j));
-        if adjacent {
-            // Consecutive edges share one vertex; they must not overlap.
-            let shared = if j == i + 1 { pts[j] } else { pts[0] };
-            let other_i = if li.start == shared { li.end } else { li.start };
-            let other_j = if lj.start == shared { lj.end } else { lj.start };
-            if lj.intersects(&other_i) || li.intersects(&other_j) {
+    let bounds = |i: usize| {
+        let (a, b) = (pts[i], pts[i + 1]);
+        (a.x.min(b.x), a.x.max(b.x), a.y.min(b.y), a.y.max(b.y))
+    };
+    let mut order: Vec<(f64, usize)> = (0..n).map(|i| (bounds(i).0, i)).collect();
+    order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    for (oi, &(_, a)) in order.iter().enumerate() {
+        let (_, ax1, ay0, ay1) = bounds(a);
+        for &(bx0, b) in &order[oi + 1..] {
+            if bx0 > ax1 {
+                break;
+            }
+            let (_, _, by0, by1) = bounds(b);
+            if by0 > ay1 || by1 < ay0 {
+                continue;
+            }
+            let (i, j) = (a.min(b), a.max(b));
+            let adjacent = j == i + 1 || (i == 0 && j == n - 1);
+            let (li, lj) = (line(i), line(j));
+            if adjacent {
+                // Consecutive edges share one vertex; they must not overlap.
+                let shared = if j == i + 1 { pts[j] } else { pts[0] };
+                let other_i = if li.start == shared { li.end } else { li.start };
+                let other_j = if lj.start == shared { lj.end } else { lj.start };
+                if lj.intersects(&other_i) || li.intersects(&other_j) {
+                    return false;
+                }
+                let cross = (other_i.x - shared.x) * (other_j.y - shared.y)
+                    - (other_i.y - shared.y) * (other_j.x - shared.x);
+                if cross == 0.0 {
+                    let dot = (other_i.x - shared.x) * (other_j.x - shared.x)
+                        + (other_i.y - shared.y) * (other_j.y - shared.y);
+                    if dot > 0.0 {
+                        return false; // the ring doubles back on itself
+                    }
+                }
+            } else if li.intersects(&lj) {
                 return false;
             }
-            let cross = (other_i.x - shared.x) * (other_j.y - shared.y)
-                - (other_i.y - shared.y) * (other_j.x - shared.x);
-            if cross == 0.0 {
-                let dot = (other_i.x - shared.x) * (other_j.x - shared.x)
-                    + (other_i.y - shared.y) * (other_j.y - shared.y);
-                if dot > 0.0 {
-                    return false; // the ring doubles back on itself
-                }
-            }
-        } else if li.intersects(&lj) {
-            return false;
         }
     }
     true
