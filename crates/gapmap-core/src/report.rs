@@ -139,23 +139,24 @@ pub fn aggregate(
                     )
                 })
                 .collect();
-            keys.sort_unstable();
-            let mut out = HashMap::new();
-            for group in keys.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
-                let all = GroupStats::of(group.iter().map(|k| &ing.samples[k.3 as usize]));
-                let by_carrier = group
-                    .chunk_by(|a, b| a.2 == b.2)
-                    .map(|g| {
-                        let c = ing.samples[g[0].3 as usize].carrier;
-                        (
-                            c,
-                            GroupStats::of(g.iter().map(|k| &ing.samples[k.3 as usize])),
-                        )
-                    })
-                    .collect();
-                out.insert((group[0].0, group[0].1), UnitMonth { all, by_carrier });
-            }
-            out
+            keys.par_sort_unstable();
+            // Groups are independent: both cores work within a level too.
+            keys.par_chunk_by(|a, b| (a.0, a.1) == (b.0, b.1))
+                .map(|group| {
+                    let all = GroupStats::of(group.iter().map(|k| &ing.samples[k.3 as usize]));
+                    let by_carrier = group
+                        .chunk_by(|a, b| a.2 == b.2)
+                        .map(|g| {
+                            let c = ing.samples[g[0].3 as usize].carrier;
+                            (
+                                c,
+                                GroupStats::of(g.iter().map(|k| &ing.samples[k.3 as usize])),
+                            )
+                        })
+                        .collect();
+                    ((group[0].0, group[0].1), UnitMonth { all, by_carrier })
+                })
+                .collect::<HashMap<_, _>>()
         })
         .collect()
 }
