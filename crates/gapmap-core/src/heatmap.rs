@@ -218,62 +218,61 @@ fn layer_features(
         .filter(|(_, s)| want.is_none_or(|c| s.carrier == c) && opts.judges(s))
         .map(|(i, s)| (u64::from(s.cell), i as u32))
         .collect();
-    picked.sort_unstable();
-    let mut features = Vec::new();
-    let mut samples: Vec<&Sample> = Vec::new();
-    let mut dl: Vec<f64> = Vec::new();
-    for group in picked.chunk_by(|a, b| a.0 == b.0) {
-        samples.clear();
-        samples.extend(group.iter().map(|g| &ing.samples[g.1 as usize]));
-        let cell = samples[0].cell;
-        let stats = GroupStats::of(samples.iter().copied());
-        dl.clear();
-        dl.extend(samples.iter().map(|s| s.download));
-        let verdict = rule.judge(&mut dl, stats.devices);
-        let ring: Vec<(f64, f64)> = if geometry {
-            cell.boundary()
-                .iter()
-                .map(|ll| (ll.lng(), ll.lat()))
-                .collect()
-        } else {
-            Vec::new() // tables only: no hexagon is written
-        };
-        // Privacy: too few devices publish counts only, no statistics.
-        let suppressed = stats.devices < opts.min_devices_public;
-        let mut props = Vec::with_capacity(FIELDS.len());
-        props.extend([
-            Prop::Str(cell.to_string()),
-            Prop::Str(layer.to_owned()),
-            Prop::Int(stats.samples),
-            Prop::Int(stats.devices),
-        ]);
-        if suppressed {
+    use rayon::prelude::*;
+    picked.par_sort_unstable();
+    // Cells are independent; rayon's collect keeps them in cell order.
+    picked
+        .par_chunk_by(|a, b| a.0 == b.0)
+        .map(|group| {
+            let samples: Vec<&Sample> = group.iter().map(|g| &ing.samples[g.1 as usize]).collect();
+            let cell = samples[0].cell;
+            let stats = GroupStats::of(samples.iter().copied());
+            let mut dl: Vec<f64> = samples.iter().map(|s| s.download).collect();
+            let verdict = rule.judge(&mut dl, stats.devices);
+            let ring: Vec<(f64, f64)> = if geometry {
+                cell.boundary()
+                    .iter()
+                    .map(|ll| (ll.lng(), ll.lat()))
+                    .collect()
+            } else {
+                Vec::new() // tables only: no hexagon is written
+            };
+            // Privacy: too few devices publish counts only, no statistics.
+            let suppressed = stats.devices < opts.min_devices_public;
+            let mut props = Vec::with_capacity(FIELDS.len());
             props.extend([
-                Prop::Num(None, 3),
-                Prop::Num(None, 3),
-                Prop::Num(None, 3),
-                Prop::Num(None, 3),
-                Prop::Str("suppressed".to_owned()),
-                Prop::Raw(String::new()),
-                Prop::Num(None, 4),
-                Prop::Bool(None),
+                Prop::Str(cell.to_string()),
+                Prop::Str(layer.to_owned()),
+                Prop::Int(stats.samples),
+                Prop::Int(stats.devices),
             ]);
-        } else {
-            props.extend([
-                Prop::Num(stats.download_median, 3),
-                Prop::Num(stats.download_p10, 3),
-                Prop::Num(stats.upload_median, 3),
-                Prop::Num(stats.latency_median, 3),
-                Prop::Str(verdict.status.as_str().to_owned()),
-                Prop::Raw(crate::output::fmt_probability(verdict.weak_p)),
-                Prop::Num(verdict.share_below, 4),
-                Prop::Bool(verdict.below_target),
-            ]);
-        }
-        props.push(Prop::Bool(Some(suppressed)));
-        features.push((Shape::Ring(ring), props));
-    }
-    features
+            if suppressed {
+                props.extend([
+                    Prop::Num(None, 3),
+                    Prop::Num(None, 3),
+                    Prop::Num(None, 3),
+                    Prop::Num(None, 3),
+                    Prop::Str("suppressed".to_owned()),
+                    Prop::Raw(String::new()),
+                    Prop::Num(None, 4),
+                    Prop::Bool(None),
+                ]);
+            } else {
+                props.extend([
+                    Prop::Num(stats.download_median, 3),
+                    Prop::Num(stats.download_p10, 3),
+                    Prop::Num(stats.upload_median, 3),
+                    Prop::Num(stats.latency_median, 3),
+                    Prop::Str(verdict.status.as_str().to_owned()),
+                    Prop::Raw(crate::output::fmt_probability(verdict.weak_p)),
+                    Prop::Num(verdict.share_below, 4),
+                    Prop::Bool(verdict.below_target),
+                ]);
+            }
+            props.push(Prop::Bool(Some(suppressed)));
+            (Shape::Ring(ring), props)
+        })
+        .collect()
 }
 
 /// A property as CSV text, as the GeoJSON writes it (null as empty).
