@@ -62,6 +62,18 @@ pub fn read_rows(
     }
 }
 
+/// The number of data rows of a file when it is cheap to know (a Parquet
+/// file's metadata), so that callers can reserve memory once.
+#[must_use]
+pub fn row_count_hint(path: &Path) -> Option<usize> {
+    if Format::of(path).ok()? != Format::Parquet {
+        return None;
+    }
+    let file = std::fs::File::open(path).ok()?;
+    let mut reader = polars::prelude::ParquetReader::new(file);
+    guarded(path, || reader.num_rows()).ok()
+}
+
 /// Finds each canonical field's column among `headers`; a missing required
 /// column is an error, a missing optional one is `None`.
 fn resolve_columns(

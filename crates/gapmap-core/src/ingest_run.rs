@@ -222,6 +222,20 @@ pub fn ingest(
 
     let started = std::time::Instant::now();
     let (mut check_place, mut account) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    // Reserve once what the files announce (Parquet metadata): growing
+    // vectors of tens of millions of samples copies them again and again.
+    let announced: usize = opts
+        .files
+        .iter()
+        .filter_map(|f| crate::ingest::row_count_hint(f))
+        .sum();
+    samples.reserve(announced);
+    for v in &mut places {
+        v.reserve(announced);
+    }
+    for set in &mut seen_ids {
+        set.reserve(announced / SHARDS + 1);
+    }
     for (file_no, path) in opts.files.iter().enumerate() {
         #[allow(clippy::cast_possible_truncation, reason = "file counts fit u32")]
         let file = file_no as u32;
