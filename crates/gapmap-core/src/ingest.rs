@@ -149,7 +149,7 @@ fn read_csv(
                 ));
             }
         }
-        let mut row = RawRow::new(line);
+        let mut row = RawRow::with_capacity(line, record.as_slice().len());
         row.truncated = record.len() < headers.len();
         for (field, col) in Field::ALL.into_iter().zip(index) {
             if let Some(bytes) = col.and_then(|c| record.get(c)) {
@@ -317,7 +317,7 @@ fn read_parquet(
             let part = df.slice(at as i64, n);
             let first = offset + at;
             let mut chunk: Vec<RawRow> = (0..n)
-                .map(|r| RawRow::new((first + r + 1) as u64))
+                .map(|r| RawRow::with_capacity((first + r + 1) as u64, 160))
                 .collect();
             for (field, name) in &wanted {
                 let column = guarded(path, || part.column(name).cloned())?;
