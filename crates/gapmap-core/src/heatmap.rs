@@ -73,7 +73,7 @@ pub fn map_layers(ing: &Ingested, opts: &GapOptions, max_cells: usize) -> Vec<Ma
                 .first()
                 .map_or(h3o::Resolution::Zero, |s| s.cell.resolution());
             let mut distinct: Vec<h3o::CellIndex> = picked.iter().map(|s| s.cell).collect();
-            distinct.sort_unstable();
+            distinct.par_sort_unstable();
             distinct.dedup();
             while distinct.len() > max_cells {
                 let Some(coarser) = res.pred() else { break };
@@ -89,9 +89,9 @@ pub fn map_layers(ing: &Ingested, opts: &GapOptions, max_cells: usize) -> Vec<Ma
                 .map(|s| s.cell.parent(res).map_or(0, u64::from))
                 .collect();
             let mut order: Vec<(u64, usize)> = keys.into_iter().zip(0..).collect();
-            order.sort_unstable();
+            order.par_sort_unstable();
             let cells = order
-                .chunk_by(|a, b| a.0 == b.0)
+                .par_chunk_by(|a, b| a.0 == b.0)
                 .filter_map(|g| {
                     let cell = h3o::CellIndex::try_from(g[0].0).ok()?;
                     let mut dl: Vec<f64> = g.iter().map(|(_, i)| picked[*i].download).collect();
