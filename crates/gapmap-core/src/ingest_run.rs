@@ -284,20 +284,26 @@ pub fn ingest(
             // shards run in parallel; within a shard rows keep input order,
             // so the first row of a test id is kept, as in one sequential pass.
             let is_dup = {
+                // Rows by shard of their test id, in input order.
+                let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
+                for (ri, (_, _, keys)) in placed.iter().enumerate() {
+                    if let Some(k) = keys {
+                        by_shard[shard(k.test_id)].push(ri);
+                    }
+                }
                 let dups: Vec<Vec<usize>> = seen_ids
                     .par_iter_mut()
-                    .enumerate()
-                    .map(|(si, set)| {
-                        let mut d = Vec::new();
-                        for (ri, (_, _, keys)) in placed.iter().enumerate() {
-                            if let Some(k) = keys
-                                && shard(k.test_id) == si
-                                && !set.insert(k.test_id)
-                            {
-                                d.push(ri);
-                            }
-                        }
-                        d
+                    .zip(&by_shard)
+                    .map(|(set, rows)| {
+                        rows.iter()
+                            .copied()
+                            .filter(|&ri| {
+                                placed[ri]
+                                    .2
+                                    .as_ref()
+                                    .is_some_and(|k| !set.insert(k.test_id))
+                            })
+                            .collect()
                     })
                     .collect();
                 let mut is_dup = vec![false; placed.len()];
@@ -307,18 +313,24 @@ pub fn ingest(
                 is_dup
             };
             let mut device_of = vec![0u32; placed.len()];
+            // Accepted mobile rows by shard of their device, in input order.
+            let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
+            for (ri, (checked, place, keys)) in placed.iter().enumerate() {
+                if let (Ok(c), Some(_), Some(k)) = (checked, place, keys)
+                    && !is_dup[ri]
+                    && c.network != Network::Wifi
+                {
+                    by_shard[shard(k.device)].push(ri);
+                }
+            }
             let interned: Vec<Vec<(usize, u32)>> = device_ix
                 .par_iter_mut()
+                .zip(&by_shard)
                 .enumerate()
-                .map(|(si, map)| {
-                    let mut out = Vec::new();
-                    for (ri, (checked, place, keys)) in placed.iter().enumerate() {
-                        let (Ok(c), Some(_), Some(k)) = (checked, place, keys) else {
-                            continue;
-                        };
-                        if is_dup[ri] || c.network == Network::Wifi || shard(k.device) != si {
-                            continue;
-                        }
+                .map(|(si, (map, rows))| {
+                    let mut out = Vec::with_capacity(rows.len());
+                    for &ri in rows {
+                        let Some(k) = &placed[ri].2 else { continue };
                         #[allow(clippy::cast_possible_truncation, reason = "device counts fit u32")]
                         let next = map.len() as u32;
                         let local = *map.entry(k.device).or_insert(next);
