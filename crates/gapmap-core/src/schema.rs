@@ -406,9 +406,122 @@ pub fn local_month_day(s: &str) -> Option<(Month, i32)> {
     local_time(s).map(|(m, d, _)| (m, d))
 }
 
+/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+const fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The (year, month, day) of a day number (Hinnant's `civil_from_days`).
+const fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
+}
+
+/// The common exports' form, `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`,
+/// with every field in its everyday range, parsed without chrono (a row's
+/// hot path). Anything else, leap seconds and odd spellings included, is
+/// `None` and goes to chrono, so the result is always chrono's (tested).
+fn local_time_fast(s: &str) -> Option<(Month, i32, i64)> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let mut v = 0i64;
+        for &c in b.get(r)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + i64::from(c - b'0');
+        }
+        Some(v)
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut i = 19;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+    }
+    let offset = match b.get(i..)? {
+        b"Z" => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let oh = num(i + 1..i + 3)?;
+            let om = num(i + 4..i + 6)?;
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let o = oh * 3600 + om * 60;
+            if *sign == b'-' { -o } else { o }
+        }
+        _ => return None,
+    };
+    let days_in_month = match mo {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=days_in_month).contains(&d) || h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let time = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset;
+    let local_day = (time + i64::from(LOCAL_OFFSET_SECONDS)).div_euclid(86_400);
+    let (ly, lm, _) = civil_from_days(local_day);
+    Some((
+        Month::from_year_month(i32::try_from(ly).ok()?, u32::try_from(lm).ok()?)?,
+        i32::try_from(local_day).ok()?,
+        time,
+    ))
+}
+
 /// Parses an RFC 3339 timestamp to its local month, local day and Unix time.
 #[must_use]
 pub fn local_time(s: &str) -> Option<(Month, i32, i64)> {
+    if let Some(fast) = local_time_fast(s) {
+        return Some(fast);
+    }
+    local_time_chrono(s)
+}
+
+/// [`local_time`] by chrono: the reference, and the path for every form the
+/// fast parser leaves alone.
+fn local_time_chrono(s: &str) -> Option<(Month, i32, i64)> {
     let t: DateTime<FixedOffset> = DateTime::parse_from_rfc3339(s).ok()?;
     let local = t.with_timezone(&FixedOffset::east_opt(LOCAL_OFFSET_SECONDS)?);
     let day = local.date_naive().num_days_from_ce() - 719_163; // 1970-01-01 is day 719 163 from CE
@@ -629,6 +742,73 @@ mod tests {
             check_row(&with(Field::Download, "10000")).map(|c| c.download),
             Ok(10_000.0)
         );
+    }
+
+    #[test]
+    fn fast_timestamps_equal_chrono() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut cases: Vec<String> = [
+            "2025-06-30T16:59:59Z",
+            "2025-06-30T17:00:00Z",
+            "2024-02-29T23:59:59-01:30",
+            "2023-02-29T10:00:00Z",
+            "2025-12-31T23:59:60Z",
+            "2025-06-01T00:00:00.123456789+07:00",
+            "2025-06-01T00:00:00.+07:00",
+            "2025-06-01t00:00:00z",
+            "2025-06-01 00:00:00Z",
+            "2025-06-01T24:00:00Z",
+            "2025-06-01T00:00:00+24:00",
+            "1970-01-01T00:00:00Z",
+            "0001-01-01T00:00:00+07:00",
+            "9999-12-31T23:59:59-07:00",
+            "2025-13-01T00:00:00Z",
+            "2025-06-01T00:00:00",
+            "2025-06-01T00:00:00+0700",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        for _ in 0..100_000 {
+            let frac = if rng.random_bool(0.3) {
+                format!(".{}", rng.random_range(0..1_000_000))
+            } else {
+                String::new()
+            };
+            let zone = match rng.random_range(0..3) {
+                0 => "Z".to_owned(),
+                1 => format!(
+                    "+{:02}:{:02}",
+                    rng.random_range(0..25),
+                    rng.random_range(0..61)
+                ),
+                _ => format!(
+                    "-{:02}:{:02}",
+                    rng.random_range(0..25),
+                    rng.random_range(0..61)
+                ),
+            };
+            cases.push(format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{frac}{zone}",
+                rng.random_range(1900..2100),
+                rng.random_range(0..14),
+                rng.random_range(0..33),
+                rng.random_range(0..25),
+                rng.random_range(0..61),
+                rng.random_range(0..61),
+            ));
+        }
+        let mut fast_hits = 0;
+        for c in &cases {
+            let fast = local_time_fast(c);
+            fast_hits += usize::from(fast.is_some());
+            if fast.is_some() {
+                assert_eq!(fast, local_time_chrono(c), "{c}");
+            }
+            assert_eq!(local_time(c), local_time_chrono(c), "{c}");
+        }
+        // Most random cases are in range: the fast path is exercised.
+        assert!(fast_hits > 50_000, "{fast_hits}");
     }
 
     #[test]
