@@ -90,7 +90,21 @@ impl CarrierTable {
     #[must_use]
     pub fn canonical<'a>(&'a self, raw: &'a str) -> &'a str {
         let raw = raw.trim();
-        self.by_key.get(&key(raw)).map_or(raw, String::as_str)
+        // The key on the stack for the usual short names (a row's hot path).
+        let mut buf = [0u8; 64];
+        let mut n = 0;
+        for c in raw
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+        {
+            if n + c.len_utf8() > buf.len() {
+                return self.by_key.get(&key(raw)).map_or(raw, String::as_str);
+            }
+            n += c.encode_utf8(&mut buf[n..]).len();
+        }
+        let k = std::str::from_utf8(&buf[..n]).unwrap_or_default();
+        self.by_key.get(k).map_or(raw, String::as_str)
     }
 }
 
@@ -145,6 +159,13 @@ mod tests {
     fn unknown_names_are_kept_trimmed() {
         let t = CarrierTable::vietnam();
         assert_eq!(t.canonical("  Starlink Mobile "), "Starlink Mobile");
+        // Longer than the key's stack buffer: the same answer by the String path.
+        let long = format!(" {} ", "Mạng Di Động ".repeat(8).trim());
+        assert_eq!(t.canonical(&long), long.trim());
+        assert_eq!(
+            t.canonical(&format!("{}Viettel", " ".repeat(80))),
+            "Viettel"
+        );
         assert_eq!(t.canonical("452-99"), "452-99");
     }
 
