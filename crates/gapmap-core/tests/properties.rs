@@ -91,4 +91,59 @@ proptest! {
             prop_assert_eq!(got, want, "point ({}, {})", x, y);
         }
     }
+
+    #[test]
+    fn cell_cache_placement_equals_the_exact_test(
+        widths in proptest::collection::vec(0.002f64..0.05, 1..7),
+        heights in proptest::collection::vec(0.002f64..0.05, 1..7),
+        points in proptest::collection::vec((-0.2f64..1.2, -0.2f64..1.2, 0u8..4), 1..200),
+        res in 6u8..=11,
+        snap_m in prop_oneof![Just(0.0), 0.0f64..800.0],
+    ) {
+        // Rectangles of 200 m to 5 km, so cells of every resolution fall
+        // wholly inside units, across edges and outside; points anywhere,
+        // on edges and vertices included (kind 1: on a vertical edge,
+        // 2: on a horizontal one, 3: on a vertex).
+        let xs: Vec<f64> = std::iter::once(105.0).chain(widths.iter().scan(105.0, |x, w| { *x += w; Some(*x) })).collect();
+        let ys: Vec<f64> = std::iter::once(21.0).chain(heights.iter().scan(21.0, |y, h| { *y += h; Some(*y) })).collect();
+        let mut features = Vec::new();
+        for j in 0..heights.len() {
+            for i in 0..widths.len() {
+                let code = j * widths.len() + i;
+                let (x0, x1, y0, y1) = (xs[i], xs[i + 1], ys[j], ys[j + 1]);
+                let ring = vec![vec![x0, y0], vec![x1, y0], vec![x1, y1], vec![x0, y1], vec![x0, y0]];
+                let mut f = geojson::Feature::from(geojson::Geometry::new_polygon(vec![ring]));
+                f.set_property("p", "1");
+                f.set_property("pn", "P");
+                f.set_property("c", code.to_string());
+                f.set_property("cn", format!("C{code}"));
+                features.push(f);
+            }
+        }
+        let b = Boundaries::from_features(Path::new("grid"), &features, "p=p:pn,c=c:cn".parse().unwrap()).unwrap();
+        let mut loc = Locator::new(&b, snap_m);
+        let (w, h) = (xs[xs.len() - 1] - 105.0, ys[ys.len() - 1] - 21.0);
+        let resolution = h3o::Resolution::try_from(res).unwrap();
+        let placed: Vec<(f64, f64, h3o::CellIndex)> = points
+            .iter()
+            .map(|&(fx, fy, kind)| {
+                let mut x = 105.0 + fx * w;
+                let mut y = 21.0 + fy * h;
+                let nearest = |v: f64, edges: &[f64]| *edges.iter().min_by(|a, b| (v - **a).abs().total_cmp(&(v - **b).abs())).unwrap();
+                if kind & 1 == 1 { x = nearest(x, &xs); }
+                if kind & 2 == 2 { y = nearest(y, &ys); }
+                let cell = h3o::LatLng::new(y, x).unwrap().to_cell(resolution);
+                (x, y, cell)
+            })
+            .collect();
+        // Learn in two rounds, as ingestion does chunk by chunk.
+        let half = placed.len() / 2;
+        loc.learn_cells(&placed[..half].iter().map(|p| p.2).collect::<Vec<_>>());
+        for (i, &(x, y, cell)) in placed.iter().enumerate() {
+            if i == half {
+                loc.learn_cells(&placed[half..].iter().map(|p| p.2).collect::<Vec<_>>());
+            }
+            prop_assert_eq!(loc.locate_in(cell, x, y), loc.locate(x, y), "point ({}, {}) in {}", x, y, cell);
+        }
+    }
 }
