@@ -521,7 +521,7 @@ impl<'a> Locator<'a> {
     /// [`Locator::locate_in`] can place their points without a polygon test.
     ///
     /// A cell is interior to unit U when its centre lies in U and no edge of
-    /// any polygon comes within 1.5 times the cell's largest centre–vertex
+    /// any polygon comes within 1.1 times the cell's largest centre–vertex
     /// distance (planar, in degrees, as the polygon test is): the disk of
     /// that radius then holds the whole cell, and no boundary crosses it, so
     /// every point in it gets the answer of the centre (overlaps included).
