@@ -20,6 +20,56 @@ fn kth(v: &[f64], k: usize) -> f64 {
         .unwrap()
 }
 
+/// Edges, rectangles (x0, x1, y0, y1) and boundaries of a grid of
+/// rectangles with shared edges at 105°E, 21°N; unit code = its index.
+#[allow(clippy::type_complexity, reason = "a test fixture's parts")]
+fn grid(
+    widths: &[f64],
+    heights: &[f64],
+) -> (Vec<f64>, Vec<f64>, Vec<(f64, f64, f64, f64)>, Boundaries) {
+    let xs: Vec<f64> = std::iter::once(105.0)
+        .chain(widths.iter().scan(105.0, |x, w| {
+            *x += w;
+            Some(*x)
+        }))
+        .collect();
+    let ys: Vec<f64> = std::iter::once(21.0)
+        .chain(heights.iter().scan(21.0, |y, h| {
+            *y += h;
+            Some(*y)
+        }))
+        .collect();
+    let mut features = Vec::new();
+    let mut rects = Vec::new();
+    for j in 0..heights.len() {
+        for i in 0..widths.len() {
+            let code = rects.len();
+            let (x0, x1, y0, y1) = (xs[i], xs[i + 1], ys[j], ys[j + 1]);
+            let ring = vec![
+                vec![x0, y0],
+                vec![x1, y0],
+                vec![x1, y1],
+                vec![x0, y1],
+                vec![x0, y0],
+            ];
+            let mut f = geojson::Feature::from(geojson::Geometry::new_polygon(vec![ring]));
+            f.set_property("p", "1");
+            f.set_property("pn", "P");
+            f.set_property("c", code.to_string());
+            f.set_property("cn", format!("C{code}"));
+            features.push(f);
+            rects.push((x0, x1, y0, y1));
+        }
+    }
+    let b = Boundaries::from_features(
+        Path::new("grid"),
+        &features,
+        "p=p:pn,c=c:cn".parse().unwrap(),
+    )
+    .unwrap();
+    (xs, ys, rects, b)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 256,
@@ -57,26 +107,7 @@ proptest! {
         heights in proptest::collection::vec(0.01f64..0.2, 1..6),
         points in proptest::collection::vec((0.0f64..1.0, 0.0f64..1.0), 1..40),
     ) {
-        // A grid of rectangles (shared edges) at 105°E, 21°N; unit code = its index.
-        let xs: Vec<f64> = std::iter::once(105.0).chain(widths.iter().scan(105.0, |x, w| { *x += w; Some(*x) })).collect();
-        let ys: Vec<f64> = std::iter::once(21.0).chain(heights.iter().scan(21.0, |y, h| { *y += h; Some(*y) })).collect();
-        let mut features = Vec::new();
-        let mut rects = Vec::new();
-        for j in 0..heights.len() {
-            for i in 0..widths.len() {
-                let code = rects.len();
-                let (x0, x1, y0, y1) = (xs[i], xs[i + 1], ys[j], ys[j + 1]);
-                let ring = vec![vec![x0, y0], vec![x1, y0], vec![x1, y1], vec![x0, y1], vec![x0, y0]];
-                let mut f = geojson::Feature::from(geojson::Geometry::new_polygon(vec![ring]));
-                f.set_property("p", "1");
-                f.set_property("pn", "P");
-                f.set_property("c", code.to_string());
-                f.set_property("cn", format!("C{code}"));
-                features.push(f);
-                rects.push((x0, x1, y0, y1));
-            }
-        }
-        let b = Boundaries::from_features(Path::new("grid"), &features, "p=p:pn,c=c:cn".parse().unwrap()).unwrap();
+        let (xs, ys, rects, b) = grid(&widths, &heights);
         let loc = Locator::new(&b, 0.0);
         let (w, h) = (xs[xs.len() - 1] - 105.0, ys[ys.len() - 1] - 21.0);
         for (fx, fy) in points {
@@ -104,23 +135,7 @@ proptest! {
         // wholly inside units, across edges and outside; points anywhere,
         // on edges and vertices included (kind 1: on a vertical edge,
         // 2: on a horizontal one, 3: on a vertex).
-        let xs: Vec<f64> = std::iter::once(105.0).chain(widths.iter().scan(105.0, |x, w| { *x += w; Some(*x) })).collect();
-        let ys: Vec<f64> = std::iter::once(21.0).chain(heights.iter().scan(21.0, |y, h| { *y += h; Some(*y) })).collect();
-        let mut features = Vec::new();
-        for j in 0..heights.len() {
-            for i in 0..widths.len() {
-                let code = j * widths.len() + i;
-                let (x0, x1, y0, y1) = (xs[i], xs[i + 1], ys[j], ys[j + 1]);
-                let ring = vec![vec![x0, y0], vec![x1, y0], vec![x1, y1], vec![x0, y1], vec![x0, y0]];
-                let mut f = geojson::Feature::from(geojson::Geometry::new_polygon(vec![ring]));
-                f.set_property("p", "1");
-                f.set_property("pn", "P");
-                f.set_property("c", code.to_string());
-                f.set_property("cn", format!("C{code}"));
-                features.push(f);
-            }
-        }
-        let b = Boundaries::from_features(Path::new("grid"), &features, "p=p:pn,c=c:cn".parse().unwrap()).unwrap();
+        let (xs, ys, _, b) = grid(&widths, &heights);
         let mut loc = Locator::new(&b, snap_m);
         let (w, h) = (xs[xs.len() - 1] - 105.0, ys[ys.len() - 1] - 21.0);
         let resolution = h3o::Resolution::try_from(res).unwrap();
