@@ -2,7 +2,9 @@
 //! hexagon of the ALL layer (checked by ray casting here, independent of
 //! h3o), counts that add up, and GDAL opening the layer without warnings.
 
-use crate::util::{analyze_default, in_ring, json, read_csv, s, simulate_default};
+use crate::util::{
+    analyze_default, default_data, gapmap, gapmap_ok, in_ring, json, read_csv, s, simulate_default,
+};
 
 fn simulate_and_analyze() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -268,4 +270,95 @@ fn no_output_carries_a_device_id_or_a_sample_coordinate() {
         }
     }
     assert!(files >= 10, "{files}");
+}
+
+#[test]
+fn h3_tables_equal_the_geojson_layers_and_change_nothing_else() {
+    let (dir, samples, out) = simulate_and_analyze();
+    let (b, _) = default_data();
+    let tables = dir.path().join("tables");
+    let run = gapmap_ok(&[
+        "--timings",
+        "analyze",
+        "--samples",
+        s(&samples),
+        "--boundaries",
+        s(&b),
+        "--out",
+        s(&tables),
+        "--heatmap-format",
+        "csv,parquet",
+    ]);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("timing total"));
+    // Tables only: no heatmap geometry; every other output as without them.
+    assert!(!tables.join("heatmap/all.geojson").exists());
+    for f in [
+        "quota.csv",
+        "unit_stats.csv",
+        "rejects.csv",
+        "summary.json",
+        "units.geojson",
+    ] {
+        assert_eq!(
+            std::fs::read(out.join(f)).unwrap(),
+            std::fs::read(tables.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    for name in ["viettel", "vinaphone", "mobifone", "vietnamobile", "all"] {
+        let layer = json(&out.join(format!("heatmap/{name}.geojson")));
+        let features = layer["features"].as_array().unwrap();
+        let (header, rows) = read_csv(&tables.join(format!("heatmap/{name}.csv")));
+        assert_eq!(rows.len(), features.len(), "{name}");
+        let file = std::fs::File::open(tables.join(format!("heatmap/{name}.parquet"))).unwrap();
+        let df = {
+            use polars::prelude::SerReader;
+            polars::prelude::ParquetReader::new(file).finish().unwrap()
+        };
+        assert_eq!(df.height(), features.len(), "{name}");
+        for (i, (row, f)) in rows.iter().zip(features).enumerate() {
+            for (k, field) in header.iter().enumerate() {
+                let want = &f["properties"][field];
+                let text = &row[k];
+                let cell = df.column(field).unwrap().get(i).unwrap();
+                match want {
+                    serde_json::Value::Null => {
+                        assert!(text.is_empty(), "{name} {field}: {text}");
+                        assert!(cell.is_null(), "{name} {field}: {cell:?}");
+                    }
+                    serde_json::Value::Number(n) => {
+                        let v = n.as_f64().unwrap();
+                        assert_eq!(text.parse::<f64>().unwrap(), v, "{name} {field}");
+                        assert_eq!(cell.extract::<f64>().unwrap(), v, "{name} {field}");
+                    }
+                    serde_json::Value::Bool(v) => {
+                        assert_eq!(text, &v.to_string(), "{name} {field}");
+                        assert_eq!(
+                            cell,
+                            polars::prelude::AnyValue::Boolean(*v),
+                            "{name} {field}"
+                        );
+                    }
+                    serde_json::Value::String(v) => {
+                        assert_eq!(text, v, "{name} {field}");
+                        assert_eq!(cell.get_str(), Some(v.as_str()), "{name} {field}");
+                    }
+                    other => panic!("{name} {field}: unexpected {other}"),
+                }
+            }
+        }
+    }
+    let bad = gapmap(&[
+        "analyze",
+        "--samples",
+        s(&samples),
+        "--boundaries",
+        s(&b),
+        "--out",
+        s(&dir.path().join("bad")),
+        "--heatmap-format",
+        "shp",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("csv or parquet"));
 }
