@@ -28,6 +28,11 @@ use gapmap_core::simulate::{SimOptions, simulate, write_samples, write_truth};
 use gapmap_core::villages::{VillageProperties, load_villages, villages_from};
 use gapmap_core::vintage::{View, Vintage, VintageSpec, Vintages};
 
+/// mimalloc: tens of millions of small rows freed across two threads leave
+/// glibc's per-thread arenas holding memory the run no longer uses.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DEMO_COMMUNES: &str = include_str!("../../../data/vn_default/communes.geojson");
 const DEMO_VILLAGES: &str = include_str!("../../../data/vn_default/villages.geojson");
 const DEMO_COMMUNES_2025: &str =
