@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::ingest_run::{Ingested, RowCounts, Sample};
 use crate::month::Month;
 use crate::output::{fmt_decimal, write_csv, write_json_pretty};
-use crate::stats::{median_sorted, quantile_sorted, sort_values};
+use crate::stats::{self, median_sorted, quantile_sorted, sort_values};
 use crate::vintage::NO_UNIT;
 
 /// Decimals of speeds and latencies in CSV outputs (1 kbps, 1 µs).
@@ -44,39 +44,110 @@ impl GroupStats {
     /// Computes the statistics of some samples.
     #[must_use]
     pub fn of<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> Self {
-        let mut dl = Vec::new();
+        let rows: Vec<StatRow> = samples.into_iter().map(|s| StatRow::of(s, 0)).collect();
+        Self::of_rows(&rows)
+    }
+
+    /// Computes the statistics of gathered rows.
+    fn of_rows(rows: &[StatRow]) -> Self {
+        let mut dl = Vec::with_capacity(rows.len());
         let mut ul = Vec::new();
         let mut lat = Vec::new();
-        let mut dev = Vec::new();
-        let mut cells = Vec::new();
+        let mut dev = Vec::with_capacity(rows.len());
+        let mut cells = Vec::with_capacity(rows.len());
         let mut effective = 0;
-        for s in samples {
-            dl.push(s.download);
-            ul.extend(s.upload);
-            lat.extend(s.latency);
-            dev.push(s.device);
-            cells.push(u64::from(s.cell));
-            effective += u64::from(s.flags == 0);
+        for r in rows {
+            dl.push(r.download);
+            ul.extend(r.upload);
+            lat.extend(r.latency);
+            dev.push(r.device);
+            cells.push(r.cell);
+            effective += u64::from(r.effective);
         }
         cells.sort_unstable();
         cells.dedup();
-        sort_values(&mut dl);
-        sort_values(&mut ul);
-        sort_values(&mut lat);
         dev.sort_unstable();
         dev.dedup();
+        let [download_median, download_p10, download_p90] = median_p10_p90(&mut dl);
         Self {
             samples: dl.len() as u64,
             devices: dev.len() as u64,
-            download_median: median_sorted(&dl),
-            download_p10: quantile_sorted(&dl, 0.1),
-            download_p90: quantile_sorted(&dl, 0.9),
-            upload_median: median_sorted(&ul),
-            latency_median: median_sorted(&lat),
+            download_median,
+            download_p10,
+            download_p90,
+            upload_median: median(&mut ul),
+            latency_median: median(&mut lat),
             effective,
             cells: cells.len() as u64,
         }
     }
+}
+
+/// What the statistics read of a sample, gathered in group order so that
+/// every level reads memory in sequence, not the samples at random.
+#[derive(Debug, Clone, Copy)]
+struct StatRow {
+    download: f64,
+    upload: Option<f64>,
+    latency: Option<f64>,
+    cell: u64,
+    device: u32,
+    /// Rank of the carrier's name.
+    carrier: u16,
+    effective: bool,
+}
+
+impl StatRow {
+    fn of(s: &Sample, carrier: u16) -> Self {
+        Self {
+            download: s.download,
+            upload: s.upload,
+            latency: s.latency,
+            cell: u64::from(s.cell),
+            device: s.device,
+            carrier,
+            effective: s.flags == 0,
+        }
+    }
+}
+
+/// Median, 10th and 90th percentiles (type 7) of values, by selection of the
+/// ranks they read rather than a full sort: the same values as
+/// [`median_sorted`] and [`quantile_sorted`] on sorted input.
+fn median_p10_p90(values: &mut [f64]) -> [Option<f64>; 3] {
+    let n = values.len();
+    // Small groups (most units) sort faster than they select.
+    if n <= 64 {
+        sort_values(values);
+        return [
+            median_sorted(values),
+            quantile_sorted(values, 0.1),
+            quantile_sorted(values, 0.9),
+        ];
+    }
+    let (m0, m1) = stats::median_ranks(n);
+    let (a0, a1) = stats::quantile_ranks(n, 0.1);
+    let (b0, b1) = stats::quantile_ranks(n, 0.9);
+    let mut ranks = [m0, m1, a0, a1, b0, b1];
+    ranks.sort_unstable();
+    stats::select_ranks(values, &ranks);
+    [
+        stats::median_at(n, |i| values[i]),
+        stats::quantile_at(n, 0.1, |i| values[i]),
+        stats::quantile_at(n, 0.9, |i| values[i]),
+    ]
+}
+
+/// The median of values, by selection (see [`median_p10_p90`]).
+fn median(values: &mut [f64]) -> Option<f64> {
+    let n = values.len();
+    if n <= 64 {
+        sort_values(values);
+        return median_sorted(values);
+    }
+    let (m0, m1) = stats::median_ranks(n);
+    stats::select_ranks(values, &[m0, m1]);
+    stats::median_at(n, |i| values[i])
 }
 
 /// Statistics of one unit in one month: all carriers and each carrier.
@@ -122,39 +193,85 @@ pub fn aggregate(
     for (r, c) in carrier_order.iter().enumerate() {
         rank[*c as usize] = r as u16;
     }
-    anc.par_iter()
-        .map(|level_anc| {
-            let mut keys: Vec<(Month, u32, u16, u32)> = ing
-                .samples
-                .iter()
-                .zip(units)
-                .enumerate()
-                .filter(|(_, (s, u))| **u != NO_UNIT && include(s))
-                .map(|(i, (s, u))| {
-                    (
-                        s.month,
-                        level_anc[*u as usize],
-                        rank[s.carrier as usize],
-                        i as u32,
-                    )
-                })
-                .collect();
-            keys.par_sort_unstable();
-            // Groups are independent: both cores work within a level too.
-            keys.par_chunk_by(|a, b| (a.0, a.1) == (b.0, b.1))
-                .map(|group| {
-                    let all = GroupStats::of(group.iter().map(|k| &ing.samples[k.3 as usize]));
-                    let by_carrier = group
-                        .chunk_by(|a, b| a.2 == b.2)
-                        .map(|g| {
-                            let c = ing.samples[g[0].3 as usize].carrier;
-                            (
-                                c,
-                                GroupStats::of(g.iter().map(|k| &ing.samples[k.3 as usize])),
-                            )
-                        })
+    let depth = anc.len();
+    let finest = anc.last().map_or(0, Vec::len);
+    // Finest units ordered by their chain of ancestors, top down: sorted by
+    // (month, that position), every level's (month, unit) groups are runs,
+    // so one sort serves all levels.
+    let mut by_chain: Vec<u32> = (0..finest as u32).collect();
+    by_chain.sort_by_key(|&f| anc.iter().map(|l| l[f as usize]).collect::<Vec<_>>());
+    let mut position = vec![0u32; finest];
+    for (p, &f) in by_chain.iter().enumerate() {
+        position[f as usize] = p as u32;
+    }
+    let mut keys: Vec<(Month, u32, u16, u32)> = ing
+        .samples
+        .par_iter()
+        .zip(units.par_iter())
+        .enumerate()
+        .filter(|(_, (s, u))| **u != NO_UNIT && include(s))
+        .map(|(i, (s, u))| {
+            (
+                s.month,
+                position[*u as usize],
+                rank[s.carrier as usize],
+                i as u32,
+            )
+        })
+        .collect();
+    keys.par_sort_unstable();
+    let rows: Vec<StatRow> = keys
+        .par_iter()
+        .map(|k| StatRow::of(&ing.samples[k.3 as usize], k.2))
+        .collect();
+    let unit_at = |level: usize, k: &(Month, u32, u16, u32)| {
+        (k.0, anc[level][by_chain[k.1 as usize] as usize])
+    };
+    (0..depth)
+        .into_par_iter()
+        .map(|level| {
+            let mut runs = Vec::new();
+            let mut start = 0;
+            for i in 1..=keys.len() {
+                if i == keys.len() || unit_at(level, &keys[i]) != unit_at(level, &keys[start]) {
+                    runs.push(start..i);
+                    start = i;
+                }
+            }
+            let finest_level = level + 1 == depth;
+            runs.into_par_iter()
+                .map(|run| {
+                    let group = &rows[run.clone()];
+                    let all = GroupStats::of_rows(group);
+                    // Within a finest unit the carriers are runs already;
+                    // above it they interleave: a stable counting sort.
+                    let sorted;
+                    let by_rank = if finest_level {
+                        group
+                    } else {
+                        let mut counts = vec![0usize; carrier_order.len() + 1];
+                        for r in group {
+                            counts[r.carrier as usize + 1] += 1;
+                        }
+                        for c in 1..counts.len() {
+                            counts[c] += counts[c - 1];
+                        }
+                        let mut out = group.to_vec();
+                        for r in group {
+                            out[counts[r.carrier as usize]] = *r;
+                            counts[r.carrier as usize] += 1;
+                        }
+                        sorted = out;
+                        &sorted[..]
+                    };
+                    let by_carrier = by_rank
+                        .chunk_by(|a, b| a.carrier == b.carrier)
+                        .map(|g| (carrier_order[g[0].carrier as usize], GroupStats::of_rows(g)))
                         .collect();
-                    ((group[0].0, group[0].1), UnitMonth { all, by_carrier })
+                    (
+                        unit_at(level, &keys[run.start]),
+                        UnitMonth { all, by_carrier },
+                    )
                 })
                 .collect::<HashMap<_, _>>()
         })

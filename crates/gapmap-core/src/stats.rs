@@ -6,10 +6,13 @@
 /// The `p`-quantile (0 ≤ p ≤ 1) of sorted values, type 7; `None` when empty.
 #[must_use]
 pub fn quantile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
-    let n = sorted.len();
-    if n == 0 {
-        return None;
-    }
+    quantile_at(sorted.len(), p, |i| sorted[i])
+}
+
+/// The two ranks (0-based, in sorted order) the type-7 `p`-quantile of `n`
+/// values interpolates between (`n` > 0).
+#[must_use]
+pub fn quantile_ranks(n: usize, p: f64) -> (usize, usize) {
     #[allow(clippy::cast_precision_loss, reason = "counts are far below 2^52")]
     let h = (n - 1) as f64 * p.clamp(0.0, 1.0);
     #[allow(
@@ -18,23 +21,64 @@ pub fn quantile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
         reason = "0 ≤ h < n"
     )]
     let lo = h.floor() as usize;
-    let hi = (lo + 1).min(n - 1);
+    (lo, (lo + 1).min(n - 1))
+}
+
+/// The type-7 `p`-quantile of `n` values, `at(i)` being the value of rank
+/// `i` (only the two ranks of [`quantile_ranks`] are read); `None` when `n` is 0.
+#[must_use]
+pub fn quantile_at(n: usize, p: f64, at: impl Fn(usize) -> f64) -> Option<f64> {
+    if n == 0 {
+        return None;
+    }
+    let (lo, hi) = quantile_ranks(n, p);
+    #[allow(clippy::cast_precision_loss, reason = "counts are far below 2^52")]
+    let h = (n - 1) as f64 * p.clamp(0.0, 1.0);
     let frac = h - h.floor();
     Some(if frac == 0.0 {
-        sorted[lo]
+        at(lo)
     } else {
-        sorted[lo] + frac * (sorted[hi] - sorted[lo])
+        at(lo) + frac * (at(hi) - at(lo))
     })
 }
 
 /// The median of sorted values; the mean of the two middle ones for an even count.
 #[must_use]
 pub fn median_sorted(sorted: &[f64]) -> Option<f64> {
-    let n = sorted.len();
+    median_at(sorted.len(), |i| sorted[i])
+}
+
+/// The ranks (0-based, in sorted order) the median of `n` values reads (`n` > 0).
+#[must_use]
+pub const fn median_ranks(n: usize) -> (usize, usize) {
+    if n % 2 == 1 {
+        (n / 2, n / 2)
+    } else {
+        (n / 2 - 1, n / 2)
+    }
+}
+
+/// The median of `n` values, `at(i)` being the value of rank `i` (only the
+/// ranks of [`median_ranks`] are read); `None` when `n` is 0.
+#[must_use]
+pub fn median_at(n: usize, at: impl Fn(usize) -> f64) -> Option<f64> {
     match n {
         0 => None,
-        _ if n % 2 == 1 => Some(sorted[n / 2]),
-        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+        _ if n % 2 == 1 => Some(at(n / 2)),
+        _ => Some((at(n / 2 - 1) + at(n / 2)) / 2.0),
+    }
+}
+
+/// Puts the values of the given ranks (ascending) where a sort would put
+/// them, by selection: O(n) per rank instead of a full O(n log n) sort.
+/// Other positions hold the rest of the values in no particular order.
+pub fn select_ranks(values: &mut [f64], ranks: &[usize]) {
+    let mut from = 0;
+    for &r in ranks {
+        if r >= from && r < values.len() {
+            values[from..].select_nth_unstable_by(r - from, f64::total_cmp);
+            from = r + 1;
+        }
     }
 }
 

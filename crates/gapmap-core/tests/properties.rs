@@ -6,7 +6,12 @@
 use std::path::Path;
 
 use gapmap_core::boundaries::{Boundaries, Locator};
+use gapmap_core::ingest_run::{Ingested, Sample};
+use gapmap_core::month::Month;
+use gapmap_core::report::{GroupStats, aggregate, ancestor_table};
+use gapmap_core::schema::Network;
 use gapmap_core::stats::{median_sorted, quantile_sorted, sort_values};
+use gapmap_core::vintage::NO_UNIT;
 use proptest::prelude::*;
 
 /// The k-th smallest value (0-based) by counting, no sort.
@@ -20,12 +25,107 @@ fn kth(v: &[f64], k: usize) -> f64 {
         .unwrap()
 }
 
+/// The type-7 quantile by counting (median: the mean of the middle two).
+fn naive_quantile(v: &[f64], p: f64) -> Option<f64> {
+    let n = v.len();
+    if n == 0 {
+        return None;
+    }
+    if p == 0.5 {
+        return Some(if n % 2 == 1 {
+            kth(v, n / 2)
+        } else {
+            (kth(v, n / 2 - 1) + kth(v, n / 2)) / 2.0
+        });
+    }
+    let h = (n - 1) as f64 * p;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(n - 1);
+    let frac = h - h.floor();
+    Some(if frac == 0.0 {
+        kth(v, lo)
+    } else {
+        kth(v, lo) + frac * (kth(v, hi) - kth(v, lo))
+    })
+}
+
+/// Group statistics by plain loops: counting for order statistics, a
+/// linear search for distinct devices and cells.
+fn naive_stats(group: &[&Sample]) -> GroupStats {
+    let dl: Vec<f64> = group.iter().map(|s| s.download).collect();
+    let ul: Vec<f64> = group.iter().filter_map(|s| s.upload).collect();
+    let lat: Vec<f64> = group.iter().filter_map(|s| s.latency).collect();
+    let mut devices: Vec<u32> = Vec::new();
+    let mut cells: Vec<h3o::CellIndex> = Vec::new();
+    for s in group {
+        if !devices.contains(&s.device) {
+            devices.push(s.device);
+        }
+        if !cells.contains(&s.cell) {
+            cells.push(s.cell);
+        }
+    }
+    GroupStats {
+        samples: group.len() as u64,
+        devices: devices.len() as u64,
+        download_median: naive_quantile(&dl, 0.5),
+        download_p10: naive_quantile(&dl, 0.1),
+        download_p90: naive_quantile(&dl, 0.9),
+        upload_median: naive_quantile(&ul, 0.5),
+        latency_median: naive_quantile(&lat, 0.5),
+        effective: group.iter().filter(|s| s.flags == 0).count() as u64,
+        cells: cells.len() as u64,
+    }
+}
+
+/// A sample with the fields the statistics read.
+#[allow(clippy::too_many_arguments, reason = "a test fixture")]
+fn stat_sample(
+    month: Month,
+    carrier: u16,
+    device: u32,
+    download: f64,
+    upload: Option<f64>,
+    latency: Option<f64>,
+    flags: u8,
+    cell: h3o::CellIndex,
+) -> Sample {
+    Sample {
+        month,
+        day: 0,
+        time: 0,
+        accuracy: None,
+        flags,
+        lat: 21.0,
+        lon: 105.0,
+        carrier,
+        network: Network::G4,
+        platform: None,
+        download,
+        upload,
+        latency,
+        device,
+        cell,
+        snapped_m: 0.0,
+    }
+}
+
 /// Edges, rectangles (x0, x1, y0, y1) and boundaries of a grid of
 /// rectangles with shared edges at 105°E, 21°N; unit code = its index.
 #[allow(clippy::type_complexity, reason = "a test fixture's parts")]
 fn grid(
     widths: &[f64],
     heights: &[f64],
+) -> (Vec<f64>, Vec<f64>, Vec<(f64, f64, f64, f64)>, Boundaries) {
+    grid_in_provinces(widths, heights, false)
+}
+
+/// [`grid`], each row of rectangles its own province when `province_per_row`.
+#[allow(clippy::type_complexity, reason = "a test fixture's parts")]
+fn grid_in_provinces(
+    widths: &[f64],
+    heights: &[f64],
+    province_per_row: bool,
 ) -> (Vec<f64>, Vec<f64>, Vec<(f64, f64, f64, f64)>, Boundaries) {
     let xs: Vec<f64> = std::iter::once(105.0)
         .chain(widths.iter().scan(105.0, |x, w| {
@@ -53,7 +153,14 @@ fn grid(
                 vec![x0, y0],
             ];
             let mut f = geojson::Feature::from(geojson::Geometry::new_polygon(vec![ring]));
-            f.set_property("p", "1");
+            f.set_property(
+                "p",
+                if province_per_row {
+                    j.to_string()
+                } else {
+                    "1".to_owned()
+                },
+            );
             f.set_property("pn", "P");
             f.set_property("c", code.to_string());
             f.set_property("cn", format!("C{code}"));
@@ -159,6 +266,77 @@ proptest! {
                 loc.learn_cells(&placed[half..].iter().map(|p| p.2).collect::<Vec<_>>());
             }
             prop_assert_eq!(loc.locate_in(cell, x, y), loc.locate(x, y), "point ({}, {}) in {}", x, y, cell);
+        }
+    }
+
+    #[test]
+    fn unit_statistics_equal_a_naive_loop_at_every_level(
+        rows in proptest::collection::vec(
+            // (finest unit or none, month, carrier, device, download in 0.25 Mbps
+            // steps so that ties occur, upload, latency, flagged, cell)
+            (0usize..7, 0u32..2, 0u16..3, 0u32..40, 0u32..400, proptest::option::of(0u32..200),
+             proptest::option::of(1u32..300), proptest::bool::weighted(0.1), 0u64..30),
+            0..900,
+        ),
+        keep_flagged in proptest::bool::ANY,
+    ) {
+        // Two provinces (rows) of three communes; unit 6 stands for "no unit".
+        let (_, _, _, b) = grid_in_provinces(&[0.1; 3], &[0.1; 2], true);
+        let base = h3o::LatLng::new(21.05, 105.05).unwrap().to_cell(h3o::Resolution::Nine);
+        let cells: Vec<h3o::CellIndex> = base.grid_disk::<Vec<_>>(3);
+        let months = [Month::from_year_month(2025, 6).unwrap(), Month::from_year_month(2025, 7).unwrap()];
+        let carriers = vec!["Viettel".to_owned(), "MobiFone".to_owned(), "VinaPhone".to_owned()];
+        let samples: Vec<Sample> = rows
+            .iter()
+            .map(|r| stat_sample(months[r.1 as usize], r.2, r.3, f64::from(r.4) / 4.0,
+                r.5.map(|u| f64::from(u) / 8.0), r.6.map(f64::from), u8::from(r.7),
+                cells[r.8 as usize % cells.len()]))
+            .collect();
+        let units: Vec<u32> = rows.iter().map(|r| if r.0 == 6 { NO_UNIT } else { r.0 as u32 }).collect();
+        let ing = Ingested {
+            samples,
+            carriers: carriers.clone(),
+            devices: 40,
+            rejects: Vec::new(),
+            counts: Default::default(),
+            window: Some((months[0], months[1])),
+            files: Vec::new(),
+            warnings: Vec::new(),
+            places: Vec::new(),
+            timings: Vec::new(),
+        };
+        let include = move |s: &Sample| keep_flagged || s.flags == 0;
+        let got = aggregate(&b, &ing, &units, &include);
+        let anc = ancestor_table(&b);
+        // Carriers by name: MobiFone (1), Viettel (0), VinaPhone (2).
+        let by_name = [1u16, 0, 2];
+        for (level, level_anc) in anc.iter().enumerate() {
+            let mut expected = 0;
+            for &month in &months {
+                for unit in 0..b.units[level].len() as u32 {
+                    let group: Vec<&Sample> = ing.samples.iter().zip(&units)
+                        .filter(|(s, u)| **u != NO_UNIT && level_anc[**u as usize] == unit && s.month == month && include(s))
+                        .map(|(s, _)| s)
+                        .collect();
+                    let stats = got[level].get(&(month, unit));
+                    if group.is_empty() {
+                        prop_assert!(stats.is_none(), "level {} unit {} has no samples", level, unit);
+                        continue;
+                    }
+                    expected += 1;
+                    let stats = stats.unwrap();
+                    prop_assert_eq!(&stats.all, &naive_stats(&group), "level {} unit {}", level, unit);
+                    let want: Vec<(u16, GroupStats)> = by_name
+                        .iter()
+                        .filter_map(|&c| {
+                            let g: Vec<&Sample> = group.iter().copied().filter(|s| s.carrier == c).collect();
+                            (!g.is_empty()).then(|| (c, naive_stats(&g)))
+                        })
+                        .collect();
+                    prop_assert_eq!(&stats.by_carrier, &want, "level {} unit {} by carrier", level, unit);
+                }
+            }
+            prop_assert_eq!(got[level].len(), expected);
         }
     }
 }
