@@ -74,9 +74,16 @@ fn print_timings(load: std::time::Duration, stages: &gapmap_core::stages::Stages
         "load boundaries",
         load.as_secs_f64()
     );
-    for (stage, d) in &stages.laps {
+    for ((stage, d), peak) in stages.laps.iter().zip(&stages.peak_kib) {
         total += *d;
-        eprintln!("gapmap: timing {stage:<28} {:>8.3} s", d.as_secs_f64());
+        match peak {
+            Some(kib) => eprintln!(
+                "gapmap: timing {stage:<28} {:>8.3} s  peak RSS {:>6} MiB",
+                d.as_secs_f64(),
+                kib / 1024
+            ),
+            None => eprintln!("gapmap: timing {stage:<28} {:>8.3} s", d.as_secs_f64()),
+        }
     }
     eprintln!(
         "gapmap: timing {:<28} {:>8.3} s",

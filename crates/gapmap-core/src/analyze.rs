@@ -184,7 +184,14 @@ pub fn analyze(
         .iter()
         .map(|f| opts.out.join(f))
         .collect();
-    let heatmaps = write_heatmaps(&opts.out, &ingested, &opts.gaps, &opts.heatmap_formats)?;
+    let cell_order = crate::heatmap::CellOrder::new(&ingested, &opts.gaps);
+    let heatmaps = write_heatmaps(
+        &opts.out,
+        &ingested,
+        &opts.gaps,
+        &cell_order,
+        &opts.heatmap_formats,
+    )?;
     files.extend(heatmaps.files.iter().cloned());
     let heatmap_cells = heatmaps.cells.clone();
     stages.lap("heatmaps");
@@ -344,7 +351,12 @@ pub fn analyze(
         &title,
         u8::from(opts.ingest.resolution),
         unit_layer.as_ref(),
-        &crate::heatmap::map_layers(&ingested, &opts.gaps, crate::report_html::MAX_MAP_CELLS),
+        &crate::heatmap::map_layers(
+            &ingested,
+            &opts.gaps,
+            &cell_order,
+            crate::report_html::MAX_MAP_CELLS,
+        ),
         village_layer.as_ref(),
     )?;
     files.push(opts.out.join("report.html"));

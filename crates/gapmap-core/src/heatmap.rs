@@ -35,6 +35,53 @@ fn carrier_filter(ing: &Ingested, layer: &str) -> Option<u16> {
     }
 }
 
+/// The judged samples in (cell, carrier, input) order, sorted once for every
+/// heatmap layer and the map report: each cell is a run, each carrier's part
+/// of it a sub-run, and the cells under one coarser parent are a run too
+/// (a cell's index holds its ancestors' digits first).
+#[derive(Debug)]
+pub struct CellOrder(Vec<(u64, u16, u32)>);
+
+impl CellOrder {
+    /// Sorts the samples [`GapOptions::judges`] accepts.
+    #[must_use]
+    pub fn new(ing: &Ingested, opts: &GapOptions) -> Self {
+        use rayon::prelude::*;
+        // Sequential, into one allocation: a parallel filtered collect would
+        // hold its pieces and the whole at once.
+        let mut keys = Vec::with_capacity(ing.samples.len());
+        #[allow(clippy::cast_possible_truncation, reason = "sample counts fit u32")]
+        keys.extend(
+            ing.samples
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| opts.judges(s))
+                .map(|(i, s)| (u64::from(s.cell), s.carrier, i as u32)),
+        );
+        keys.par_sort_unstable();
+        Self(keys)
+    }
+
+    /// Per cell, the samples of one carrier (`None`: all); cells without any are skipped.
+    fn cells<'a>(
+        &'a self,
+        ing: &'a Ingested,
+        want: Option<u16>,
+    ) -> impl rayon::iter::ParallelIterator<Item = Vec<&'a Sample>> + 'a {
+        use rayon::prelude::*;
+        self.0
+            .par_chunk_by(|a, b| a.0 == b.0)
+            .filter_map(move |run| {
+                let picked: Vec<&Sample> = run
+                    .iter()
+                    .filter(|k| want.is_none_or(|c| k.1 == c))
+                    .map(|k| &ing.samples[k.2 as usize])
+                    .collect();
+                (!picked.is_empty()).then_some(picked)
+            })
+    }
+}
+
 /// A map-report cell: status, median download, samples, boundary ring (lon, lat).
 pub type MapCell = (crate::rule::Status, Option<f64>, u64, Vec<(f64, f64)>);
 
@@ -54,48 +101,60 @@ pub struct MapLayer {
 /// (from the analysis resolution down) with at most `max_cells` cells; the
 /// statistics of a coarser cell are recomputed from its samples.
 #[must_use]
-pub fn map_layers(ing: &Ingested, opts: &GapOptions, max_cells: usize) -> Vec<MapLayer> {
+pub fn map_layers(
+    ing: &Ingested,
+    opts: &GapOptions,
+    order: &CellOrder,
+    max_cells: usize,
+) -> Vec<MapLayer> {
     use rayon::prelude::*;
     let names: Vec<&str> = layer_names(opts).collect();
     names
         .par_iter()
         .map(|&layer| {
             let want = carrier_filter(ing, layer);
-            let picked: Vec<&Sample> = ing
-                .samples
-                .iter()
-                .filter(|s| want.is_none_or(|c| s.carrier == c) && opts.judges(s))
-                .collect();
+            let keep = |k: &&(u64, u16, u32)| want.is_none_or(|c| k.1 == c);
             // The finest resolution with at most `max_cells` cells, found on
             // the distinct cells (parents of distinct cells are the distinct
             // parents), then one pass over the samples at that resolution.
-            let mut res = picked
+            let mut distinct: Vec<h3o::CellIndex> = order
+                .0
+                .par_chunk_by(|a, b| a.0 == b.0)
+                .filter_map(|run| run.iter().find(keep))
+                .filter_map(|k| h3o::CellIndex::try_from(k.0).ok())
+                .collect();
+            let mut res = distinct
                 .first()
-                .map_or(h3o::Resolution::Zero, |s| s.cell.resolution());
-            let mut distinct: Vec<h3o::CellIndex> = picked.iter().map(|s| s.cell).collect();
-            distinct.par_sort_unstable();
-            distinct.dedup();
+                .map_or(h3o::Resolution::Zero, |c| c.resolution());
             while distinct.len() > max_cells {
                 let Some(coarser) = res.pred() else { break };
                 res = coarser;
                 for c in &mut distinct {
                     *c = c.parent(res).unwrap_or(*c);
                 }
-                distinct.sort_unstable();
-                distinct.dedup();
+                distinct.dedup(); // parents of sorted cells are sorted
             }
-            let keys: Vec<u64> = picked
-                .iter()
-                .map(|s| s.cell.parent(res).map_or(0, u64::from))
-                .collect();
-            let mut order: Vec<(u64, usize)> = keys.into_iter().zip(0..).collect();
-            order.par_sort_unstable();
+            let parent = |k: &(u64, u16, u32)| {
+                h3o::CellIndex::try_from(k.0)
+                    .ok()
+                    .and_then(|c| c.parent(res))
+                    .map_or(0, u64::from)
+            };
             let cells = order
-                .par_chunk_by(|a, b| a.0 == b.0)
+                .0
+                .par_chunk_by(|a, b| parent(a) == parent(b))
                 .filter_map(|g| {
-                    let cell = h3o::CellIndex::try_from(g[0].0).ok()?;
-                    let mut dl: Vec<f64> = g.iter().map(|(_, i)| picked[*i].download).collect();
-                    let mut dev: Vec<u32> = g.iter().map(|(_, i)| picked[*i].device).collect();
+                    let cell = h3o::CellIndex::try_from(parent(&g[0])).ok()?;
+                    let picked: Vec<&Sample> = g
+                        .iter()
+                        .filter(keep)
+                        .map(|k| &ing.samples[k.2 as usize])
+                        .collect();
+                    if picked.is_empty() {
+                        return None;
+                    }
+                    let mut dl: Vec<f64> = picked.iter().map(|s| s.download).collect();
+                    let mut dev: Vec<u32> = picked.iter().map(|s| s.device).collect();
                     dev.sort_unstable();
                     dev.dedup();
                     let v = opts.rule.judge(&mut dl, dev.len() as u64);
@@ -205,26 +264,16 @@ pub struct Heatmaps {
 fn layer_features(
     ing: &Ingested,
     opts: &GapOptions,
+    order: &CellOrder,
     layer: &str,
     geometry: bool,
 ) -> Vec<(Shape, Vec<Prop>)> {
-    let rule = &opts.rule;
-    let want = carrier_filter(ing, layer);
-    #[allow(clippy::cast_possible_truncation, reason = "sample counts fit u32")]
-    let mut picked: Vec<(u64, u32)> = ing
-        .samples
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| want.is_none_or(|c| s.carrier == c) && opts.judges(s))
-        .map(|(i, s)| (u64::from(s.cell), i as u32))
-        .collect();
     use rayon::prelude::*;
-    picked.par_sort_unstable();
+    let rule = &opts.rule;
     // Cells are independent; rayon's collect keeps them in cell order.
-    picked
-        .par_chunk_by(|a, b| a.0 == b.0)
-        .map(|group| {
-            let samples: Vec<&Sample> = group.iter().map(|g| &ing.samples[g.1 as usize]).collect();
+    order
+        .cells(ing, carrier_filter(ing, layer))
+        .map(|samples| {
             let cell = samples[0].cell;
             let stats = GroupStats::of(samples.iter().copied());
             let mut dl: Vec<f64> = samples.iter().map(|s| s.download).collect();
@@ -349,6 +398,7 @@ pub fn write_heatmaps(
     out: &Path,
     ing: &Ingested,
     opts: &GapOptions,
+    order: &CellOrder,
     formats: &HeatmapFormats,
 ) -> Result<Heatmaps> {
     use rayon::prelude::*;
@@ -359,7 +409,7 @@ pub fn write_heatmaps(
     let written: Vec<Result<(String, usize, Vec<std::path::PathBuf>)>> = layers
         .par_iter()
         .map(|&layer| {
-            let features = layer_features(ing, opts, layer, !gis.0.is_empty());
+            let features = layer_features(ing, opts, order, layer, !gis.0.is_empty());
             let name = slug(layer);
             let mut files = Vec::new();
             for t in &formats.tables {

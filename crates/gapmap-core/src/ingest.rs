@@ -62,16 +62,31 @@ pub fn read_rows(
     }
 }
 
-/// The number of data rows of a file when it is cheap to know (a Parquet
-/// file's metadata), so that callers can reserve memory once.
+/// The number of data rows of a file when it is cheap to know or estimate,
+/// so that callers can reserve memory once: a Parquet file's metadata, or a
+/// CSV file's size over the line length of its first 4 MiB.
 #[must_use]
 pub fn row_count_hint(path: &Path) -> Option<usize> {
-    if Format::of(path).ok()? != Format::Parquet {
-        return None;
+    match Format::of(path).ok()? {
+        Format::Parquet => {
+            let file = std::fs::File::open(path).ok()?;
+            let mut reader = polars::prelude::ParquetReader::new(file);
+            guarded(path, || reader.num_rows()).ok()
+        }
+        Format::Csv => {
+            use std::io::Read as _;
+            let size = std::fs::metadata(path).ok()?.len();
+            let mut head = Vec::new();
+            std::fs::File::open(path)
+                .ok()?
+                .take(4 << 20)
+                .read_to_end(&mut head)
+                .ok()?;
+            let lines = head.iter().filter(|b| **b == b'\n').count().max(1) as u64;
+            let estimate = size.saturating_mul(lines) / head.len().max(1) as u64;
+            usize::try_from(estimate).ok()
+        }
     }
-    let file = std::fs::File::open(path).ok()?;
-    let mut reader = polars::prelude::ParquetReader::new(file);
-    guarded(path, || reader.num_rows()).ok()
 }
 
 /// Finds each canonical field's column among `headers`; a missing required

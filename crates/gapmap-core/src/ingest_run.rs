@@ -14,7 +14,7 @@ use crate::carrier::CarrierTable;
 use crate::error::Result;
 use crate::ingest::read_rows;
 use crate::month::Month;
-use crate::schema::{ColumnMap, Field, Network, Platform, RejectReason, check_row};
+use crate::schema::{ColumnMap, Field, Network, RejectReason, check_row};
 use crate::vintage::{PlaceKind, Vintages};
 
 /// Settings of ingestion.
@@ -39,42 +39,81 @@ pub struct IngestOptions {
     pub fast_placement: bool,
 }
 
-/// An accepted sample.
+/// An optional value in 8 bytes, not 16: NaN stands for none (the checks
+/// reject NaN input, so no value is lost). Tens of millions of samples are
+/// held at once; their size is the run's memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Maybe(f64);
+
+impl Maybe {
+    /// No value.
+    pub const NONE: Self = Self(f64::NAN);
+
+    /// The value, if any.
+    #[must_use]
+    pub const fn get(self) -> Option<f64> {
+        if self.0.is_nan() { None } else { Some(self.0) }
+    }
+}
+
+impl From<Option<f64>> for Maybe {
+    fn from(v: Option<f64>) -> Self {
+        debug_assert!(v.is_none_or(|x| !x.is_nan()), "NaN is rejected before this");
+        Self(v.unwrap_or(f64::NAN))
+    }
+}
+
+impl PartialEq for Maybe {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+/// An accepted sample (80 bytes).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    /// Local (UTC+7) calendar month.
-    pub month: Month,
-    /// Local calendar day (days since 1970-01-01).
-    pub day: i32,
     /// Unix time in seconds.
     pub time: i64,
-    /// Location accuracy in metres, if given.
-    pub accuracy: Option<f64>,
-    /// Plausibility flags ([`flags`]); a flagged sample counts in the official
-    /// quota but not in the effective count nor the gap statistics.
-    pub flags: u8,
     /// Latitude.
     pub lat: f64,
     /// Longitude.
     pub lon: f64,
+    /// Download Mbps (0 = failed test).
+    pub download: f64,
+    /// Upload Mbps.
+    pub upload: Maybe,
+    /// Latency ms.
+    pub latency: Maybe,
+    /// Location accuracy in metres, if given.
+    pub accuracy: Maybe,
+    /// H3 cell at the chosen resolution.
+    pub cell: h3o::CellIndex,
+    /// Local (UTC+7) calendar month.
+    pub month: Month,
+    /// Device, interned (below [`Ingested::devices`]).
+    pub device: u32,
     /// Index into [`Ingested::carriers`].
     pub carrier: u16,
     /// Technology (never Wi-Fi).
     pub network: Network,
-    /// Platform, if given.
-    pub platform: Option<Platform>,
-    /// Download Mbps (0 = failed test).
-    pub download: f64,
-    /// Upload Mbps.
-    pub upload: Option<f64>,
-    /// Latency ms.
-    pub latency: Option<f64>,
-    /// Device, interned (index into [`Ingested::devices`]).
-    pub device: u32,
-    /// H3 cell at the chosen resolution.
-    pub cell: h3o::CellIndex,
-    /// Metres snapped (0 when inside its unit).
-    pub snapped_m: f64,
+    /// Plausibility flags ([`flags`]); a flagged sample counts in the official
+    /// quota but not in the effective count nor the gap statistics.
+    pub flags: u8,
+    /// Placed by snapping (outside every polygon, within the snap distance).
+    pub snapped: bool,
+}
+
+const _: () = assert!(
+    std::mem::size_of::<Sample>() == 80,
+    "a sample's size is the run's memory"
+);
+
+impl Sample {
+    /// Local (UTC+7) calendar day, as days since 1970-01-01.
+    #[must_use]
+    pub fn day(&self) -> i64 {
+        (self.time + i64::from(crate::schema::LOCAL_OFFSET_SECONDS)).div_euclid(86_400)
+    }
 }
 
 /// Shards of the duplicate and device tables (a power of two).
@@ -222,16 +261,20 @@ pub fn ingest(
 
     let started = std::time::Instant::now();
     let (mut check_place, mut account) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
-    // Reserve once what the files announce (Parquet metadata): growing
-    // vectors of tens of millions of samples copies them again and again.
+    // Reserve once what the files announce (Parquet metadata) or suggest
+    // (CSV line lengths): growing a vector of tens of millions of samples
+    // copies it and holds both copies at once. A quarter more for estimates
+    // that fall short: reserved memory that is never touched costs no RAM.
+    // (Not so for the hash sets, whose every page is touched; a shard that
+    // outgrows its reserve rehashes alone, a sixteenth of the whole.)
     let announced: usize = opts
         .files
         .iter()
         .filter_map(|f| crate::ingest::row_count_hint(f))
         .sum();
-    samples.reserve(announced);
+    samples.reserve(announced + announced / 4);
     for v in &mut places {
-        v.reserve(announced);
+        v.reserve(announced + announced / 4);
     }
     for set in &mut seen_ids {
         set.reserve(announced / SHARDS + 1);
@@ -393,23 +436,26 @@ pub fn ingest(
                 for (v, p) in places.iter_mut().zip(&all) {
                     v.push((p.unit, p.kind, p.old_unit));
                 }
+                debug_assert_eq!(
+                    i64::from(c.day),
+                    (c.time + i64::from(crate::schema::LOCAL_OFFSET_SECONDS)).div_euclid(86_400),
+                    "Sample::day derives the day"
+                );
                 samples.push(Sample {
-                    month: c.month,
-                    day: c.day,
                     time: c.time,
-                    accuracy: c.accuracy,
-                    flags: 0,
                     lat: c.lat,
                     lon: c.lon,
+                    download: c.download,
+                    upload: c.upload.into(),
+                    latency: c.latency.into(),
+                    accuracy: c.accuracy.into(),
+                    cell,
+                    month: c.month,
+                    device,
                     carrier,
                     network: c.network,
-                    platform: c.platform,
-                    download: c.download,
-                    upload: c.upload,
-                    latency: c.latency,
-                    device,
-                    cell,
-                    snapped_m: dated.snapped_m,
+                    flags: 0,
+                    snapped: dated.snapped_m > 0.0,
                 });
             }
             account += t1.elapsed();
@@ -439,7 +485,7 @@ pub fn ingest(
         counts.excluded.outside_window = (before - samples.len()) as u64;
     }
     counts.accepted = samples.len() as u64;
-    counts.snapped = samples.iter().filter(|s| s.snapped_m > 0.0).count() as u64;
+    counts.snapped = samples.iter().filter(|s| s.snapped).count() as u64;
     Ok(Ingested {
         samples,
         carriers,
@@ -527,7 +573,8 @@ pub struct FlagCounts {
 pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagCounts {
     for s in samples.iter_mut() {
         s.flags = 0;
-        if rules.max_accuracy_m > 0.0 && s.accuracy.is_some_and(|a| a > rules.max_accuracy_m) {
+        if rules.max_accuracy_m > 0.0 && s.accuracy.get().is_some_and(|a| a > rules.max_accuracy_m)
+        {
             s.flags |= flags::LOW_ACCURACY;
         }
         if rules.network_speed_limits
@@ -575,11 +622,11 @@ pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagC
         // content, then input order), so that the kept tests do not depend
         // on the order of the input files or rows.
         #[allow(clippy::cast_possible_truncation, reason = "sample counts fit u32")]
-        let mut groups: Vec<(u32, i32, u64, u32)> = samples
+        let mut groups: Vec<(u32, i64, u64, u32)> = samples
             .iter()
             .enumerate()
             .filter(|(_, s)| s.flags == 0)
-            .map(|(i, s)| (s.device, s.day, u64::from(s.cell), i as u32))
+            .map(|(i, s)| (s.device, s.day(), u64::from(s.cell), i as u32))
             .collect();
         groups.par_sort_unstable();
         let cap = rules.device_cap as usize;
@@ -622,24 +669,22 @@ mod tests {
     fn sample(device: u32, time: i64, lon: f64) -> Sample {
         let (lat, resolution) = (21.05, h3o::Resolution::Eight);
         Sample {
-            month: Month::from_year_month(2025, 6).expect("month"),
-            day: i32::try_from(time / 86_400).expect("day"),
             time,
-            accuracy: None,
-            flags: 0,
             lat,
             lon,
-            carrier: 0,
-            network: Network::G4,
-            platform: None,
             download: 10.0,
-            upload: None,
-            latency: None,
-            device,
+            upload: Maybe::NONE,
+            latency: Maybe::NONE,
+            accuracy: Maybe::NONE,
             cell: h3o::LatLng::new(lat, lon)
                 .expect("valid")
                 .to_cell(resolution),
-            snapped_m: 0.0,
+            month: Month::from_year_month(2025, 6).expect("month"),
+            device,
+            carrier: 0,
+            network: Network::G4,
+            flags: 0,
+            snapped: false,
         }
     }
 
@@ -711,7 +756,7 @@ mod tests {
     #[test]
     fn the_cap_counts_only_unflagged_tests_first_in_time() {
         let mut s: Vec<Sample> = (0..4).map(|i| sample(7, i * 60, 105.0)).collect();
-        s[0].accuracy = Some(9_000.0);
+        s[0].accuracy = Some(9_000.0).into();
         let rules = Plausibility {
             max_movement_kmh: 0.0,
             ..Plausibility::default()
@@ -722,7 +767,7 @@ mod tests {
         assert_eq!((c.low_accuracy, c.over_device_cap, c.flagged), (1, 1, 2));
         // In reverse input order the same tests are kept: the earliest in time.
         let mut r: Vec<Sample> = (0..4).rev().map(|i| sample(7, i * 60, 105.0)).collect();
-        r[3].accuracy = Some(9_000.0);
+        r[3].accuracy = Some(9_000.0).into();
         apply_plausibility(&mut r, &rules);
         let f: Vec<u8> = r.iter().map(|x| x.flags).collect();
         assert_eq!(f, [flags::OVER_DEVICE_CAP, 0, 0, flags::LOW_ACCURACY]);

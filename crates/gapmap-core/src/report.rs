@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::boundaries::Boundaries;
 use crate::error::Result;
-use crate::ingest_run::{Ingested, RowCounts, Sample};
+use crate::ingest_run::{Ingested, Maybe, RowCounts, Sample};
 use crate::month::Month;
 use crate::output::{fmt_decimal, write_csv, write_json_pretty};
 use crate::stats::{self, median_sorted, quantile_sorted, sort_values};
@@ -44,7 +44,7 @@ impl GroupStats {
     /// Computes the statistics of some samples.
     #[must_use]
     pub fn of<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> Self {
-        let rows: Vec<StatRow> = samples.into_iter().map(|s| StatRow::of(s, 0)).collect();
+        let rows: Vec<StatRow> = samples.into_iter().map(|s| StatRow::of(s, 0, 0)).collect();
         Self::of_rows(&rows)
     }
 
@@ -58,8 +58,8 @@ impl GroupStats {
         let mut effective = 0;
         for r in rows {
             dl.push(r.download);
-            ul.extend(r.upload);
-            lat.extend(r.latency);
+            ul.extend(r.upload.get());
+            lat.extend(r.latency.get());
             dev.push(r.device);
             cells.push(r.cell);
             effective += u64::from(r.effective);
@@ -87,9 +87,12 @@ impl GroupStats {
 /// every level reads memory in sequence, not the samples at random.
 #[derive(Debug, Clone, Copy)]
 struct StatRow {
+    /// The sort keys of [`aggregate`]: month, finest unit's position.
+    month: Month,
+    position: u32,
     download: f64,
-    upload: Option<f64>,
-    latency: Option<f64>,
+    upload: Maybe,
+    latency: Maybe,
     cell: u64,
     device: u32,
     /// Rank of the carrier's name.
@@ -98,8 +101,10 @@ struct StatRow {
 }
 
 impl StatRow {
-    fn of(s: &Sample, carrier: u16) -> Self {
+    fn of(s: &Sample, position: u32, carrier: u16) -> Self {
         Self {
+            month: s.month,
+            position,
             download: s.download,
             upload: s.upload,
             latency: s.latency,
@@ -204,36 +209,29 @@ pub fn aggregate(
     for (p, &f) in by_chain.iter().enumerate() {
         position[f as usize] = p as u32;
     }
-    let mut keys: Vec<(Month, u32, u16, u32)> = ing
-        .samples
-        .par_iter()
-        .zip(units.par_iter())
-        .enumerate()
-        .filter(|(_, (s, u))| **u != NO_UNIT && include(s))
-        .map(|(i, (s, u))| {
-            (
-                s.month,
-                position[*u as usize],
-                rank[s.carrier as usize],
-                i as u32,
-            )
-        })
-        .collect();
-    keys.par_sort_unstable();
-    let rows: Vec<StatRow> = keys
-        .par_iter()
-        .map(|k| StatRow::of(&ing.samples[k.3 as usize], k.2))
-        .collect();
-    let unit_at = |level: usize, k: &(Month, u32, u16, u32)| {
-        (k.0, anc[level][by_chain[k.1 as usize] as usize])
-    };
+    // The rows themselves are sorted, not keys into the samples: half the
+    // memory, and no random reads. Rows of one (month, unit, carrier) may
+    // come in any order: every statistic is order-free.
+    // Sequential, into one allocation: a parallel filtered collect would
+    // hold its pieces and the whole at once.
+    let mut rows: Vec<StatRow> = Vec::with_capacity(ing.samples.len());
+    rows.extend(
+        ing.samples
+            .iter()
+            .zip(units)
+            .filter(|(s, u)| **u != NO_UNIT && include(s))
+            .map(|(s, u)| StatRow::of(s, position[*u as usize], rank[s.carrier as usize])),
+    );
+    rows.par_sort_unstable_by_key(|r| (r.month, r.position, r.carrier));
+    let unit_at =
+        |level: usize, r: &StatRow| (r.month, anc[level][by_chain[r.position as usize] as usize]);
     (0..depth)
         .into_par_iter()
         .map(|level| {
             let mut runs = Vec::new();
             let mut start = 0;
-            for i in 1..=keys.len() {
-                if i == keys.len() || unit_at(level, &keys[i]) != unit_at(level, &keys[start]) {
+            for i in 1..=rows.len() {
+                if i == rows.len() || unit_at(level, &rows[i]) != unit_at(level, &rows[start]) {
                     runs.push(start..i);
                     start = i;
                 }
@@ -269,7 +267,7 @@ pub fn aggregate(
                         .map(|g| (carrier_order[g[0].carrier as usize], GroupStats::of_rows(g)))
                         .collect();
                     (
-                        unit_at(level, &keys[run.start]),
+                        unit_at(level, &rows[run.start]),
                         UnitMonth { all, by_carrier },
                     )
                 })

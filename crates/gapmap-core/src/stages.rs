@@ -1,5 +1,6 @@
-//! Wall time per stage of a run, for `--timings` and the benchmark. Kept out
-//! of every output file, which must be byte-identical between runs.
+//! Wall time and peak memory per stage of a run, for `--timings` and the
+//! benchmark. Kept out of every output file, which must be byte-identical
+//! between runs.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,27 @@ pub struct Stages {
     added: Duration,
     /// (stage, wall time), in order.
     pub laps: Vec<(&'static str, Duration)>,
+    /// Per lap, the peak resident memory (KiB) during it, where the system
+    /// tells (Linux); `None` for parts recorded by [`Stages::add`].
+    pub peak_kib: Vec<Option<u64>>,
+}
+
+/// The process's peak resident memory (KiB) since it started or since the
+/// last reset, and resets it, so that each stage reports its own (Linux:
+/// `VmHWM` of `/proc/self/status`, reset through `/proc/self/clear_refs`).
+fn take_peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    // Without the reset (not permitted), the next value is the peak so far.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    Some(kib)
 }
 
 impl Default for Stages {
@@ -27,6 +49,10 @@ impl Stages {
             last: Instant::now(),
             added: Duration::ZERO,
             laps: Vec::new(),
+            peak_kib: {
+                let _ = take_peak_rss_kib();
+                Vec::new()
+            },
         }
     }
 
@@ -36,6 +62,7 @@ impl Stages {
         let now = Instant::now();
         self.laps
             .push((stage, (now - self.last).saturating_sub(self.added)));
+        self.peak_kib.push(take_peak_rss_kib());
         self.last = now;
         self.added = Duration::ZERO;
     }
@@ -43,6 +70,7 @@ impl Stages {
     /// Records a part of the coming lap timed elsewhere (e.g. inside a loop).
     pub fn add(&mut self, stage: &'static str, d: Duration) {
         self.laps.push((stage, d));
+        self.peak_kib.push(None);
         self.added += d;
     }
 }

@@ -53,8 +53,8 @@ fn naive_quantile(v: &[f64], p: f64) -> Option<f64> {
 /// linear search for distinct devices and cells.
 fn naive_stats(group: &[&Sample]) -> GroupStats {
     let dl: Vec<f64> = group.iter().map(|s| s.download).collect();
-    let ul: Vec<f64> = group.iter().filter_map(|s| s.upload).collect();
-    let lat: Vec<f64> = group.iter().filter_map(|s| s.latency).collect();
+    let ul: Vec<f64> = group.iter().filter_map(|s| s.upload.get()).collect();
+    let lat: Vec<f64> = group.iter().filter_map(|s| s.latency.get()).collect();
     let mut devices: Vec<u32> = Vec::new();
     let mut cells: Vec<h3o::CellIndex> = Vec::new();
     for s in group {
@@ -91,22 +91,20 @@ fn stat_sample(
     cell: h3o::CellIndex,
 ) -> Sample {
     Sample {
-        month,
-        day: 0,
         time: 0,
-        accuracy: None,
-        flags,
         lat: 21.0,
         lon: 105.0,
+        download,
+        upload: upload.into(),
+        latency: latency.into(),
+        accuracy: None.into(),
+        cell,
+        month,
+        device,
         carrier,
         network: Network::G4,
-        platform: None,
-        download,
-        upload,
-        latency,
-        device,
-        cell,
-        snapped_m: 0.0,
+        flags,
+        snapped: false,
     }
 }
 
