@@ -28,6 +28,7 @@ mod formats;
 mod gaming;
 mod gaps;
 mod heatmap;
+mod invariance;
 mod national;
 mod notebooks;
 mod oracle;

@@ -78,7 +78,7 @@ fn print_timings(load: std::time::Duration, stages: &gapmap_core::stages::Stages
         total += *d;
         match peak {
             Some(kib) => eprintln!(
-                "gapmap: timing {stage:<28} {:>8.3} s  peak RSS {:>6} MiB",
+                "gapmap: timing {stage:<28} {:>8.3} s  peak RSS so far {:>6} MiB",
                 d.as_secs_f64(),
                 kib / 1024
             ),

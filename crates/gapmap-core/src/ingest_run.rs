@@ -282,7 +282,7 @@ pub fn ingest(
     for (file_no, path) in opts.files.iter().enumerate() {
         #[allow(clippy::cast_possible_truncation, reason = "file counts fit u32")]
         let file = file_no as u32;
-        read_rows(path, &opts.columns, &mut warnings, &mut |chunk| {
+        read_pipelined(path, &opts.columns, &mut warnings, &mut |chunk| {
             let t0 = std::time::Instant::now();
             let resolution = opts.resolution;
             let checked: Vec<_> = chunk
@@ -504,6 +504,46 @@ pub fn ingest(
     })
 }
 
+/// [`read_rows`] on its own thread, a few chunks ahead of `on_chunk` on
+/// this one: reading (CSV parsing above all, which is sequential) overlaps
+/// with checking and placing the chunk before, and at most
+/// `AHEAD` + 2 chunks are in memory. Warnings are the reader's, in order.
+fn read_pipelined(
+    path: &std::path::Path,
+    columns: &ColumnMap,
+    warnings: &mut Vec<String>,
+    on_chunk: &mut dyn FnMut(Vec<crate::schema::RawRow>) -> Result<()>,
+) -> Result<()> {
+    const AHEAD: usize = 2;
+    let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut warnings = Vec::new();
+            let read = read_rows(path, columns, &mut warnings, &mut |chunk| {
+                // A closed channel: the consumer failed; stop reading. Its
+                // error is the one reported, never this one.
+                tx.send(chunk)
+                    .map_err(|_| crate::Error::Config("reading stopped".to_owned()))
+            });
+            (read, warnings)
+        });
+        let mut consumed = Ok(());
+        for chunk in &rx {
+            consumed = on_chunk(chunk);
+            if consumed.is_err() {
+                break;
+            }
+        }
+        drop(rx);
+        let (read, reader_warnings) = match reader.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        warnings.extend(reader_warnings);
+        consumed.and(read)
+    })
+}
+
 /// Plausibility flags of a sample.
 pub mod flags {
     /// Location accuracy worse than the limit.
@@ -567,6 +607,26 @@ pub struct FlagCounts {
     pub flagged: u64,
 }
 
+/// A sample's content, time first, as a sort key: ties between a device's
+/// tests break on it, and only samples equal in every field that reaches an
+/// output fall back to input order, where the choice cannot change an output.
+fn content_key(s: &Sample) -> impl Ord + use<> {
+    (
+        (
+            s.time,
+            s.lat.to_bits(),
+            s.lon.to_bits(),
+            s.download.to_bits(),
+        ),
+        (
+            s.upload.0.to_bits(),
+            s.latency.0.to_bits(),
+            s.accuracy.0.to_bits(),
+        ),
+        (u64::from(s.cell), s.carrier, s.network, s.snapped),
+    )
+}
+
 /// Flags implausible samples (see [`flags`]); the device cap keeps a device's
 /// first tests in time, counting only tests no other rule flagged. Returns the
 /// counts per rule.
@@ -596,6 +656,13 @@ pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagC
             .map(|(i, s)| (s.device, s.time, i as u32))
             .collect();
         keys.par_sort_unstable();
+        // Tests of one device at the same second (rare) in content order,
+        // so that which of them is flagged does not depend on input order.
+        for run in keys.chunk_by_mut(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            if run.len() > 1 {
+                run.sort_by_key(|k| (content_key(&samples[k.2 as usize]), k.2));
+            }
+        }
         let order: Vec<usize> = keys.into_iter().map(|k| k.2 as usize).collect();
         let v = rules.max_movement_kmh;
         let fast = |a: &Sample, b: &Sample| {
@@ -630,16 +697,7 @@ pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagC
             .collect();
         groups.par_sort_unstable();
         let cap = rules.device_cap as usize;
-        let key = |i: u32| {
-            let s = &samples[i as usize];
-            (
-                s.time,
-                s.download.to_bits(),
-                s.lat.to_bits(),
-                s.lon.to_bits(),
-                i,
-            )
-        };
+        let key = |i: u32| (content_key(&samples[i as usize]), i);
         let mut over = Vec::new();
         for g in groups.chunk_by_mut(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2)) {
             if g.len() > cap {

@@ -12,27 +12,25 @@ pub struct Stages {
     added: Duration,
     /// (stage, wall time), in order.
     pub laps: Vec<(&'static str, Duration)>,
-    /// Per lap, the peak resident memory (KiB) during it, where the system
-    /// tells (Linux); `None` for parts recorded by [`Stages::add`].
+    /// Per lap, the peak resident memory (KiB) of the process so far, where
+    /// the system tells (Linux); `None` for parts recorded by [`Stages::add`].
+    /// The stage where it rises is where the run's peak is.
     pub peak_kib: Vec<Option<u64>>,
 }
 
-/// The process's peak resident memory (KiB) since it started or since the
-/// last reset, and resets it, so that each stage reports its own (Linux:
-/// `VmHWM` of `/proc/self/status`, reset through `/proc/self/clear_refs`).
-fn take_peak_rss_kib() -> Option<u64> {
+/// The process's peak resident memory so far, KiB (Linux: `VmHWM` of
+/// `/proc/self/status`). Never reset: that would also reset what
+/// `getrusage` and GNU time report.
+fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib = status
+    status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))?
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse()
-        .ok()?;
-    // Without the reset (not permitted), the next value is the peak so far.
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-    Some(kib)
+        .ok()
 }
 
 impl Default for Stages {
@@ -49,10 +47,7 @@ impl Stages {
             last: Instant::now(),
             added: Duration::ZERO,
             laps: Vec::new(),
-            peak_kib: {
-                let _ = take_peak_rss_kib();
-                Vec::new()
-            },
+            peak_kib: Vec::new(),
         }
     }
 
@@ -62,7 +57,7 @@ impl Stages {
         let now = Instant::now();
         self.laps
             .push((stage, (now - self.last).saturating_sub(self.added)));
-        self.peak_kib.push(take_peak_rss_kib());
+        self.peak_kib.push(peak_rss_kib());
         self.last = now;
         self.added = Duration::ZERO;
     }
