@@ -192,9 +192,9 @@ fn read_csv(
     Ok(())
 }
 
-/// Writes the text of one Parquet column into `rows` (one per row of the
-/// column), without a string per value. Numbers are written in Rust's
-/// shortest round-trip form; time-zone-aware timestamps as RFC 3339 in UTC;
+/// Writes one Parquet column into `rows` (one per row of the column),
+/// without a string per value. Numeric fields in number columns go in as
+/// values; other numbers are written in Rust's shortest round-trip form; time-zone-aware timestamps as RFC 3339 in UTC;
 /// naive timestamps without an offset, so that they are `bad_timestamp`
 /// (their zone is unknown).
 fn set_column(
@@ -209,6 +209,17 @@ fn set_column(
         message: e.to_string(),
     };
     let mut text = String::new();
+    if field.numeric() && (s.dtype().is_float() || s.dtype().is_integer()) {
+        // Typed numbers go in as values: what their text would parse to
+        // (Rust's float text round-trips), without writing it.
+        let c = s.cast(&DataType::Float64).map_err(perr)?;
+        for (row, v) in rows.iter_mut().zip(c.f64().map_err(perr)?.iter()) {
+            if let Some(x) = v {
+                row.set_number(field, x);
+            }
+        }
+        return Ok(());
+    }
     match s.dtype().clone() {
         DataType::String => {
             for (row, v) in rows.iter_mut().zip(s.str().map_err(perr)?.iter()) {
@@ -295,6 +306,77 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> polars::prelude::PolarsResult<T>)
     }
 }
 
+/// Checks the header of every data page of the columns gapmap reads, before
+/// polars decodes them: a damaged header with a negative value count makes
+/// polars ask for 2^61 bytes, and a failed allocation aborts the process
+/// where no error handling can catch it (found by fuzzing). The pages are
+/// read (a column chunk at a time), not decompressed.
+fn check_page_headers(path: &Path, wanted: &[String]) -> Result<()> {
+    use polars_parquet::parquet::page::{CompressedPage, DataPageHeader};
+    use polars_parquet::parquet::read::{PageMetaData, PageReader, read_metadata};
+    use std::io::{Read as _, Seek as _};
+    let damaged = |what: String| Error::Parquet {
+        path: path.to_owned(),
+        message: format!("the file is damaged ({what}); export it again"),
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let meta = guarded(path, || {
+        read_metadata(&mut file).map_err(polars::prelude::PolarsError::from)
+    })?;
+    let limit = i32::MAX as usize;
+    for (g, group) in meta.row_groups.iter().enumerate() {
+        for column in group.parquet_columns() {
+            let name = column
+                .descriptor()
+                .path_in_schema
+                .first()
+                .map(|n| n.as_str());
+            if !name.is_some_and(|n| wanted.iter().any(|w| w == n)) {
+                continue;
+            }
+            let range = column.byte_range();
+            if range.start > range.end || range.end > size {
+                return Err(damaged(format!(
+                    "row group {g}, column {}: bytes {}..{} of a {size}-byte file",
+                    name.unwrap_or_default(),
+                    range.start,
+                    range.end
+                )));
+            }
+            let mut bytes = vec![0; usize::try_from(range.end - range.start).unwrap_or(0)];
+            file.seek(std::io::SeekFrom::Start(range.start))
+                .and_then(|_| file.read_exact(&mut bytes))
+                .map_err(|e| Error::io(path, e))?;
+            let mut at_zero: PageMetaData = column.into();
+            at_zero.column_start = 0;
+            let pages = PageReader::new_with_page_meta(
+                std::io::Cursor::new(polars_buffer::Buffer::from(bytes)),
+                at_zero,
+                Vec::new(),
+                limit,
+            );
+            for page in pages {
+                // Errors here are polars' to report, with its own message.
+                let Ok(CompressedPage::Data(page)) = page else {
+                    continue;
+                };
+                let counts: &[i32] = match page.header() {
+                    DataPageHeader::V1(h) => &[h.num_values],
+                    DataPageHeader::V2(h) => &[h.num_values, h.num_nulls, h.num_rows],
+                };
+                if let Some(bad) = counts.iter().find(|c| **c < 0) {
+                    return Err(damaged(format!(
+                        "row group {g}, column {}: a page claims {bad} values",
+                        name.unwrap_or_default()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn read_parquet(
     path: &Path,
     columns: &ColumnMap,
@@ -315,6 +397,7 @@ fn read_parquet(
         .filter_map(|(f, c)| c.map(|c| (f, headers[c].clone())))
         .collect();
     let names: Vec<String> = wanted.iter().map(|w| w.1.clone()).collect();
+    check_page_headers(path, &names)?;
     let mut offset = 0;
     while offset < height {
         let len = PARQUET_SLICE_ROWS.min(height - offset);

@@ -455,7 +455,7 @@ pub fn ingest(
                     carrier,
                     network: c.network,
                     flags: 0,
-                    snapped: dated.snapped_m > 0.0,
+                    snapped: dated.kind == PlaceKind::Snapped,
                 });
             }
             account += t1.elapsed();

@@ -85,6 +85,16 @@ impl Field {
         )
     }
 
+    /// Whether the field is a number (coordinates, speeds, latency, accuracy):
+    /// a typed input column passes it as a value, not as text.
+    #[must_use]
+    pub const fn numeric(self) -> bool {
+        matches!(
+            self,
+            Self::Lat | Self::Lon | Self::Download | Self::Upload | Self::Latency | Self::Accuracy
+        )
+    }
+
     const fn index(self) -> usize {
         self as usize
     }
@@ -163,7 +173,11 @@ pub struct RawRow {
     pub truncated: bool,
     buf: String,
     spans: [(u32, u32); FIELD_COUNT],
+    /// Values of numeric fields set from typed columns.
+    numbers: [f64; FIELD_COUNT],
     present: u16,
+    /// Fields set by [`RawRow::set_number`].
+    typed: u16,
 }
 
 impl RawRow {
@@ -201,10 +215,35 @@ impl RawRow {
         self.present |= 1 << field.index();
     }
 
-    /// A field's value, if present.
+    /// Sets a numeric field from a typed column: the value the text of a
+    /// CSV would parse to, without writing and parsing that text.
+    pub fn set_number(&mut self, field: Field, value: f64) {
+        self.numbers[field.index()] = value;
+        self.present |= 1 << field.index();
+        self.typed |= 1 << field.index();
+    }
+
+    /// Whether a field is present (as text or as a number).
+    #[must_use]
+    pub const fn has(&self, field: Field) -> bool {
+        self.present & (1 << field.index()) != 0
+    }
+
+    /// A numeric field: `None` when absent, `Some(None)` when its text is
+    /// not a number.
+    #[must_use]
+    pub fn number(&self, field: Field) -> Option<Option<f64>> {
+        if self.typed & (1 << field.index()) != 0 {
+            return Some(Some(self.numbers[field.index()]));
+        }
+        self.get(field).map(|s| s.parse::<f64>().ok())
+    }
+
+    /// A field's text, if present as text (a number set by
+    /// [`RawRow::set_number`] has none).
     #[must_use]
     pub fn get(&self, field: Field) -> Option<&str> {
-        if self.present & (1 << field.index()) == 0 {
+        if (self.present & !self.typed) & (1 << field.index()) == 0 {
             return None;
         }
         let (a, b) = self.spans[field.index()];
@@ -533,14 +572,16 @@ fn local_time_chrono(s: &str) -> Option<(Month, i32, i64)> {
 }
 
 /// A finite number; `inf`, `NaN` and text are not numbers.
-fn finite(s: &str) -> Option<f64> {
-    s.parse::<f64>().ok().filter(|v| v.is_finite())
+/// A finite number from a field's number or text.
+fn finite(v: Option<Option<f64>>) -> Option<f64> {
+    v.flatten().filter(|v| v.is_finite())
 }
 
-fn speed(s: Option<&str>) -> Result<Option<f64>, ()> {
-    match s {
+/// An optional non-negative finite number: absent is fine, anything else is not.
+fn speed(v: Option<Option<f64>>) -> Result<Option<f64>, ()> {
+    match v {
         None => Ok(None),
-        Some(s) => finite(s).filter(|v| *v >= 0.0).map(Some).ok_or(()),
+        Some(_) => finite(v).filter(|v| *v >= 0.0).map(Some).ok_or(()),
     }
 }
 
@@ -549,32 +590,28 @@ fn speed(s: Option<&str>) -> Result<Option<f64>, ()> {
 /// # Errors
 /// The first failing check's reason.
 pub fn check_row(row: &RawRow) -> Result<CheckedRow<'_>, RejectReason> {
-    if row.truncated
-        || Field::ALL
-            .iter()
-            .any(|f| f.required() && row.get(*f).is_none())
-    {
+    if row.truncated || Field::ALL.iter().any(|f| f.required() && !row.has(*f)) {
         return Err(RejectReason::MissingField);
     }
     let req = |f: Field| row.get(f).unwrap_or_default();
     let (month, day, time) = local_time(req(Field::Timestamp)).ok_or(RejectReason::BadTimestamp)?;
-    let lat = finite(req(Field::Lat)).ok_or(RejectReason::BadCoordinates)?;
-    let lon = finite(req(Field::Lon)).ok_or(RejectReason::BadCoordinates)?;
+    let lat = finite(row.number(Field::Lat)).ok_or(RejectReason::BadCoordinates)?;
+    let lon = finite(row.number(Field::Lon)).ok_or(RejectReason::BadCoordinates)?;
     // An accuracy that is given must be a distance: it is part of the location.
-    let accuracy = speed(row.get(Field::Accuracy)).map_err(|()| RejectReason::BadCoordinates)?;
+    let accuracy = speed(row.number(Field::Accuracy)).map_err(|()| RejectReason::BadCoordinates)?;
     if !(-90.0..=90.0).contains(&lat)
         || !(-180.0..=180.0).contains(&lon)
         || (lat == 0.0 && lon == 0.0)
     {
         return Err(RejectReason::BadCoordinates);
     }
-    let download = speed(Some(req(Field::Download)))
+    let download = speed(row.number(Field::Download))
         .ok()
         .flatten()
         .filter(|d| *d <= MAX_DOWNLOAD_MBPS)
         .ok_or(RejectReason::BadSpeed)?;
-    let upload = speed(row.get(Field::Upload)).map_err(|()| RejectReason::BadSpeed)?;
-    let latency = speed(row.get(Field::Latency)).map_err(|()| RejectReason::BadSpeed)?;
+    let upload = speed(row.number(Field::Upload)).map_err(|()| RejectReason::BadSpeed)?;
+    let latency = speed(row.number(Field::Latency)).map_err(|()| RejectReason::BadSpeed)?;
     Ok(CheckedRow {
         test_id: req(Field::TestId),
         month,
@@ -623,6 +660,50 @@ mod tests {
         v.retain(|(f, _)| *f != field);
         v.push((field, value));
         row(&v)
+    }
+
+    #[test]
+    fn typed_numbers_check_as_their_text_does() {
+        // Each numeric field as a value and as the text a CSV would hold:
+        // the same checked row, or the same reject reason.
+        let cases: [(Field, f64, &str); 9] = [
+            (Field::Lat, 21.444461, "21.444461"),
+            (Field::Lon, 106.031648, "106.031648"),
+            (Field::Download, 0.0, "0"),
+            (Field::Download, -3.5, "-3.5"),
+            (Field::Download, f64::NAN, "NaN"),
+            (Field::Lat, f64::INFINITY, "inf"),
+            (Field::Upload, 7.97, "7.97"),
+            (Field::Latency, -1.0, "-1"),
+            (Field::Accuracy, 25.0, "25"),
+        ];
+        for (field, value, text) in cases {
+            let as_text = with(field, text);
+            let mut as_number = row(&good()
+                .into_iter()
+                .filter(|(f, _)| *f != field)
+                .collect::<Vec<_>>());
+            as_number.set_number(field, value);
+            assert!(as_number.has(field) && as_number.get(field).is_none());
+            let (a, b) = (check_row(&as_text), check_row(&as_number));
+            match (&a, &b) {
+                (Ok(x), Ok(y)) => assert_eq!(
+                    (x.lat, x.lon, x.download, x.upload, x.latency, x.accuracy),
+                    (y.lat, y.lon, y.download, y.upload, y.latency, y.accuracy),
+                    "{field:?} {text}"
+                ),
+                (Err(x), Err(y)) => assert_eq!(x, y, "{field:?} {text}"),
+                _ => panic!("{field:?} {text}: {:?} against {:?}", a.err(), b.err()),
+            }
+        }
+        // A typed required field counts as present; a missing one still fails.
+        let mut r = row(&good()
+            .into_iter()
+            .filter(|(f, _)| *f != Field::Lat)
+            .collect::<Vec<_>>());
+        assert_eq!(check_row(&r).err(), Some(RejectReason::MissingField));
+        r.set_number(Field::Lat, 21.5);
+        assert!(check_row(&r).is_ok());
     }
 
     #[test]

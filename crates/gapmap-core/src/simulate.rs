@@ -673,6 +673,8 @@ fn write_parquet(path: &Path, header: &[&str; 11], rows: &[SimRow]) -> Result<()
         path: path.to_owned(),
         message: e.to_string(),
     };
+    // Numbers as Float64 columns, as an exporter writes them (a column
+    // with any text that is not a number stays text); the rest as text.
     let columns: Vec<Column> = header
         .iter()
         .enumerate()
@@ -681,6 +683,15 @@ fn write_parquet(path: &Path, header: &[&str; 11], rows: &[SimRow]) -> Result<()
                 .iter()
                 .map(|r| Some(r.fields[i].as_str()).filter(|s| !s.is_empty()))
                 .collect();
+            if crate::schema::Field::ALL[i].numeric() {
+                let numbers: Option<Vec<Option<f64>>> = values
+                    .iter()
+                    .map(|v| v.map_or(Some(None), |t| t.parse::<f64>().ok().map(Some)))
+                    .collect();
+                if let Some(numbers) = numbers {
+                    return Column::new((*name).into(), numbers);
+                }
+            }
             Column::new((*name).into(), values)
         })
         .collect();
