@@ -324,7 +324,6 @@ fn check_page_headers(path: &Path, wanted: &[String]) -> Result<()> {
     let meta = guarded(path, || {
         read_metadata(&mut file).map_err(polars::prelude::PolarsError::from)
     })?;
-    let limit = i32::MAX as usize;
     for (g, group) in meta.row_groups.iter().enumerate() {
         for column in group.parquet_columns() {
             let name = column
@@ -350,16 +349,22 @@ fn check_page_headers(path: &Path, wanted: &[String]) -> Result<()> {
                 .map_err(|e| Error::io(path, e))?;
             let mut at_zero: PageMetaData = column.into();
             at_zero.column_start = 0;
+            // No page is larger than its column chunk: a damaged size is
+            // refused before anything is allocated for it.
+            let largest = bytes.len();
             let pages = PageReader::new_with_page_meta(
                 std::io::Cursor::new(polars_buffer::Buffer::from(bytes)),
                 at_zero,
                 Vec::new(),
-                limit,
+                largest,
             );
             for page in pages {
-                // Errors here are polars' to report, with its own message.
-                let Ok(CompressedPage::Data(page)) = page else {
-                    continue;
+                // An unreadable page is polars' to report, with its own
+                // message; the reader may repeat its error, so stop here.
+                let page = match page {
+                    Ok(CompressedPage::Data(page)) => page,
+                    Ok(CompressedPage::Dict(_)) => continue,
+                    Err(_) => break,
                 };
                 let counts: &[i32] = match page.header() {
                     DataPageHeader::V1(h) => &[h.num_values],
