@@ -69,6 +69,7 @@ pub fn read_rows(
 pub fn row_count_hint(path: &Path) -> Option<usize> {
     match Format::of(path).ok()? {
         Format::Parquet => {
+            check_footer(path).ok()?;
             let file = std::fs::File::open(path).ok()?;
             let mut reader = polars::prelude::ParquetReader::new(file);
             guarded(path, || reader.num_rows()).ok()
@@ -306,6 +307,36 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> polars::prelude::PolarsResult<T>)
     }
 }
 
+/// Checks the lengths a Parquet footer claims before polars reserves memory
+/// for them ([`crate::parquet_footer`]).
+fn check_footer(path: &Path) -> Result<()> {
+    use std::io::{Read as _, Seek as _};
+    let io = |e| Error::io(path, e);
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    if size < 8 {
+        return Ok(()); // polars says what is wrong
+    }
+    let mut end = [0u8; 8];
+    file.seek(std::io::SeekFrom::Start(size - 8)).map_err(io)?;
+    file.read_exact(&mut end).map_err(io)?;
+    let len = u64::from(u32::from_le_bytes([end[0], end[1], end[2], end[3]]));
+    if len + 8 > size {
+        return Ok(());
+    }
+    let mut tail = vec![0u8; usize::try_from(len + 8).unwrap_or(0)];
+    file.seek(std::io::SeekFrom::Start(size - 8 - len))
+        .map_err(io)?;
+    file.read_exact(&mut tail).map_err(io)?;
+    match crate::parquet_footer::check(&tail) {
+        crate::parquet_footer::Footer::Plausible => Ok(()),
+        crate::parquet_footer::Footer::Damaged(why) => Err(Error::Parquet {
+            path: path.to_owned(),
+            message: format!("the file is damaged ({why}); export it again"),
+        }),
+    }
+}
+
 /// Checks the header of every data page of the columns gapmap reads, before
 /// polars decodes them: a damaged header with a negative value count makes
 /// polars ask for 2^61 bytes, and a failed allocation aborts the process
@@ -387,6 +418,7 @@ fn read_parquet(
     columns: &ColumnMap,
     on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
 ) -> Result<()> {
+    check_footer(path)?;
     let open = || std::fs::File::open(path).map_err(|e| Error::io(path, e));
     let mut reader = polars::prelude::ParquetReader::new(open()?);
     let headers: Vec<String> = guarded(path, || reader.schema())?

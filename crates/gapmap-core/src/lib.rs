@@ -22,6 +22,7 @@ pub mod layers;
 pub mod manifest;
 pub mod month;
 pub mod output;
+pub mod parquet_footer;
 pub mod reform;
 pub mod report;
 pub mod report_html;
