@@ -474,6 +474,61 @@ mod tests {
     use super::*;
 
     #[test]
+    fn typed_parquet_columns_read_as_their_text_would() {
+        // Numbers as Float32, Float64 and integers, ids as integers: numeric
+        // fields go in as values, ids as their text; nulls are absent.
+        use polars::prelude::{Column, DataFrame, ParquetWriter};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("typed.parquet");
+        let mut df = DataFrame::new(
+            2,
+            vec![
+                Column::new("test_id".into(), [101i64, 102]),
+                Column::new(
+                    "timestamp".into(),
+                    ["2025-06-18T01:40:30+07:00", "2025-06-18T01:41:30+07:00"],
+                ),
+                Column::new("lat".into(), [21.1f32, 21.5]),
+                Column::new("lon".into(), [105.8f64, 105.9]),
+                Column::new("carrier".into(), ["Viettel", "MobiFone"]),
+                Column::new("network".into(), ["LTE", "4G"]),
+                Column::new("download_mbps".into(), [Some(12.5f64), Some(-1.0)]),
+                Column::new("upload_mbps".into(), [Some(3i32), None]),
+                Column::new("latency_ms".into(), [40i64, 41]),
+                Column::new("device_id".into(), [7i64, 8]),
+            ],
+        )
+        .expect("frame");
+        let file = std::fs::File::create(&path).expect("create");
+        ParquetWriter::new(file).finish(&mut df).expect("write");
+        let mut rows = Vec::new();
+        read_rows(
+            &path,
+            &ColumnMap::default(),
+            &mut Vec::new(),
+            &mut |chunk| {
+                rows.extend(chunk);
+                Ok(())
+            },
+        )
+        .expect("read");
+        assert_eq!(rows.len(), 2);
+        let a = crate::schema::check_row(&rows[0]).expect("valid row");
+        // Float32 widened exactly as its text path did (cast, then shortest text).
+        assert_eq!(a.lat, f64::from(21.1f32));
+        assert_eq!(
+            (a.lon, a.download, a.upload, a.latency),
+            (105.8, 12.5, Some(3.0), Some(40.0))
+        );
+        assert_eq!((a.test_id, a.device_id, a.carrier), ("101", "7", "Viettel"));
+        assert!(rows[1].get(Field::Upload).is_none() && !rows[1].has(Field::Upload));
+        assert_eq!(
+            crate::schema::check_row(&rows[1]).err(),
+            Some(crate::schema::RejectReason::BadSpeed)
+        );
+    }
+
+    #[test]
     fn spanning_quotes_warn_with_line_and_are_capped() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("s.csv");
