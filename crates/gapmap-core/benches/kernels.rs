@@ -162,20 +162,7 @@ fn kernels(c: &mut Criterion) {
     g.bench_function("median, p10, p90 by selection", |bench| {
         bench.iter_batched(
             || values.clone(),
-            |mut v| {
-                let n = v.len();
-                let (m0, m1) = gapmap_core::stats::median_ranks(n);
-                let (a0, a1) = gapmap_core::stats::quantile_ranks(n, 0.1);
-                let (b0, b1) = gapmap_core::stats::quantile_ranks(n, 0.9);
-                let mut ranks = [m0, m1, a0, a1, b0, b1];
-                ranks.sort_unstable();
-                gapmap_core::stats::select_ranks(&mut v, &ranks);
-                black_box((
-                    gapmap_core::stats::median_at(n, |i| v[i]),
-                    gapmap_core::stats::quantile_at(n, 0.1, |i| v[i]),
-                    gapmap_core::stats::quantile_at(n, 0.9, |i| v[i]),
-                ))
-            },
+            |mut v| black_box(gapmap_core::stats::median_p10_p90(&mut v)),
             BatchSize::LargeInput,
         );
     });

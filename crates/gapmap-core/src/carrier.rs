@@ -22,10 +22,14 @@ pub struct CarrierTable {
 /// "vnpt vinaphone" and "VNPT_VINAPHONE" are one key and "452-04",
 /// "45204" and "452 04" are another.
 fn key(s: &str) -> String {
+    key_chars(s).collect()
+}
+
+/// The characters of a name's lookup key: letters and digits, lower case.
+fn key_chars(s: &str) -> impl Iterator<Item = char> + '_ {
     s.chars()
         .filter(|c| c.is_alphanumeric())
         .flat_map(char::to_lowercase)
-        .collect()
 }
 
 impl CarrierTable {
@@ -93,11 +97,7 @@ impl CarrierTable {
         // The key on the stack for the usual short names (a row's hot path).
         let mut buf = [0u8; 64];
         let mut n = 0;
-        for c in raw
-            .chars()
-            .filter(|c| c.is_alphanumeric())
-            .flat_map(char::to_lowercase)
-        {
+        for c in key_chars(raw) {
             if n + c.len_utf8() > buf.len() {
                 return self.by_key.get(&key(raw)).map_or(raw, String::as_str);
             }

@@ -195,9 +195,9 @@ fn read_csv(
 
 /// Writes one Parquet column into `rows` (one per row of the column),
 /// without a string per value. Numeric fields in number columns go in as
-/// values; other numbers are written in Rust's shortest round-trip form; time-zone-aware timestamps as RFC 3339 in UTC;
-/// naive timestamps without an offset, so that they are `bad_timestamp`
-/// (their zone is unknown).
+/// values; other numbers are written in Rust's shortest round-trip form;
+/// time-zone-aware timestamps as RFC 3339 in UTC; naive timestamps without
+/// an offset, so that they are `bad_timestamp` (their zone is unknown).
 fn set_column(
     path: &Path,
     s: &polars::prelude::Series,
@@ -307,6 +307,14 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> polars::prelude::PolarsResult<T>)
     }
 }
 
+/// A Parquet file found damaged before polars reads it.
+fn damaged(path: &Path, what: &str) -> Error {
+    Error::Parquet {
+        path: path.to_owned(),
+        message: format!("the file is damaged ({what}); export it again"),
+    }
+}
+
 /// Checks the lengths a Parquet footer claims before polars reserves memory
 /// for them ([`crate::parquet_footer`]).
 fn check_footer(path: &Path) -> Result<()> {
@@ -330,10 +338,7 @@ fn check_footer(path: &Path) -> Result<()> {
     file.read_exact(&mut tail).map_err(io)?;
     match crate::parquet_footer::check(&tail) {
         crate::parquet_footer::Footer::Plausible => Ok(()),
-        crate::parquet_footer::Footer::Damaged(why) => Err(Error::Parquet {
-            path: path.to_owned(),
-            message: format!("the file is damaged ({why}); export it again"),
-        }),
+        crate::parquet_footer::Footer::Damaged(why) => Err(damaged(path, &why)),
     }
 }
 
@@ -346,10 +351,6 @@ fn check_page_headers(path: &Path, wanted: &[String]) -> Result<()> {
     use polars_parquet::parquet::page::{CompressedPage, DataPageHeader};
     use polars_parquet::parquet::read::{PageMetaData, PageReader, read_metadata};
     use std::io::{Read as _, Seek as _};
-    let damaged = |what: String| Error::Parquet {
-        path: path.to_owned(),
-        message: format!("the file is damaged ({what}); export it again"),
-    };
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let meta = guarded(path, || {
@@ -367,12 +368,15 @@ fn check_page_headers(path: &Path, wanted: &[String]) -> Result<()> {
             }
             let range = column.byte_range();
             if range.start > range.end || range.end > size {
-                return Err(damaged(format!(
-                    "row group {g}, column {}: bytes {}..{} of a {size}-byte file",
-                    name.unwrap_or_default(),
-                    range.start,
-                    range.end
-                )));
+                return Err(damaged(
+                    path,
+                    &format!(
+                        "row group {g}, column {}: bytes {}..{} of a {size}-byte file",
+                        name.unwrap_or_default(),
+                        range.start,
+                        range.end
+                    ),
+                ));
             }
             let mut bytes = vec![0; usize::try_from(range.end - range.start).unwrap_or(0)];
             file.seek(std::io::SeekFrom::Start(range.start))
@@ -402,10 +406,13 @@ fn check_page_headers(path: &Path, wanted: &[String]) -> Result<()> {
                     DataPageHeader::V2(h) => &[h.num_values, h.num_nulls, h.num_rows],
                 };
                 if let Some(bad) = counts.iter().find(|c| **c < 0) {
-                    return Err(damaged(format!(
-                        "row group {g}, column {}: a page claims {bad} values",
-                        name.unwrap_or_default()
-                    )));
+                    return Err(damaged(
+                        path,
+                        &format!(
+                            "row group {g}, column {}: a page claims {bad} values",
+                            name.unwrap_or_default()
+                        ),
+                    ));
                 }
             }
         }

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::ingest_run::{Ingested, Maybe, RowCounts, Sample};
 use crate::month::Month;
 use crate::output::{fmt_decimal, write_csv, write_json_pretty};
-use crate::stats::{self, median_sorted, quantile_sorted, sort_values};
+use crate::stats;
 use crate::vintage::NO_UNIT;
 
 /// Decimals of speeds and latencies in CSV outputs (1 kbps, 1 µs).
@@ -68,15 +68,15 @@ impl GroupStats {
         cells.dedup();
         dev.sort_unstable();
         dev.dedup();
-        let [download_median, download_p10, download_p90] = median_p10_p90(&mut dl);
+        let [download_median, download_p10, download_p90] = stats::median_p10_p90(&mut dl);
         Self {
             samples: dl.len() as u64,
             devices: dev.len() as u64,
             download_median,
             download_p10,
             download_p90,
-            upload_median: median(&mut ul),
-            latency_median: median(&mut lat),
+            upload_median: stats::median(&mut ul),
+            latency_median: stats::median(&mut lat),
             effective,
             cells: cells.len() as u64,
         }
@@ -114,45 +114,6 @@ impl StatRow {
             effective: s.flags == 0,
         }
     }
-}
-
-/// Median, 10th and 90th percentiles (type 7) of values, by selection of the
-/// ranks they read rather than a full sort: the same values as
-/// [`median_sorted`] and [`quantile_sorted`] on sorted input.
-fn median_p10_p90(values: &mut [f64]) -> [Option<f64>; 3] {
-    let n = values.len();
-    // Small groups (most units) sort faster than they select.
-    if n <= 64 {
-        sort_values(values);
-        return [
-            median_sorted(values),
-            quantile_sorted(values, 0.1),
-            quantile_sorted(values, 0.9),
-        ];
-    }
-    let (m0, m1) = stats::median_ranks(n);
-    let (a0, a1) = stats::quantile_ranks(n, 0.1);
-    let (b0, b1) = stats::quantile_ranks(n, 0.9);
-    let mut ranks = [m0, m1, a0, a1, b0, b1];
-    ranks.sort_unstable();
-    stats::select_ranks(values, &ranks);
-    [
-        stats::median_at(n, |i| values[i]),
-        stats::quantile_at(n, 0.1, |i| values[i]),
-        stats::quantile_at(n, 0.9, |i| values[i]),
-    ]
-}
-
-/// The median of values, by selection (see [`median_p10_p90`]).
-fn median(values: &mut [f64]) -> Option<f64> {
-    let n = values.len();
-    if n <= 64 {
-        sort_values(values);
-        return median_sorted(values);
-    }
-    let (m0, m1) = stats::median_ranks(n);
-    stats::select_ranks(values, &[m0, m1]);
-    stats::median_at(n, |i| values[i])
 }
 
 /// Statistics of one unit in one month: all carriers and each carrier.

@@ -87,6 +87,48 @@ pub fn sort_values(values: &mut [f64]) {
     values.sort_unstable_by(f64::total_cmp);
 }
 
+/// Median, 10th and 90th percentiles (type 7) of values, by selection of the
+/// ranks they read rather than a full sort: the same values as
+/// [`median_sorted`] and [`quantile_sorted`] on sorted input. The values are
+/// left reordered.
+#[must_use]
+pub fn median_p10_p90(values: &mut [f64]) -> [Option<f64>; 3] {
+    let n = values.len();
+    // Small groups (most units) sort faster than they select.
+    if n <= 64 {
+        sort_values(values);
+        return [
+            median_sorted(values),
+            quantile_sorted(values, 0.1),
+            quantile_sorted(values, 0.9),
+        ];
+    }
+    let (m0, m1) = median_ranks(n);
+    let (a0, a1) = quantile_ranks(n, 0.1);
+    let (b0, b1) = quantile_ranks(n, 0.9);
+    let mut ranks = [m0, m1, a0, a1, b0, b1];
+    ranks.sort_unstable();
+    select_ranks(values, &ranks);
+    [
+        median_at(n, |i| values[i]),
+        quantile_at(n, 0.1, |i| values[i]),
+        quantile_at(n, 0.9, |i| values[i]),
+    ]
+}
+
+/// The median of values, by selection (see [`median_p10_p90`]).
+#[must_use]
+pub fn median(values: &mut [f64]) -> Option<f64> {
+    let n = values.len();
+    if n <= 64 {
+        sort_values(values);
+        return median_sorted(values);
+    }
+    let (m0, m1) = median_ranks(n);
+    select_ranks(values, &[m0, m1]);
+    median_at(n, |i| values[i])
+}
+
 /// Upper tail of the fair binomial: `P[Binomial(n, 0.5) ≥ k]`.
 ///
 /// This is the one-sided sign test's p-value for "the median is below the
