@@ -74,16 +74,28 @@ fn print_timings(load: std::time::Duration, stages: &gapmap_core::stages::Stages
         "load boundaries",
         load.as_secs_f64()
     );
-    for ((stage, d), peak) in stages.laps.iter().zip(&stages.peak_kib) {
+    // The CPU of a lap includes the parts listed just above it (ingestion's
+    // reader thread overlaps them, so they have no CPU time of their own).
+    let mut after_parts = false;
+    for (((stage, d), peak), cpu) in stages
+        .laps
+        .iter()
+        .zip(&stages.peak_kib)
+        .zip(&stages.cpu)
+    {
         total += *d;
-        match peak {
-            Some(kib) => eprintln!(
-                "gapmap: timing {stage:<28} {:>8.3} s  peak RSS so far {:>6} MiB",
-                d.as_secs_f64(),
-                kib / 1024
-            ),
-            None => eprintln!("gapmap: timing {stage:<28} {:>8.3} s", d.as_secs_f64()),
+        let mut line = format!("gapmap: timing {stage:<28} {:>8.3} s", d.as_secs_f64());
+        if let Some(cpu) = cpu {
+            line.push_str(&format!("  CPU {:>7.2} s", cpu.as_secs_f64()));
+            if after_parts {
+                line.push_str(" (with the parts above)");
+            }
         }
+        if let Some(kib) = peak {
+            line.push_str(&format!("  peak RSS so far {:>6} MiB", kib / 1024));
+        }
+        after_parts = peak.is_none() && cpu.is_none();
+        eprintln!("{line}");
     }
     eprintln!(
         "gapmap: timing {:<28} {:>8.3} s",

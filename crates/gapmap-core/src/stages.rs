@@ -16,6 +16,25 @@ pub struct Stages {
     /// the system tells (Linux); `None` for parts recorded by [`Stages::add`].
     /// The stage where it rises is where the run's peak is.
     pub peak_kib: Vec<Option<u64>>,
+    /// Per lap, the CPU time (user + system, all threads) of the process
+    /// since the previous lap, parts recorded by [`Stages::add`] included;
+    /// `None` for those parts and where the system does not tell.
+    pub cpu: Vec<Option<Duration>>,
+    /// The process's CPU time at the last lap.
+    last_cpu: Option<Duration>,
+}
+
+/// The process's CPU time so far, user + system, all threads (Linux:
+/// fields 14 and 15 of `/proc/self/stat`, in clock ticks of 1/100 s, the
+/// `USER_HZ` of every Linux architecture gapmap builds for).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; fields after it are plain.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 10))
 }
 
 /// The process's peak resident memory so far, KiB (Linux: `VmHWM` of
@@ -48,6 +67,8 @@ impl Stages {
             added: Duration::ZERO,
             laps: Vec::new(),
             peak_kib: Vec::new(),
+            cpu: Vec::new(),
+            last_cpu: process_cpu(),
         }
     }
 
@@ -58,6 +79,9 @@ impl Stages {
         self.laps
             .push((stage, (now - self.last).saturating_sub(self.added)));
         self.peak_kib.push(peak_rss_kib());
+        let cpu = process_cpu();
+        self.cpu.push(cpu.zip(self.last_cpu).map(|(c, l)| c.saturating_sub(l)));
+        self.last_cpu = cpu;
         self.last = now;
         self.added = Duration::ZERO;
     }
@@ -66,6 +90,32 @@ impl Stages {
     pub fn add(&mut self, stage: &'static str, d: Duration) {
         self.laps.push((stage, d));
         self.peak_kib.push(None);
+        self.cpu.push(None);
         self.added += d;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lap_counts_the_cpu_spent_in_it() {
+        let mut stages = Stages::new();
+        // Busy for at least 0.3 s of CPU on this thread.
+        let start = Instant::now();
+        let mut x = 1u64;
+        while start.elapsed() < Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+        }
+        stages.add("part", Duration::ZERO);
+        stages.lap("busy");
+        assert_eq!(stages.cpu[0], None, "parts have no CPU of their own");
+        if cfg!(target_os = "linux") {
+            let cpu = stages.cpu[1].expect("Linux tells the CPU time");
+            // Ticks are 10 ms; a busy loop of 300 ms wall on a loaded machine
+            // may get less CPU, never more than wall time plus a tick per thread.
+            assert!(cpu >= Duration::from_millis(100), "{cpu:?}");
+        }
     }
 }
