@@ -36,6 +36,10 @@ pub enum PlaceKind {
     Outside = 4,
 }
 
+/// A sample's place in every boundary set, inline for up to two sets (a
+/// run rarely has more): placing tens of millions of samples allocates nothing.
+pub type Places = smallvec::SmallVec<[Place; 2]>;
+
 /// A sample's place in one vintage.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Place {
@@ -550,7 +554,7 @@ impl Vintages {
 
     /// Places a point in every set.
     #[must_use]
-    pub fn place_all(&self, locators: &[Option<Locator<'_>>], lon: f64, lat: f64) -> Vec<Place> {
+    pub fn place_all(&self, locators: &[Option<Locator<'_>>], lon: f64, lat: f64) -> Places {
         self.place_all_in(locators, None, lon, lat)
     }
 
@@ -564,8 +568,8 @@ impl Vintages {
         cell: Option<h3o::CellIndex>,
         lon: f64,
         lat: f64,
-    ) -> Vec<Place> {
-        let mut out: Vec<Place> = Vec::with_capacity(self.sets.len());
+    ) -> Places {
+        let mut out = Places::new();
         for (v, loc) in self.sets.iter().zip(locators) {
             let located = loc.as_ref().map(|loc| match cell {
                 Some(c) => loc.locate_in(c, lon, lat),
