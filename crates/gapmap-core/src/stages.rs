@@ -16,6 +16,9 @@ pub struct Stages {
     /// the system tells (Linux); `None` for parts recorded by [`Stages::add`].
     /// The stage where it rises is where the run's peak is.
     pub peak_kib: Vec<Option<u64>>,
+    /// Per lap, the resident memory (KiB) at its end: what the stage left
+    /// held (with what the allocator keeps for reuse).
+    pub rss_kib: Vec<Option<u64>>,
     /// Per lap, the CPU time (user + system, all threads) of the process
     /// since the previous lap, parts recorded by [`Stages::add`] included;
     /// `None` for those parts and where the system does not tell.
@@ -37,14 +40,14 @@ fn process_cpu() -> Option<Duration> {
     Some(Duration::from_millis((user + system) * 10))
 }
 
-/// The process's peak resident memory so far, KiB (Linux: `VmHWM` of
-/// `/proc/self/status`). Never reset: that would also reset what
-/// `getrusage` and GNU time report.
-fn peak_rss_kib() -> Option<u64> {
+/// A line of `/proc/self/status` in KiB (Linux), e.g. `VmHWM` (the peak
+/// resident memory so far; never reset: that would also reset what
+/// `getrusage` and GNU time report) or `VmRSS` (resident now).
+fn status_kib(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
         .trim()
         .trim_end_matches("kB")
         .trim()
@@ -67,6 +70,7 @@ impl Stages {
             added: Duration::ZERO,
             laps: Vec::new(),
             peak_kib: Vec::new(),
+            rss_kib: Vec::new(),
             cpu: Vec::new(),
             last_cpu: process_cpu(),
         }
@@ -78,9 +82,11 @@ impl Stages {
         let now = Instant::now();
         self.laps
             .push((stage, (now - self.last).saturating_sub(self.added)));
-        self.peak_kib.push(peak_rss_kib());
+        self.peak_kib.push(status_kib("VmHWM"));
+        self.rss_kib.push(status_kib("VmRSS"));
         let cpu = process_cpu();
-        self.cpu.push(cpu.zip(self.last_cpu).map(|(c, l)| c.saturating_sub(l)));
+        self.cpu
+            .push(cpu.zip(self.last_cpu).map(|(c, l)| c.saturating_sub(l)));
         self.last_cpu = cpu;
         self.last = now;
         self.added = Duration::ZERO;
@@ -90,6 +96,7 @@ impl Stages {
     pub fn add(&mut self, stage: &'static str, d: Duration) {
         self.laps.push((stage, d));
         self.peak_kib.push(None);
+        self.rss_kib.push(None);
         self.cpu.push(None);
         self.added += d;
     }
