@@ -170,69 +170,120 @@ pub fn aggregate(
     for (p, &f) in by_chain.iter().enumerate() {
         position[f as usize] = p as u32;
     }
-    // The rows themselves are sorted, not keys into the samples: half the
-    // memory, and no random reads. Rows of one (month, unit, carrier) may
-    // come in any order: every statistic is order-free.
-    // Sequential, into one allocation: a parallel filtered collect would
-    // hold its pieces and the whole at once.
-    let mut rows: Vec<StatRow> = Vec::with_capacity(ing.samples.len());
-    rows.extend(
-        ing.samples
-            .iter()
-            .zip(units)
-            .filter(|(s, u)| **u != NO_UNIT && include(s))
-            .map(|(s, u)| StatRow::of(s, position[*u as usize], rank[s.carrier as usize])),
-    );
-    rows.par_sort_unstable_by_key(|r| (r.month, r.position, r.carrier));
+    // Every group of every level lies within one top-level unit, so each
+    // top-level unit is aggregated alone: the rows of one province at a time
+    // are in memory, not the country's (at 10 M samples, a few MiB instead
+    // of 410). Samples are first listed by top-level unit (a counting sort).
+    let tops = b.units.first().map_or(0, Vec::len);
+    let counted = |(s, u): (&Sample, &u32)| *u != NO_UNIT && include(s);
+    let mut starts = vec![0usize; tops + 1];
+    for (_, u) in ing.samples.iter().zip(units).filter(|&p| counted(p)) {
+        starts[anc[0][*u as usize] as usize + 1] += 1;
+    }
+    for t in 1..starts.len() {
+        starts[t] += starts[t - 1];
+    }
+    let mut by_top = vec![0u32; starts[tops]];
+    let mut next = starts.clone();
+    for (i, (_, u)) in ing
+        .samples
+        .iter()
+        .zip(units)
+        .enumerate()
+        .filter(|&(_, p)| counted(p))
+    {
+        let t = anc[0][*u as usize] as usize;
+        by_top[next[t]] = i as u32;
+        next[t] += 1;
+    }
     let unit_at =
         |level: usize, r: &StatRow| (r.month, anc[level][by_chain[r.position as usize] as usize]);
-    (0..depth)
+    let per_top: Vec<Vec<Groups>> = (0..tops)
         .into_par_iter()
-        .map(|level| {
-            let mut runs = Vec::new();
-            let mut start = 0;
-            for i in 1..=rows.len() {
-                if i == rows.len() || unit_at(level, &rows[i]) != unit_at(level, &rows[start]) {
-                    runs.push(start..i);
-                    start = i;
-                }
-            }
-            let finest_level = level + 1 == depth;
-            runs.into_par_iter()
-                .map(|run| {
-                    let group = &rows[run.clone()];
-                    let all = GroupStats::of_rows(group);
-                    // Within a finest unit the carriers are runs already;
-                    // above it they interleave: a stable counting sort.
-                    let sorted;
-                    let by_rank = if finest_level {
-                        group
-                    } else {
-                        let mut counts = vec![0usize; carrier_order.len() + 1];
-                        for r in group {
-                            counts[r.carrier as usize + 1] += 1;
-                        }
-                        for c in 1..counts.len() {
-                            counts[c] += counts[c - 1];
-                        }
-                        let mut out = group.to_vec();
-                        for r in group {
-                            out[counts[r.carrier as usize]] = *r;
-                            counts[r.carrier as usize] += 1;
-                        }
-                        sorted = out;
-                        &sorted[..]
-                    };
-                    let by_carrier = by_rank
-                        .chunk_by(|a, b| a.carrier == b.carrier)
-                        .map(|g| (carrier_order[g[0].carrier as usize], GroupStats::of_rows(g)))
-                        .collect();
-                    (
-                        unit_at(level, &rows[run.start]),
-                        UnitMonth { all, by_carrier },
+        .filter(|&t| starts[t] < starts[t + 1])
+        .map(|t| {
+            // The rows themselves are sorted, not keys into the samples: no
+            // random reads. Rows of one (month, unit, carrier) may come in
+            // any order: every statistic is order-free.
+            let mut rows: Vec<StatRow> = by_top[starts[t]..starts[t + 1]]
+                .iter()
+                .map(|&i| {
+                    let s = &ing.samples[i as usize];
+                    StatRow::of(
+                        s,
+                        position[units[i as usize] as usize],
+                        rank[s.carrier as usize],
                     )
                 })
-                .collect::<HashMap<_, _>>()
+                .collect();
+            rows.par_sort_unstable_by_key(|r| (r.month, r.position, r.carrier));
+            (0..depth)
+                .map(|level| {
+                    level_stats(&rows, level + 1 == depth, &carrier_order, |r| {
+                        unit_at(level, r)
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let mut out: LevelStats = vec![HashMap::new(); depth];
+    for levels in per_top {
+        for (level, groups) in levels.into_iter().enumerate() {
+            out[level].extend(groups);
+        }
+    }
+    out
+}
+
+/// One level's groups: ((month, unit), statistics).
+type Groups = Vec<((Month, u32), UnitMonth)>;
+
+/// The statistics of one level's groups in `rows` (sorted so that each
+/// group, `group_of`, is a run).
+fn level_stats(
+    rows: &[StatRow],
+    finest_level: bool,
+    carrier_order: &[u16],
+    group_of: impl Fn(&StatRow) -> (Month, u32) + Sync,
+) -> Groups {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..=rows.len() {
+        if i == rows.len() || group_of(&rows[i]) != group_of(&rows[start]) {
+            runs.push(start..i);
+            start = i;
+        }
+    }
+    runs.into_par_iter()
+        .map(|run| {
+            let group = &rows[run.clone()];
+            let all = GroupStats::of_rows(group);
+            // Within a finest unit the carriers are runs already;
+            // above it they interleave: a stable counting sort.
+            let sorted;
+            let by_rank = if finest_level {
+                group
+            } else {
+                let mut counts = vec![0usize; carrier_order.len() + 1];
+                for r in group {
+                    counts[r.carrier as usize + 1] += 1;
+                }
+                for c in 1..counts.len() {
+                    counts[c] += counts[c - 1];
+                }
+                let mut out = group.to_vec();
+                for r in group {
+                    out[counts[r.carrier as usize]] = *r;
+                    counts[r.carrier as usize] += 1;
+                }
+                sorted = out;
+                &sorted[..]
+            };
+            let by_carrier = by_rank
+                .chunk_by(|a, b| a.carrier == b.carrier)
+                .map(|g| (carrier_order[g[0].carrier as usize], GroupStats::of_rows(g)))
+                .collect();
+            (group_of(&rows[run.start]), UnitMonth { all, by_carrier })
         })
         .collect()
 }
