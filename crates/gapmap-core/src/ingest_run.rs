@@ -116,8 +116,34 @@ impl Sample {
     }
 }
 
-/// Shards of the duplicate and device tables (a power of two).
+/// Shards of the device table (a power of two: a device's number carries its shard).
 const SHARDS: usize = 16;
+
+/// Shards of the test-id table for `rows` expected rows, and the rows to
+/// reserve in each. A hash table's buckets are a power of two at most 7/8
+/// full, so 16 shards of 627 000 ids (10 M rows) take 2^20 buckets each,
+/// 60 % full; 23 shards of 445 000 take 2^19, 85 % full: 76 MiB less at
+/// 10 M rows, in the table that is the largest besides the samples.
+fn id_shards(rows: usize) -> (usize, usize) {
+    // hashbrown's rule: room for `cap` takes the next power of two of cap * 8 / 7.
+    let buckets = |cap: usize| (cap.saturating_mul(8) / 7).max(1).next_power_of_two();
+    // 2 % more than an even share: shards fill unevenly (by well under 1 %).
+    let per_shard = |n: usize| (rows + rows / 50).div_ceil(n);
+    (16_usize..=64)
+        .map(|n| (n.saturating_mul(buckets(per_shard(n))), n))
+        .min()
+        .map_or((16, 0), |(_, n)| (n, per_shard(n)))
+}
+
+/// The shard of a test-id digest among `shards`: its high 64 bits scaled
+/// (xxh3's bits are well mixed).
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "the product's high half is below shards"
+)]
+const fn id_shard(digest: u128, shards: usize) -> usize {
+    (((digest >> 64) * shards as u128) >> 64) as usize
+}
 
 /// The shard of a digest: its low bits (xxh3's are well mixed).
 #[allow(
@@ -247,7 +273,6 @@ pub fn ingest(
 ) -> Result<Ingested> {
     let mut locators = vintages.locators(opts.snap_m);
     let mut places: Vec<Vec<(u32, PlaceKind, u32)>> = vec![Vec::new(); vintages.sets.len()];
-    let mut seen_ids: Vec<HashSet<u128>> = (0..SHARDS).map(|_| HashSet::default()).collect();
     let mut carriers: Vec<String> = Vec::new();
     let mut device_ix: Vec<HashMap<u128, u32>> = (0..SHARDS).map(|_| HashMap::default()).collect();
     let mut samples = Vec::new();
@@ -276,9 +301,12 @@ pub fn ingest(
     for v in &mut places {
         v.reserve(announced + announced / 4);
     }
-    for set in &mut seen_ids {
-        set.reserve(announced / SHARDS + 1);
-    }
+    let (id_shard_count, id_shard_rows) = id_shards(announced);
+    let mut seen_ids: Vec<HashSet<u128>> = (0..id_shard_count)
+        .map(|_| {
+            HashSet::with_capacity_and_hasher(id_shard_rows, foldhash::fast::FixedState::default())
+        })
+        .collect();
     for (file_no, path) in opts.files.iter().enumerate() {
         #[allow(clippy::cast_possible_truncation, reason = "file counts fit u32")]
         let file = file_no as u32;
@@ -328,10 +356,10 @@ pub fn ingest(
             // so the first row of a test id is kept, as in one sequential pass.
             let is_dup = {
                 // Rows by shard of their test id, in input order.
-                let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
+                let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); id_shard_count];
                 for (ri, (_, _, keys)) in placed.iter().enumerate() {
                     if let Some(k) = keys {
-                        by_shard[shard(k.test_id)].push(ri);
+                        by_shard[id_shard(k.test_id, id_shard_count)].push(ri);
                     }
                 }
                 let dups: Vec<Vec<usize>> = seen_ids
@@ -643,27 +671,53 @@ pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagC
             s.flags |= flags::IMPLAUSIBLE_SPEED;
         }
     }
-    if rules.max_movement_kmh > 0.0 {
-        // Per device in time order (input order for equal times): a test is a
-        // jump when the legs from its previous and to its next test are both
-        // too fast. A genuine trip has one fast leg at most; a first or last
-        // test with one fast leg looks exactly like a trip, so it is kept.
-        // Sort compact keys, not indices read through `samples` (far fewer cache misses).
-        #[allow(clippy::cast_possible_truncation, reason = "sample counts fit u32")]
-        let mut keys: Vec<(u32, i64, u32)> = samples
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.device, s.time, i as u32))
-            .collect();
-        keys.par_sort_unstable();
-        // Tests of one device at the same second (rare) in content order,
-        // so that which of them is flagged does not depend on input order.
-        for run in keys.chunk_by_mut(|a, b| (a.0, a.1) == (b.0, b.1)) {
-            if run.len() > 1 {
-                run.sort_by_key(|k| (content_key(&samples[k.2 as usize]), k.2));
-            }
+    if rules.max_movement_kmh <= 0.0 && rules.device_cap == 0 {
+        return count_flags(samples);
+    }
+    // Both rules read each device's tests in time order; tests of one device
+    // at the same second (rare) in content order, then input order, so that
+    // which of them a rule flags does not depend on input order. One sort of
+    // 16-byte keys (device, time, index) serves both.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "sample counts fit u32; the time's sign bit is flipped to sort as unsigned"
+    )]
+    let mut order: Vec<u128> = samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let time = (s.time as u64) ^ (1 << 63);
+            (u128::from(s.device) << 96) | (u128::from(time) << 32) | (i as u128 & 0xffff_ffff)
+        })
+        .collect();
+    order.par_sort_unstable();
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "the low 32 bits are the index"
+    )]
+    let index = |k: u128| k as u32 as usize;
+    let device = |k: u128| k >> 96;
+    // The local day, from the key's time: no read of the sample.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        reason = "the key's time bits"
+    )]
+    let day = |k: u128| {
+        let time = ((k >> 32) as u64 ^ (1 << 63)) as i64;
+        (time + i64::from(crate::schema::LOCAL_OFFSET_SECONDS)).div_euclid(86_400)
+    };
+    for run in order.chunk_by_mut(|a, b| a >> 32 == b >> 32) {
+        if run.len() > 1 {
+            run.sort_by_key(|&k| (content_key(&samples[index(k)]), index(k)));
         }
-        let order: Vec<usize> = keys.into_iter().map(|k| k.2 as usize).collect();
+    }
+    if rules.max_movement_kmh > 0.0 {
+        // A test is a jump when the legs from its device's previous and to
+        // its next test are both too fast. A genuine trip has one fast leg
+        // at most; a first or last test with one fast leg looks exactly like
+        // a trip, so it is kept.
         let v = rules.max_movement_kmh;
         let fast = |a: &Sample, b: &Sample| {
             let km = crate::geodesy::haversine_m(a.lon, a.lat, b.lon, b.lat) / 1000.0;
@@ -672,11 +726,11 @@ pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagC
             km / h > v
         };
         let mut jumps = Vec::new();
-        for g in order.chunk_by(|&a, &b| samples[a].device == samples[b].device) {
+        for g in order.chunk_by(|&a, &b| device(a) == device(b)) {
             for w in g.windows(3) {
-                let (prev, cur, next) = (&samples[w[0]], &samples[w[1]], &samples[w[2]]);
+                let [prev, cur, next] = [w[0], w[1], w[2]].map(|k| &samples[index(k)]);
                 if fast(prev, cur) && fast(cur, next) {
-                    jumps.push(w[1]);
+                    jumps.push(index(w[1]));
                 }
             }
         }
@@ -685,30 +739,47 @@ pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagC
         }
     }
     if rules.device_cap > 0 {
-        // Per device, H3 cell and day, the first tests in time (ties: by
-        // content, then input order), so that the kept tests do not depend
-        // on the order of the input files or rows.
-        #[allow(clippy::cast_possible_truncation, reason = "sample counts fit u32")]
-        let mut groups: Vec<(u32, i64, u64, u32)> = samples
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.flags == 0)
-            .map(|(i, s)| (s.device, s.day(), u64::from(s.cell), i as u32))
-            .collect();
-        groups.par_sort_unstable();
+        // Per device, H3 cell and local day, the first tests in that order,
+        // counting only tests no other rule flagged. A device's tests of one
+        // day are a run of its time order; within it, sorting (cell,
+        // position) puts each cell's tests together, still in order.
         let cap = rules.device_cap as usize;
-        let key = |i: u32| (content_key(&samples[i as usize]), i);
         let mut over = Vec::new();
-        for g in groups.chunk_by_mut(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2)) {
-            if g.len() > cap {
-                g.sort_unstable_by_key(|k| key(k.3));
-                over.extend(g[cap..].iter().map(|k| k.3 as usize));
+        let mut day_tests: Vec<(u64, usize)> = Vec::new();
+        for g in order.chunk_by(|&a, &b| device(a) == device(b) && day(a) == day(b)) {
+            if g.len() <= cap {
+                continue;
+            }
+            day_tests.clear();
+            day_tests.extend(
+                g.iter()
+                    .map(|&k| index(k))
+                    .filter(|&i| samples[i].flags == 0)
+                    .enumerate()
+                    .map(|(pos, i)| (u64::from(samples[i].cell), pos)),
+            );
+            if day_tests.len() <= cap {
+                continue;
+            }
+            day_tests.sort_unstable();
+            let unflagged: Vec<usize> = g
+                .iter()
+                .map(|&k| index(k))
+                .filter(|&i| samples[i].flags == 0)
+                .collect();
+            for cell in day_tests.chunk_by(|a, b| a.0 == b.0) {
+                over.extend(cell.iter().skip(cap).map(|&(_, pos)| unflagged[pos]));
             }
         }
         for i in over {
             samples[i].flags |= flags::OVER_DEVICE_CAP;
         }
     }
+    count_flags(samples)
+}
+
+/// Counts of flagged samples per rule.
+fn count_flags(samples: &[Sample]) -> FlagCounts {
     let mut c = FlagCounts::default();
     for s in samples.iter() {
         c.low_accuracy += u64::from(s.flags & flags::LOW_ACCURACY != 0);
@@ -723,6 +794,42 @@ pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagC
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_id_shards_fill_their_tables_without_doubling() {
+        for rows in [0, 1, 1_000, 100_000, 1_003_345, 10_033_450, 100_333_412] {
+            let (n, per) = id_shards(rows);
+            assert!((16..=64).contains(&n));
+            assert!(n * per >= rows, "{rows}: {n} shards of {per}");
+            let mut set: HashSet<u128> =
+                HashSet::with_capacity_and_hasher(per, foldhash::fast::FixedState::default());
+            let room = set.capacity();
+            // Filling a shard to its reserve must not grow its table.
+            for i in 0..per as u128 {
+                set.insert(i);
+            }
+            assert_eq!(
+                set.capacity(),
+                room,
+                "{rows} rows: a shard outgrew its table"
+            );
+        }
+        // 10 M rows: fewer buckets than 16 shards of 2^20.
+        let (n, per) = id_shards(10_033_450);
+        assert!(
+            n * (per * 8 / 7).next_power_of_two() < 16 << 20,
+            "{n} × {per}"
+        );
+        // Digests spread evenly (within 2 %) over 23 shards.
+        let mut counts = vec![0usize; 23];
+        for i in 0..230_000u64 {
+            counts[id_shard(xxhash_rust::xxh3::xxh3_128(&i.to_le_bytes()), 23)] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| c.abs_diff(10_000) < 200),
+            "{counts:?}"
+        );
+    }
 
     fn sample(device: u32, time: i64, lon: f64) -> Sample {
         let (lat, resolution) = (21.05, h3o::Resolution::Eight);
@@ -829,5 +936,99 @@ mod tests {
         apply_plausibility(&mut r, &rules);
         let f: Vec<u8> = r.iter().map(|x| x.flags).collect();
         assert_eq!(f, [flags::OVER_DEVICE_CAP, 0, 0, flags::LOW_ACCURACY]);
+    }
+
+    /// The rules as first written, group by group: the oracle of the single
+    /// sorted pass in [`apply_plausibility`].
+    fn plausibility_by_groups(samples: &mut [Sample], rules: &Plausibility) {
+        for s in samples.iter_mut() {
+            s.flags = 0;
+            if s.accuracy.get().is_some_and(|a| a > rules.max_accuracy_m) {
+                s.flags |= flags::LOW_ACCURACY;
+            }
+            if network_peak_mbps(s.network).is_some_and(|p| s.download > p) {
+                s.flags |= flags::IMPLAUSIBLE_SPEED;
+            }
+        }
+        let by_content = |s: &[Sample], i: usize| (content_key(&s[i]), i);
+        let mut devices: Vec<u32> = samples.iter().map(|s| s.device).collect();
+        devices.sort_unstable();
+        devices.dedup();
+        for d in devices {
+            let mut tests: Vec<usize> = (0..samples.len())
+                .filter(|&i| samples[i].device == d)
+                .collect();
+            tests.sort_by_key(|&i| by_content(samples, i));
+            let too_fast = |a: &Sample, b: &Sample| {
+                let km = crate::geodesy::haversine_m(a.lon, a.lat, b.lon, b.lat) / 1000.0;
+                km / (((b.time - a.time).abs().max(1)) as f64 / 3600.0) > rules.max_movement_kmh
+            };
+            let jumps: Vec<usize> = tests
+                .windows(3)
+                .filter(|w| {
+                    too_fast(&samples[w[0]], &samples[w[1]])
+                        && too_fast(&samples[w[1]], &samples[w[2]])
+                })
+                .map(|w| w[1])
+                .collect();
+            for i in jumps {
+                samples[i].flags |= flags::IMPLAUSIBLE_MOVEMENT;
+            }
+        }
+        let mut groups: std::collections::BTreeMap<(u32, i64, u64), Vec<usize>> =
+            Default::default();
+        for (i, s) in samples.iter().enumerate().filter(|(_, s)| s.flags == 0) {
+            groups
+                .entry((s.device, s.day(), u64::from(s.cell)))
+                .or_default()
+                .push(i);
+        }
+        for mut g in groups.into_values() {
+            g.sort_by_key(|&i| by_content(samples, i));
+            for &i in g.iter().skip(rules.device_cap as usize) {
+                samples[i].flags |= flags::OVER_DEVICE_CAP;
+            }
+        }
+    }
+
+    #[test]
+    fn one_sorted_pass_flags_what_the_rules_group_by_group_flag() {
+        use rand::{RngExt as _, SeedableRng as _};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+        let mut flagged = [0usize; 5];
+        for round in 0..40 {
+            // Few devices, cells and seconds: many ties, days and cells shared.
+            let n = rng.random_range(1..400);
+            let mut s: Vec<Sample> = (0..n)
+                .map(|_| {
+                    let mut x = sample(
+                        rng.random_range(0..5),
+                        rng.random_range(-90_000..[-70_000, 400_000][round % 2]),
+                        105.0 + f64::from(rng.random_range(0..4)) * [0.3, 0.05][round % 2],
+                    );
+                    if rng.random_bool(0.2) {
+                        x.accuracy = Some(f64::from(rng.random_range(0..4000))).into();
+                    }
+                    x.download = f64::from(rng.random_range(0..3)) * 600.0;
+                    x.time -= x.time % i64::from(rng.random_range(1..7_200));
+                    x
+                })
+                .collect();
+            let rules = Plausibility {
+                device_cap: rng.random_range(1..4),
+                ..Plausibility::default()
+            };
+            let mut expected = s.clone();
+            plausibility_by_groups(&mut expected, &rules);
+            apply_plausibility(&mut s, &rules);
+            let got: Vec<u8> = s.iter().map(|x| x.flags).collect();
+            let want: Vec<u8> = expected.iter().map(|x| x.flags).collect();
+            assert_eq!(got, want, "round {round}");
+            for f in want {
+                flagged[usize::from(f.trailing_zeros().min(4) as u8)] += usize::from(f != 0);
+            }
+        }
+        // Every rule fired in the rounds (by its lowest flag): the comparison tested each.
+        assert!(flagged[..4].iter().all(|&k| k > 20), "{flagged:?}");
     }
 }
