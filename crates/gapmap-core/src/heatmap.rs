@@ -401,13 +401,14 @@ pub fn write_heatmaps(
     order: &CellOrder,
     formats: &HeatmapFormats,
 ) -> Result<Heatmaps> {
-    use rayon::prelude::*;
     let style = qml(SymbolKind::Fill, &download_classes());
     let dir = out.join("heatmap");
     let layers: Vec<&str> = layer_names(opts).collect();
     let gis = Formats(formats.layers.clone());
+    // One layer at a time (each is parallel over its cells): the features
+    // of five layers at once held 200 MiB more at 10 M samples, for 0.2 s.
     let written: Vec<Result<(String, usize, Vec<std::path::PathBuf>)>> = layers
-        .par_iter()
+        .iter()
         .map(|&layer| {
             let features = layer_features(ing, opts, order, layer, !gis.0.is_empty());
             let name = slug(layer);
