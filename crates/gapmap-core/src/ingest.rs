@@ -12,7 +12,7 @@ use crate::schema::{ColumnMap, FIELD_COUNT, Field, RawRow};
 const MAX_WARNINGS_PER_FILE: usize = 20;
 
 /// Rows handed to the caller at a time.
-pub const CHUNK_ROWS: usize = 1 << 16;
+pub const CHUNK_ROWS: usize = 1 << 15;
 
 /// Sample file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
