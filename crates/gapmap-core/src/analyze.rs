@@ -185,6 +185,7 @@ pub fn analyze(
         .map(|f| opts.out.join(f))
         .collect();
     let cell_order = crate::heatmap::CellOrder::new(&ingested, &opts.gaps);
+    stages.lap("samples in cell order");
     let heatmaps = write_heatmaps(
         &opts.out,
         &ingested,

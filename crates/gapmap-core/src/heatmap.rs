@@ -341,9 +341,12 @@ fn write_parquet_table(path: &Path, features: &[(Shape, Vec<Prop>)]) -> Result<(
         path: path.to_owned(),
         message: e.to_string(),
     };
+    use rayon::prelude::*;
     let mut columns = Vec::with_capacity(FIELDS.len());
     for (i, name) in FIELDS.iter().enumerate() {
-        let values = features.iter().map(|(_, p)| &p[i]);
+        // In parallel: a number goes through its CSV text (so that both
+        // tables agree), a few hundred thousand per column.
+        let values = features.par_iter().map(|(_, p)| &p[i]);
         let column = match features.first().map(|(_, p)| &p[i]) {
             Some(Prop::Int(_)) => Column::new(
                 (*name).into(),
