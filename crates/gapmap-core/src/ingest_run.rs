@@ -313,25 +313,21 @@ pub fn ingest(
         read_pipelined(path, &opts.columns, &mut warnings, &mut |chunk| {
             let t0 = std::time::Instant::now();
             let resolution = opts.resolution;
-            let checked: Vec<_> = chunk
+            // One parallel pass per row: checks, H3 cell, places, digests.
+            // A cell the locators have not learned yet is placed by the
+            // exact test (the same answer) and learned after the pass, for
+            // the chunks that follow: no sequential step between the cell
+            // and the place of each row.
+            let placed: Vec<_> = chunk
                 .par_iter()
                 .map(|row| {
                     let checked = check_row(row);
                     let cell = checked.as_ref().ok().and_then(|c| {
                         Some(h3o::LatLng::new(c.lat, c.lon).ok()?.to_cell(resolution))
                     });
-                    (checked, cell)
-                })
-                .collect();
-            if opts.fast_placement {
-                let cells: Vec<h3o::CellIndex> = checked.iter().filter_map(|c| c.1).collect();
-                for loc in locators.iter_mut().flatten() {
-                    loc.learn_cells(&cells);
-                }
-            }
-            let placed: Vec<_> = checked
-                .into_par_iter()
-                .map(|(checked, cell)| {
+                    let unlearned = cell.filter(|&c| {
+                        opts.fast_placement && locators.iter().flatten().any(|l| !l.knows(c))
+                    });
                     let place = checked.as_ref().ok().and_then(|c| {
                         let cell = cell?;
                         let fast = opts.fast_placement.then_some(cell);
@@ -348,16 +344,24 @@ pub fn ingest(
                         device: xxhash_rust::xxh3::xxh3_128(c.device_id.as_bytes()),
                         carrier: opts.carriers.canonical(c.carrier),
                     });
-                    (checked, place, keys)
+                    (checked, place, keys, unlearned)
                 })
                 .collect();
+            if opts.fast_placement {
+                let cells: Vec<h3o::CellIndex> = placed.iter().filter_map(|p| p.3).collect();
+                if !cells.is_empty() {
+                    for loc in locators.iter_mut().flatten() {
+                        loc.learn_cells(&cells);
+                    }
+                }
+            }
             // Duplicates and device interning, sharded by digest so that
             // shards run in parallel; within a shard rows keep input order,
             // so the first row of a test id is kept, as in one sequential pass.
             let is_dup = {
                 // Rows by shard of their test id, in input order.
                 let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); id_shard_count];
-                for (ri, (_, _, keys)) in placed.iter().enumerate() {
+                for (ri, (_, _, keys, _)) in placed.iter().enumerate() {
                     if let Some(k) = keys {
                         by_shard[id_shard(k.test_id, id_shard_count)].push(ri);
                     }
@@ -386,7 +390,7 @@ pub fn ingest(
             let mut device_of = vec![0u32; placed.len()];
             // Accepted mobile rows by shard of their device, in input order.
             let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
-            for (ri, (checked, place, keys)) in placed.iter().enumerate() {
+            for (ri, (checked, place, keys, _)) in placed.iter().enumerate() {
                 if let (Ok(c), Some(_), Some(k)) = (checked, place, keys)
                     && !is_dup[ri]
                     && c.network != Network::Wifi
@@ -416,7 +420,7 @@ pub fn ingest(
             }
             let t1 = std::time::Instant::now();
             check_place += t1 - t0;
-            for (ri, (row, (checked, place, keys))) in chunk.iter().zip(placed).enumerate() {
+            for (ri, (row, (checked, place, keys, _))) in chunk.iter().zip(placed).enumerate() {
                 counts.read += 1;
                 let mut reject = |reason| {
                     counts.rejected.add(reason);
