@@ -320,7 +320,9 @@ pub fn ingest(
             // and the place of each row.
             let placed: Vec<_> = chunk
                 .par_iter()
-                .map(|row| {
+                // Carrier names repeat: each piece of the chunk remembers the
+                // canonical name of each spelling it met (a handful).
+                .map_init(Vec::<(&str, &str)>::new, |spellings, row| {
                     let checked = check_row(row);
                     let cell = checked.as_ref().ok().and_then(|c| {
                         Some(h3o::LatLng::new(c.lat, c.lon).ok()?.to_cell(resolution))
@@ -342,7 +344,18 @@ pub fn ingest(
                     let keys = checked.as_ref().ok().map(|c| RowKeys {
                         test_id: xxhash_rust::xxh3::xxh3_128(c.test_id.as_bytes()),
                         device: xxhash_rust::xxh3::xxh3_128(c.device_id.as_bytes()),
-                        carrier: opts.carriers.canonical(c.carrier),
+                        carrier: match spellings.iter().find(|(raw, _)| *raw == c.carrier) {
+                            Some(&(_, canonical)) => canonical,
+                            None => {
+                                let canonical = opts.carriers.canonical(c.carrier);
+                                // Bounded: a file of a thousand spellings
+                                // costs a lookup per row, not a long scan.
+                                if spellings.len() < 16 {
+                                    spellings.push((c.carrier, canonical));
+                                }
+                                canonical
+                            }
+                        },
                     });
                     (checked, place, keys, unlearned)
                 })
