@@ -676,7 +676,7 @@ fn content_key(s: &Sample) -> impl Ord + use<> {
 /// first tests in time, counting only tests no other rule flagged. Returns the
 /// counts per rule.
 pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagCounts {
-    for s in samples.iter_mut() {
+    samples.par_iter_mut().for_each(|s| {
         s.flags = 0;
         if rules.max_accuracy_m > 0.0 && s.accuracy.get().is_some_and(|a| a > rules.max_accuracy_m)
         {
@@ -687,7 +687,7 @@ pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagC
         {
             s.flags |= flags::IMPLAUSIBLE_SPEED;
         }
-    }
+    });
     if rules.max_movement_kmh <= 0.0 && rules.device_cap == 0 {
         return count_flags(samples);
     }
@@ -701,7 +701,7 @@ pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagC
         reason = "sample counts fit u32; the time's sign bit is flipped to sort as unsigned"
     )]
     let mut order: Vec<u128> = samples
-        .iter()
+        .par_iter()
         .enumerate()
         .map(|(i, s)| {
             let time = (s.time as u64) ^ (1 << 63);
@@ -725,11 +725,12 @@ pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagC
         let time = ((k >> 32) as u64 ^ (1 << 63)) as i64;
         (time + i64::from(crate::schema::LOCAL_OFFSET_SECONDS)).div_euclid(86_400)
     };
-    for run in order.chunk_by_mut(|a, b| a >> 32 == b >> 32) {
-        if run.len() > 1 {
-            run.sort_by_key(|&k| (content_key(&samples[index(k)]), index(k)));
-        }
-    }
+    // Devices are independent: every pass below runs over their runs in
+    // parallel, and a flag is set after the pass that decides it.
+    order
+        .par_chunk_by_mut(|a, b| a >> 32 == b >> 32)
+        .filter(|run| run.len() > 1)
+        .for_each(|run| run.sort_by_key(|&k| (content_key(&samples[index(k)]), index(k))));
     if rules.max_movement_kmh > 0.0 {
         // A test is a jump when the legs from its device's previous and to
         // its next test are both too fast. A genuine trip has one fast leg
@@ -742,15 +743,15 @@ pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagC
             let h = ((b.time - a.time).abs().max(1)) as f64 / 3600.0;
             km / h > v
         };
-        let mut jumps = Vec::new();
-        for g in order.chunk_by(|&a, &b| device(a) == device(b)) {
-            for w in g.windows(3) {
-                let [prev, cur, next] = [w[0], w[1], w[2]].map(|k| &samples[index(k)]);
-                if fast(prev, cur) && fast(cur, next) {
-                    jumps.push(index(w[1]));
-                }
-            }
-        }
+        let jumps: Vec<usize> = order
+            .par_chunk_by(|&a, &b| device(a) == device(b))
+            .flat_map_iter(|g| {
+                g.windows(3).filter_map(|w| {
+                    let [prev, cur, next] = [w[0], w[1], w[2]].map(|k| &samples[index(k)]);
+                    (fast(prev, cur) && fast(cur, next)).then(|| index(w[1]))
+                })
+            })
+            .collect();
         for i in jumps {
             samples[i].flags |= flags::IMPLAUSIBLE_MOVEMENT;
         }
@@ -761,33 +762,28 @@ pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagC
         // day are a run of its time order; within it, sorting (cell,
         // position) puts each cell's tests together, still in order.
         let cap = rules.device_cap as usize;
-        let mut over = Vec::new();
-        let mut day_tests: Vec<(u64, usize)> = Vec::new();
-        for g in order.chunk_by(|&a, &b| device(a) == device(b) && day(a) == day(b)) {
-            if g.len() <= cap {
-                continue;
-            }
-            day_tests.clear();
-            day_tests.extend(
-                g.iter()
+        let over: Vec<usize> = order
+            .par_chunk_by(|&a, &b| device(a) == device(b) && day(a) == day(b))
+            .filter(|g| g.len() > cap)
+            .flat_map_iter(|g| {
+                let unflagged: Vec<usize> = g
+                    .iter()
                     .map(|&k| index(k))
                     .filter(|&i| samples[i].flags == 0)
+                    .collect();
+                let mut day_tests: Vec<(u64, usize)> = unflagged
+                    .iter()
                     .enumerate()
-                    .map(|(pos, i)| (u64::from(samples[i].cell), pos)),
-            );
-            if day_tests.len() <= cap {
-                continue;
-            }
-            day_tests.sort_unstable();
-            let unflagged: Vec<usize> = g
-                .iter()
-                .map(|&k| index(k))
-                .filter(|&i| samples[i].flags == 0)
-                .collect();
-            for cell in day_tests.chunk_by(|a, b| a.0 == b.0) {
-                over.extend(cell.iter().skip(cap).map(|&(_, pos)| unflagged[pos]));
-            }
-        }
+                    .map(|(pos, &i)| (u64::from(samples[i].cell), pos))
+                    .collect();
+                day_tests.sort_unstable();
+                let mut over = Vec::new();
+                for cell in day_tests.chunk_by(|a, b| a.0 == b.0) {
+                    over.extend(cell.iter().skip(cap).map(|&(_, pos)| unflagged[pos]));
+                }
+                over
+            })
+            .collect();
         for i in over {
             samples[i].flags |= flags::OVER_DEVICE_CAP;
         }
