@@ -666,9 +666,10 @@ impl<'a> Locator<'a> {
         let (dlon, dlat) = degree_margins(lat, self.snap_m);
         let window = AABB::from_corners([lon - dlon, lat - dlat], [lon + dlon, lat + dlat]);
         let mut nearest: Option<(f64, u32)> = None;
+        let bounds = [lon - dlon, lat - dlat, lon + dlon, lat + dlat];
         for e in self.tree.locate_in_envelope_intersecting(window) {
             let u = e.data.0;
-            let d = distance_to_shape_m(&self.boundaries.shapes[u as usize], [lon, lat]);
+            let d = distance_within_m(&self.boundaries.shapes[u as usize], [lon, lat], bounds);
             if d <= self.snap_m && nearest.is_none_or(|(bd, bu)| d < bd || (d == bd && u < bu)) {
                 nearest = Some((d, u));
             }
@@ -706,9 +707,88 @@ pub fn distance_to_shape_m(shape: &MultiPolygon<f64>, p: [f64; 2]) -> f64 {
     best
 }
 
+/// As [`distance_to_shape_m`], where only distances up to the snap distance
+/// matter: edges wholly outside `window` (a box holding every point within
+/// that distance, [`degree_margins`]) are farther, and are skipped before
+/// any trigonometry. Equal to [`distance_to_shape_m`] whenever that is
+/// within the distance; above it otherwise. With detailed boundaries (500
+/// vertices a commune) this was most of the cost of snapping.
+fn distance_within_m(shape: &MultiPolygon<f64>, p: [f64; 2], window: [f64; 4]) -> f64 {
+    let [x0, y0, x1, y1] = window;
+    let mut best = f64::INFINITY;
+    for poly in &shape.0 {
+        for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
+            for seg in ring.lines() {
+                let (a, b) = (seg.start, seg.end);
+                if a.x.max(b.x) < x0 || a.x.min(b.x) > x1 || a.y.max(b.y) < y0 || a.y.min(b.y) > y1
+                {
+                    continue;
+                }
+                best = best.min(point_segment_m(p, [a.x, a.y], [b.x, b.y]));
+            }
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distance_within_the_snap_window_is_the_full_distance() {
+        // A comb of 400 teeth, points around it: whenever the full distance
+        // is within the snap distance, the windowed one equals it; beyond,
+        // the windowed one is beyond too.
+        let mut ring: Vec<(f64, f64)> = Vec::new();
+        for i in 0..400 {
+            let x = 105.0 + f64::from(i) * 0.0005;
+            ring.push((x, 21.0));
+            ring.push((x + 0.00025, 21.0 + if i % 2 == 0 { 0.003 } else { 0.0001 }));
+        }
+        ring.push((105.2, 21.0));
+        ring.push((105.2, 20.99));
+        ring.push((105.0, 20.99));
+        ring.push((105.0, 21.0));
+        let shape = MultiPolygon::new(vec![geo::Polygon::new(ring.into(), vec![])]);
+        let snap_m = 150.0;
+        let mut checked = 0;
+        for i in 0..2_000 {
+            let lon = 104.99 + f64::from(i % 50) * 0.0045;
+            let lat = 20.985 + f64::from(i / 50) * 0.0005;
+            let (dlon, dlat) = degree_margins(lat, snap_m);
+            let window = [lon - dlon, lat - dlat, lon + dlon, lat + dlat];
+            let full = distance_to_shape_m(&shape, [lon, lat]);
+            let within = distance_within_m(&shape, [lon, lat], window);
+            if full <= snap_m {
+                assert_eq!(within.to_bits(), full.to_bits(), "({lon}, {lat})");
+                checked += 1;
+            } else {
+                assert!(within > snap_m, "({lon}, {lat}): {within} for {full}");
+            }
+        }
+        assert!(checked > 200, "{checked} points within the snap distance");
+    }
+
+    fn square(code: &str, parent: &str, x0: f64, y0: f64, size: f64) -> geojson::Feature {
+        let ring = vec![
+            vec![x0, y0],
+            vec![x0 + size, y0],
+            vec![x0 + size, y0 + size],
+            vec![x0, y0 + size],
+            vec![x0, y0],
+        ];
+        let mut f = geojson::Feature::from(geojson::Geometry::new_polygon(vec![ring]));
+        f.set_property("p", parent);
+        f.set_property("pn", format!("P {parent}"));
+        f.set_property("c", code);
+        f.set_property("cn", format!("C {code}"));
+        f
+    }
+
+    fn levels() -> Levels {
+        "prov=p:pn,comm=c:cn".parse().expect("valid")
+    }
 
     fn square(code: &str, parent: &str, x0: f64, y0: f64, size: f64) -> geojson::Feature {
         let ring = vec![
