@@ -790,26 +790,6 @@ mod tests {
         "prov=p:pn,comm=c:cn".parse().expect("valid")
     }
 
-    fn square(code: &str, parent: &str, x0: f64, y0: f64, size: f64) -> geojson::Feature {
-        let ring = vec![
-            vec![x0, y0],
-            vec![x0 + size, y0],
-            vec![x0 + size, y0 + size],
-            vec![x0, y0 + size],
-            vec![x0, y0],
-        ];
-        let mut f = geojson::Feature::from(geojson::Geometry::new_polygon(vec![ring]));
-        f.set_property("p", parent);
-        f.set_property("pn", format!("P {parent}"));
-        f.set_property("c", code);
-        f.set_property("cn", format!("C {code}"));
-        f
-    }
-
-    fn levels() -> Levels {
-        "prov=p:pn,comm=c:cn".parse().expect("valid")
-    }
-
     #[test]
     fn level_spec_parsing() {
         let l = Levels::default();
