@@ -300,17 +300,11 @@ fn ctrl_c_leaves_no_partial_output() {
 fn a_page_with_a_negative_value_count_is_an_error_not_an_abort() {
     // Found by the parquet_samples fuzz target: polars' decoder asks for
     // 2^61 bytes on it, and the failed allocation aborts (exit 134).
-    let (b, _) = crate::util::default_data();
     let dir = tempfile::tempdir().expect("tempdir");
-    let o = crate::util::gapmap(&[
-        "analyze",
-        "--samples",
-        crate::util::s(&crate::util::fixture("negative_page_count.parquet")),
-        "--boundaries",
-        crate::util::s(&b),
-        "--out",
-        crate::util::s(&dir.path().join("out")),
-    ]);
+    let o = crate::util::analyze_default_run(
+        &crate::util::fixture("negative_page_count.parquet"),
+        &dir.path().join("out"),
+    );
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -325,17 +319,11 @@ fn a_page_with_a_negative_value_count_is_an_error_not_an_abort() {
 #[test]
 fn a_damaged_parquet_file_is_an_error_not_a_crash() {
     // Found by the parquet_samples fuzz target: polars' reader panics on it.
-    let (b, _) = crate::util::default_data();
     let dir = tempfile::tempdir().expect("tempdir");
-    let o = crate::util::gapmap(&[
-        "analyze",
-        "--samples",
-        crate::util::s(&crate::util::fixture("damaged.parquet")),
-        "--boundaries",
-        crate::util::s(&b),
-        "--out",
-        crate::util::s(&dir.path().join("out")),
-    ]);
+    let o = crate::util::analyze_default_run(
+        &crate::util::fixture("damaged.parquet"),
+        &dir.path().join("out"),
+    );
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

@@ -104,10 +104,11 @@ pub fn in_ring(x: f64, y: f64, ring: &[[f64; 2]]) -> bool {
     c
 }
 
-/// Analyses `samples` over the default boundaries into `out`.
-pub fn analyze_default(samples: &Path, out: &Path) {
+/// Runs `gapmap analyze` on `samples` over the default boundaries into
+/// `out`, whatever its outcome.
+pub fn analyze_default_run(samples: &Path, out: &Path) -> Output {
     let (b, _) = default_data();
-    gapmap_ok(&[
+    gapmap(&[
         "analyze",
         "--samples",
         s(samples),
@@ -115,5 +116,17 @@ pub fn analyze_default(samples: &Path, out: &Path) {
         s(&b),
         "--out",
         s(out),
-    ]);
+    ])
+}
+
+/// Analyses `samples` over the default boundaries into `out`, asserting success.
+pub fn analyze_default(samples: &Path, out: &Path) {
+    let o = analyze_default_run(samples, out);
+    assert!(
+        o.status.success(),
+        "gapmap analyze {} failed: {}\n{}",
+        samples.display(),
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
 }

@@ -77,28 +77,28 @@ fn print_timings(load: std::time::Duration, stages: &gapmap_core::stages::Stages
     // The CPU of a lap includes the parts listed just above it (ingestion's
     // reader thread overlaps them, so they have no CPU time of their own).
     let mut after_parts = false;
-    for ((((stage, d), peak), cpu), rss) in stages
-        .laps
-        .iter()
-        .zip(&stages.peak_kib)
-        .zip(&stages.cpu)
-        .zip(&stages.rss_kib)
-    {
-        total += *d;
-        let mut line = format!("gapmap: timing {stage:<28} {:>8.3} s", d.as_secs_f64());
-        if let Some(cpu) = cpu {
-            line.push_str(&format!("  CPU {:>7.2} s", cpu.as_secs_f64()));
-            if after_parts {
-                line.push_str(" (with the parts above)");
+    for lap in &stages.laps {
+        total += lap.wall;
+        let mut line = format!(
+            "gapmap: timing {:<28} {:>8.3} s",
+            lap.stage,
+            lap.wall.as_secs_f64()
+        );
+        if let Some(m) = lap.measured {
+            if let Some(cpu) = m.cpu {
+                line.push_str(&format!("  CPU {:>7.2} s", cpu.as_secs_f64()));
+                if after_parts {
+                    line.push_str(" (with the parts above)");
+                }
+            }
+            if let Some(kib) = m.rss_kib {
+                line.push_str(&format!("  RSS {:>6} MiB", kib / 1024));
+            }
+            if let Some(kib) = m.peak_kib {
+                line.push_str(&format!("  peak RSS so far {:>6} MiB", kib / 1024));
             }
         }
-        if let Some(kib) = rss {
-            line.push_str(&format!("  RSS {:>6} MiB", kib / 1024));
-        }
-        if let Some(kib) = peak {
-            line.push_str(&format!("  peak RSS so far {:>6} MiB", kib / 1024));
-        }
-        after_parts = peak.is_none() && cpu.is_none();
+        after_parts = lap.measured.is_none();
         eprintln!("{line}");
     }
     eprintln!(

@@ -391,7 +391,7 @@ fn write_parquet_table(path: &Path, features: &[(Shape, Vec<Prop>)]) -> Result<(
 }
 
 /// Writes `heatmap/<slug>.<ext>` for each carrier of `carriers` and for `ALL`,
-/// in every format (layers built in parallel). Returns the number of cells
+/// in every format (one layer at a time, each built in parallel). Returns the number of cells
 /// per layer, in that order (ALL last), and the files written.
 ///
 /// # Errors

@@ -1,4 +1,4 @@
-//! Wall time and peak memory per stage of a run, for `--timings` and the
+//! Wall time, CPU time and memory per stage of a run, for `--timings` and the
 //! benchmark. Kept out of every output file, which must be byte-identical
 //! between runs.
 
@@ -10,21 +10,36 @@ pub struct Stages {
     last: Instant,
     /// Time recorded by [`Stages::add`] since the last lap.
     added: Duration,
-    /// (stage, wall time), in order.
-    pub laps: Vec<(&'static str, Duration)>,
-    /// Per lap, the peak resident memory (KiB) of the process so far, where
-    /// the system tells (Linux); `None` for parts recorded by [`Stages::add`].
-    /// The stage where it rises is where the run's peak is.
-    pub peak_kib: Vec<Option<u64>>,
-    /// Per lap, the resident memory (KiB) at its end: what the stage left
-    /// held (with what the allocator keeps for reuse).
-    pub rss_kib: Vec<Option<u64>>,
-    /// Per lap, the CPU time (user + system, all threads) of the process
-    /// since the previous lap, parts recorded by [`Stages::add`] included;
-    /// `None` for those parts and where the system does not tell.
-    pub cpu: Vec<Option<Duration>>,
+    /// The laps, in order.
+    pub laps: Vec<Lap>,
     /// The process's CPU time at the last lap.
     last_cpu: Option<Duration>,
+}
+
+/// One stage's wall time and, for a lap (not a part recorded by
+/// [`Stages::add`]), what the system tells of the process at its end.
+#[derive(Debug, Clone)]
+pub struct Lap {
+    /// The stage.
+    pub stage: &'static str,
+    /// Its wall time.
+    pub wall: Duration,
+    /// `None` for parts recorded by [`Stages::add`].
+    pub measured: Option<Measures>,
+}
+
+/// The process at the end of a lap, where the system tells (Linux).
+#[derive(Debug, Clone, Copy)]
+pub struct Measures {
+    /// CPU time (user + system, all threads) since the previous lap, the
+    /// parts recorded by [`Stages::add`] in between included.
+    pub cpu: Option<Duration>,
+    /// Resident memory (KiB) at the end: what the stage left held (with
+    /// what the allocator keeps for reuse).
+    pub rss_kib: Option<u64>,
+    /// Peak resident memory (KiB) so far: the stage where it rises is where
+    /// the run's peak is.
+    pub peak_kib: Option<u64>,
 }
 
 /// The process's CPU time so far, user + system, all threads (Linux:
@@ -40,19 +55,24 @@ fn process_cpu() -> Option<Duration> {
     Some(Duration::from_millis((user + system) * 10))
 }
 
-/// A line of `/proc/self/status` in KiB (Linux), e.g. `VmHWM` (the peak
-/// resident memory so far; never reset: that would also reset what
-/// `getrusage` and GNU time report) or `VmRSS` (resident now).
-fn status_kib(key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
+/// (`VmRSS`, `VmHWM`) of `/proc/self/status` in KiB (Linux): resident now
+/// and the peak so far. The peak is never reset: that would also reset
+/// what `getrusage` and GNU time report.
+fn resident_kib() -> (Option<u64>, Option<u64>) {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return (None, None);
+    };
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    };
+    (kib("VmRSS"), kib("VmHWM"))
 }
 
 impl Default for Stages {
@@ -69,9 +89,6 @@ impl Stages {
             last: Instant::now(),
             added: Duration::ZERO,
             laps: Vec::new(),
-            peak_kib: Vec::new(),
-            rss_kib: Vec::new(),
-            cpu: Vec::new(),
             last_cpu: process_cpu(),
         }
     }
@@ -80,13 +97,17 @@ impl Stages {
     /// [`Stages::add`] recorded in between.
     pub fn lap(&mut self, stage: &'static str) {
         let now = Instant::now();
-        self.laps
-            .push((stage, (now - self.last).saturating_sub(self.added)));
-        self.peak_kib.push(status_kib("VmHWM"));
-        self.rss_kib.push(status_kib("VmRSS"));
         let cpu = process_cpu();
-        self.cpu
-            .push(cpu.zip(self.last_cpu).map(|(c, l)| c.saturating_sub(l)));
+        let (rss_kib, peak_kib) = resident_kib();
+        self.laps.push(Lap {
+            stage,
+            wall: (now - self.last).saturating_sub(self.added),
+            measured: Some(Measures {
+                cpu: cpu.zip(self.last_cpu).map(|(c, l)| c.saturating_sub(l)),
+                rss_kib,
+                peak_kib,
+            }),
+        });
         self.last_cpu = cpu;
         self.last = now;
         self.added = Duration::ZERO;
@@ -94,10 +115,11 @@ impl Stages {
 
     /// Records a part of the coming lap timed elsewhere (e.g. inside a loop).
     pub fn add(&mut self, stage: &'static str, d: Duration) {
-        self.laps.push((stage, d));
-        self.peak_kib.push(None);
-        self.rss_kib.push(None);
-        self.cpu.push(None);
+        self.laps.push(Lap {
+            stage,
+            wall: d,
+            measured: None,
+        });
         self.added += d;
     }
 }
@@ -117,9 +139,10 @@ mod tests {
         }
         stages.add("part", Duration::ZERO);
         stages.lap("busy");
-        assert_eq!(stages.cpu[0], None, "parts have no CPU of their own");
+        let cpu_of = |i: usize| stages.laps[i].measured.and_then(|m| m.cpu);
+        assert_eq!(cpu_of(0), None, "parts have no CPU of their own");
         if cfg!(target_os = "linux") {
-            let cpu = stages.cpu[1].expect("Linux tells the CPU time");
+            let cpu = cpu_of(1).expect("Linux tells the CPU time");
             // Ticks are 10 ms; a busy loop of 300 ms wall on a loaded machine
             // may get less CPU, never more than wall time plus a tick per thread.
             assert!(cpu >= Duration::from_millis(100), "{cpu:?}");
