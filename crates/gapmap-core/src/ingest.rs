@@ -505,6 +505,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn parquet_rows_keep_their_line_and_values_across_fill_blocks() {
+        // More rows than a chunk and several fill blocks: each row must get
+        // its own line number and its own column values, wherever a block ends.
+        use polars::prelude::{Column, DataFrame, ParquetWriter};
+        let n = CHUNK_ROWS + 3 * FILL_BLOCK_ROWS + 17;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("many.parquet");
+        let ids: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+        #[allow(clippy::cast_precision_loss, reason = "small row numbers")]
+        let lats: Vec<f64> = (0..n).map(|i| 10.0 + i as f64 * 1e-5).collect();
+        let mut df = DataFrame::new(
+            n,
+            vec![
+                Column::new("test_id".into(), ids),
+                Column::new("timestamp".into(), vec!["2025-06-18T01:40:30+07:00"; n]),
+                Column::new("lat".into(), lats.clone()),
+                Column::new("lon".into(), vec![105.8f64; n]),
+                Column::new("carrier".into(), vec!["Viettel"; n]),
+                Column::new("network".into(), vec!["LTE"; n]),
+                Column::new("download_mbps".into(), vec![12.5f64; n]),
+                Column::new("device_id".into(), vec!["d"; n]),
+            ],
+        )
+        .expect("frame");
+        let file = std::fs::File::create(&path).expect("create");
+        ParquetWriter::new(file).finish(&mut df).expect("write");
+        let mut rows = Vec::new();
+        read_rows(
+            &path,
+            &ColumnMap::default(),
+            &mut Vec::new(),
+            &mut |chunk| {
+                rows.extend(chunk);
+                Ok(())
+            },
+        )
+        .expect("read");
+        assert_eq!(rows.len(), n);
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(row.line, i as u64 + 1);
+            assert_eq!(
+                row.get(Field::TestId),
+                Some(format!("t{i}").as_str()),
+                "row {i}"
+            );
+            assert_eq!(row.number(Field::Lat), Some(Some(lats[i])), "row {i}");
+        }
+    }
+
+    #[test]
     fn typed_parquet_columns_read_as_their_text_would() {
         // Numbers as Float32, Float64 and integers, ids as integers: numeric
         // fields go in as values, ids as their text; nulls are absent.
