@@ -304,3 +304,79 @@ fn repeated_samples_flag_equals_one_flag_with_several_files() {
         assert!(x == y, "{f} differs");
     }
 }
+
+#[test]
+fn duplicates_and_rejects_keep_input_order_across_pieces_and_chunks() {
+    // Ingestion checks rows in pieces of 4 096 within chunks of 32 768 and
+    // accounts for one piece while the next is checked: a repeat of a test
+    // id must be found whichever piece or chunk holds the first row, and the
+    // first row that passes the checks is the one kept. Oracle: a naive loop.
+    const N: usize = 32_768 + 3 * 4_096 + 7;
+    // (row, row whose test id it repeats): across a piece boundary, a chunk
+    // boundary, back to the very first row, and after a failed first row.
+    let repeats = [
+        (4_096, 4_095),
+        (32_768, 0),
+        (40_000, 32_767),
+        (8_192, 8_191),
+        (12_288, 8_191),
+    ];
+    let bad = [8_191, 20_000]; // bad timestamps: not kept, not "seen"
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("many.csv");
+    let id = |i: usize| repeats.iter().find(|r| r.0 == i).map_or(i, |r| r.1);
+    let mut text =
+        String::from("test_id,timestamp,latitude,lon,carrier,network,download_mbps,device_id\n");
+    for i in 0..N {
+        let ts = if bad.contains(&i) {
+            "2025-03-15T10:00:00"
+        } else {
+            "2025-03-15T10:00:00Z"
+        };
+        text.push_str(&format!(
+            "t{},{ts},21.05,105.05,viettel,LTE,{},d{}\n",
+            id(i),
+            1 + i % 50,
+            i % 997
+        ));
+    }
+    std::fs::write(&csv, text).expect("write");
+    let mut seen = std::collections::HashSet::new();
+    let mut want = Vec::new();
+    for i in 0..N {
+        let line = (i + 2).to_string();
+        if bad.contains(&i) {
+            want.push((line, "bad_timestamp".to_owned(), format!("t{}", id(i))));
+        } else if !seen.insert(id(i)) {
+            want.push((line, "duplicate_test_id".to_owned(), format!("t{}", id(i))));
+        }
+    }
+    assert_eq!(
+        want.len(),
+        bad.len() + repeats.len() - 1,
+        "8 192 is the first good t8191"
+    );
+    let out = dir.path().join("out");
+    gapmap_ok(&[
+        "analyze",
+        "--samples",
+        s(&csv),
+        "--boundaries",
+        s(&fixture("wards.geojson")),
+        "--levels",
+        LEVELS,
+        "--out",
+        s(&out),
+        "--column",
+        "lat=latitude",
+    ]);
+    let (_, rows) = read_csv(&out.join("rejects.csv"));
+    let got: Vec<(String, String, String)> = rows
+        .into_iter()
+        .map(|r| (r[1].clone(), r[2].clone(), r[3].clone()))
+        .collect();
+    assert_eq!(got, want);
+    let summary = json(&out.join("summary.json"));
+    assert_eq!(summary["rows"]["read"], N);
+    assert_eq!(summary["rows"]["accepted"], N - want.len());
+}

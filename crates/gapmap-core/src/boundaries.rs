@@ -441,12 +441,14 @@ pub struct Locator<'a> {
     boundaries: &'a Boundaries,
     tree: RTree<Envelope>,
     snap_m: f64,
-    /// H3 cell → the unit of every point of the cell, or [`NOT_INTERIOR`]
-    /// for cells near an edge (their points take the exact test).
-    interior: std::collections::HashMap<u64, u32, foldhash::fast::FixedState>,
-    /// Cells near an edge → the polygon parts whose box meets the cell's
-    /// disk: a point there needs no R-tree search.
-    near_edge: std::collections::HashMap<u64, Vec<(u32, u32)>, foldhash::fast::FixedState>,
+    /// H3 cell → what its points need, in one lookup: the unit of every
+    /// point of an interior cell; for a cell near an edge, [`NEAR_EDGE`] and
+    /// the index of its candidate parts in `edge_parts`; [`NOT_INTERIOR`]
+    /// for a cell whose points take the exact test.
+    cells: std::collections::HashMap<u64, u32, foldhash::fast::FixedState>,
+    /// Cells near an edge → the polygon parts (unit, part) whose box meets
+    /// the cell's disk, sorted: a point there needs no R-tree search.
+    edge_parts: Vec<Box<[(u32, u32)]>>,
     /// Bounding box of each part: (min x, min y, max x, max y), per unit.
     part_boxes: Vec<Vec<[f64; 4]>>,
 }
@@ -455,8 +457,12 @@ pub struct Locator<'a> {
 /// (unit, part) a point in it may lie in.
 type CellClass = (u32, Option<Vec<(u32, u32)>>);
 
-/// A cell that is not wholly inside one unit, far from every edge.
+/// A cell that is not wholly inside one unit and has no list of parts
+/// (too coarse, or across the antimeridian).
 const NOT_INTERIOR: u32 = u32::MAX;
+
+/// Flag of a cache value that indexes `edge_parts` (unit indices stay below it).
+const NEAR_EDGE: u32 = 1 << 31;
 
 /// How a point was placed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -497,8 +503,8 @@ impl<'a> Locator<'a> {
             boundaries,
             tree: RTree::bulk_load(items),
             snap_m: snap_m.max(0.0),
-            interior: std::collections::HashMap::default(),
-            near_edge: std::collections::HashMap::default(),
+            cells: std::collections::HashMap::default(),
+            edge_parts: Vec::new(),
             part_boxes: boundaries
                 .shapes
                 .iter()
@@ -520,7 +526,7 @@ impl<'a> Locator<'a> {
     /// Whether [`Locator::learn_cells`] has classified this cell.
     #[must_use]
     pub fn knows(&self, cell: h3o::CellIndex) -> bool {
-        self.interior.contains_key(&u64::from(cell))
+        self.cells.contains_key(&u64::from(cell))
     }
 
     /// Classifies the cells not seen before (in parallel), so that
@@ -536,7 +542,7 @@ impl<'a> Locator<'a> {
         let mut new: Vec<h3o::CellIndex> = cells
             .iter()
             .copied()
-            .filter(|c| !self.interior.contains_key(&u64::from(*c)))
+            .filter(|c| !self.cells.contains_key(&u64::from(*c)))
             .collect();
         new.sort_unstable();
         new.dedup();
@@ -545,10 +551,17 @@ impl<'a> Locator<'a> {
             .map(|&c| (u64::from(c), self.classify(c)))
             .collect();
         for (cell, (unit, parts)) in classified {
-            self.interior.insert(cell, unit);
-            if let Some(parts) = parts {
-                self.near_edge.insert(cell, parts);
-            }
+            let value = match parts {
+                // Unit indices and part lists stay below the flag (2^31 of
+                // either would not fit in memory anyway).
+                #[allow(clippy::cast_possible_truncation, reason = "see above")]
+                Some(parts) if self.edge_parts.len() < (NOT_INTERIOR & !NEAR_EDGE) as usize => {
+                    self.edge_parts.push(parts.into_boxed_slice());
+                    NEAR_EDGE | (self.edge_parts.len() - 1) as u32
+                }
+                _ => unit,
+            };
+            self.cells.insert(cell, value);
         }
     }
 
@@ -609,19 +622,29 @@ impl<'a> Locator<'a> {
     /// [`Locator::learn_cells`] found interior needs no polygon test.
     #[must_use]
     pub fn locate_in(&self, cell: h3o::CellIndex, lon: f64, lat: f64) -> Option<Placement> {
-        let key = u64::from(cell);
-        match self.interior.get(&key) {
-            Some(&u) if u != NOT_INTERIOR => return Some(Placement::Inside(u)),
-            _ => {}
-        }
-        let Some(parts) = self.near_edge.get(&key) else {
-            return self.locate(lon, lat);
+        self.locate_cached(cell, lon, lat).0
+    }
+
+    /// As [`Locator::locate_in`], and whether the cell was learned: one
+    /// lookup of the cell (a cache miss at national scale) serves both.
+    #[must_use]
+    pub fn locate_cached(
+        &self,
+        cell: h3o::CellIndex,
+        lon: f64,
+        lat: f64,
+    ) -> (Option<Placement>, bool) {
+        let value = match self.cells.get(&u64::from(cell)) {
+            None => return (self.locate(lon, lat), false),
+            Some(&NOT_INTERIOR) => return (self.locate(lon, lat), true),
+            Some(&v) if v & NEAR_EDGE == 0 => return (Some(Placement::Inside(v)), true),
+            Some(&v) => v & !NEAR_EDGE,
         };
         // The parts whose box holds the point are those the R-tree would
         // return (the point is in the cell's disk, inside the window); sorted
         // by unit, so the first hit is the lowest code.
         let p = geo::coord! { x: lon, y: lat };
-        for &(u, k) in parts {
+        for &(u, k) in &self.edge_parts[value as usize] {
             let b = self.part_boxes[u as usize][k as usize];
             if lon >= b[0]
                 && lon <= b[2]
@@ -629,10 +652,10 @@ impl<'a> Locator<'a> {
                 && lat <= b[3]
                 && self.boundaries.shapes[u as usize].0[k as usize].intersects(&p)
             {
-                return Some(Placement::Inside(u));
+                return (Some(Placement::Inside(u)), true);
             }
         }
-        self.locate(lon, lat) // outside every polygon: snapping
+        (self.locate(lon, lat), true) // outside every polygon: snapping
     }
 
     /// The unit whose polygon contains the point (lowest code), no snapping.

@@ -162,6 +162,253 @@ struct RowKeys<'a> {
     carrier: &'a str,
 }
 
+/// Rows of a chunk checked and placed while the piece before is accounted
+/// for: small enough that the last piece's accounting, which nothing
+/// overlaps, is short; large enough to keep both cores busy.
+const PIECE_ROWS: usize = 4096;
+
+/// A row after the parallel pass: checked, placed (with its cell), keyed,
+/// and the cell if some locator had not learned it.
+struct Passed<'r> {
+    checked: std::result::Result<crate::schema::CheckedRow<'r>, RejectReason>,
+    place: Option<(crate::vintage::Places, h3o::CellIndex)>,
+    keys: Option<RowKeys<'r>>,
+    unlearned: Option<h3o::CellIndex>,
+}
+
+/// A piece of rows ready for accounting: passed, duplicates found,
+/// devices interned.
+struct Judged<'r> {
+    rows: &'r [crate::schema::RawRow],
+    passed: Vec<Passed<'r>>,
+    is_dup: Vec<bool>,
+    device_of: Vec<u32>,
+}
+
+/// What accounting fills, in input order.
+struct Accounts {
+    samples: Vec<Sample>,
+    rejects: Vec<Reject>,
+    counts: RowCounts,
+    places: Vec<Vec<(u32, PlaceKind, u32)>>,
+    carriers: Vec<String>,
+    span: Option<(Month, Month)>,
+}
+
+/// Checks, H3 cell, places and digests of each row, in parallel. A cell
+/// the locators have not learned yet is placed by the exact test (the same
+/// answer) and reported, to be learned for the chunks that follow.
+fn pass<'r>(
+    rows: &'r [crate::schema::RawRow],
+    locators: &[Option<crate::boundaries::Locator<'_>>],
+    vintages: &Vintages,
+    opts: &'r IngestOptions,
+) -> Vec<Passed<'r>> {
+    let resolution = opts.resolution;
+    rows.par_iter()
+        // Carrier names repeat: each piece of the chunk remembers the
+        // canonical name of each spelling it met (a handful).
+        .map_init(Vec::<(&str, &str)>::new, |spellings, row| {
+            let checked = check_row(row);
+            let cell = checked
+                .as_ref()
+                .ok()
+                .and_then(|c| Some(h3o::LatLng::new(c.lat, c.lon).ok()?.to_cell(resolution)));
+            let mut unlearned = None;
+            let place = checked.as_ref().ok().and_then(|c| {
+                let cell = cell?;
+                let fast = opts.fast_placement.then_some(cell);
+                let (all, known) = vintages.place_all_cached(locators, fast, c.lon, c.lat);
+                if opts.fast_placement && !known {
+                    unlearned = Some(cell);
+                }
+                if !all[vintages.in_force(c.month)].in_territory() {
+                    return None;
+                }
+                Some((all, cell))
+            });
+            // Hashing and name work here, in parallel; accounting only
+            // does what needs the input order.
+            let keys = checked.as_ref().ok().map(|c| RowKeys {
+                test_id: xxhash_rust::xxh3::xxh3_128(c.test_id.as_bytes()),
+                device: xxhash_rust::xxh3::xxh3_128(c.device_id.as_bytes()),
+                carrier: match spellings.iter().find(|(raw, _)| *raw == c.carrier) {
+                    Some(&(_, canonical)) => canonical,
+                    None => {
+                        let canonical = opts.carriers.canonical(c.carrier);
+                        // Bounded: a file of a thousand spellings costs a
+                        // lookup per row, not a long scan.
+                        if spellings.len() < 16 {
+                            spellings.push((c.carrier, canonical));
+                        }
+                        canonical
+                    }
+                },
+            });
+            Passed {
+                checked,
+                place,
+                keys,
+                unlearned,
+            }
+        })
+        .collect()
+}
+
+/// Duplicate test ids and device interning, sharded by digest so that
+/// shards run in parallel; within a shard rows keep input order, so the
+/// first row of a test id is kept, as in one sequential pass. Returns, per
+/// row, whether it repeats a test id and its device's number.
+fn dedup_and_intern(
+    passed: &[Passed<'_>],
+    seen_ids: &mut [HashSet<u128>],
+    device_ix: &mut [HashMap<u128, u32>],
+) -> (Vec<bool>, Vec<u32>) {
+    let id_shard_count = seen_ids.len();
+    // Rows by shard of their test id, in input order.
+    let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); id_shard_count];
+    for (ri, p) in passed.iter().enumerate() {
+        if let Some(k) = &p.keys {
+            by_shard[id_shard(k.test_id, id_shard_count)].push(ri);
+        }
+    }
+    let dups: Vec<Vec<usize>> = seen_ids
+        .par_iter_mut()
+        .zip(&by_shard)
+        .map(|(set, rows)| {
+            rows.iter()
+                .copied()
+                .filter(|&ri| {
+                    passed[ri]
+                        .keys
+                        .as_ref()
+                        .is_some_and(|k| !set.insert(k.test_id))
+                })
+                .collect()
+        })
+        .collect();
+    let mut is_dup = vec![false; passed.len()];
+    for ri in dups.into_iter().flatten() {
+        is_dup[ri] = true;
+    }
+    // Accepted mobile rows by shard of their device, in input order.
+    let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
+    for (ri, p) in passed.iter().enumerate() {
+        if let (Ok(c), Some(_), Some(k)) = (&p.checked, &p.place, &p.keys)
+            && !is_dup[ri]
+            && c.network != Network::Wifi
+        {
+            by_shard[shard(k.device)].push(ri);
+        }
+    }
+    let interned: Vec<Vec<(usize, u32)>> = device_ix
+        .par_iter_mut()
+        .zip(&by_shard)
+        .enumerate()
+        .map(|(si, (map, rows))| {
+            let mut out = Vec::with_capacity(rows.len());
+            for &ri in rows {
+                let Some(k) = &passed[ri].keys else { continue };
+                #[allow(clippy::cast_possible_truncation, reason = "device counts fit u32")]
+                let next = map.len() as u32;
+                let local = *map.entry(k.device).or_insert(next);
+                #[allow(clippy::cast_possible_truncation, reason = "SHARDS is small")]
+                out.push((ri, local * SHARDS as u32 + si as u32));
+            }
+            out
+        })
+        .collect();
+    let mut device_of = vec![0u32; passed.len()];
+    for (ri, d) in interned.into_iter().flatten() {
+        device_of[ri] = d;
+    }
+    (is_dup, device_of)
+}
+
+impl Accounts {
+    /// Accounts for a piece's rows in input order: each is accepted,
+    /// excluded or rejected with one reason.
+    fn account(&mut self, file: u32, judged: Judged<'_>, vintages: &Vintages) {
+        let Judged {
+            rows,
+            passed,
+            is_dup,
+            device_of,
+        } = judged;
+        for (ri, (row, p)) in rows.iter().zip(passed).enumerate() {
+            self.counts.read += 1;
+            let mut reject = |reason| {
+                self.counts.rejected.add(reason);
+                self.rejects.push(Reject {
+                    file,
+                    line: row.line,
+                    reason,
+                    test_id: row.get(Field::TestId).unwrap_or_default().to_owned(),
+                });
+            };
+            let (c, keys) = match (p.checked, p.keys) {
+                (Ok(c), Some(k)) => (c, k),
+                (Err(reason), _) => {
+                    reject(reason);
+                    continue;
+                }
+                (Ok(_), None) => unreachable!("keys exist for every checked row"),
+            };
+            if is_dup[ri] {
+                reject(RejectReason::DuplicateTestId);
+                continue;
+            }
+            let Some((all, cell)) = p.place else {
+                reject(RejectReason::OutsideBoundaries);
+                continue;
+            };
+            let m = c.month;
+            self.span = Some(self.span.map_or((m, m), |(a, b)| (a.min(m), b.max(m))));
+            if c.network == Network::Wifi {
+                self.counts.excluded.wifi += 1;
+                continue;
+            }
+            // A handful of carriers: a scan beats hashing.
+            #[allow(clippy::cast_possible_truncation, reason = "carrier counts fit u16")]
+            let carrier = match self.carriers.iter().position(|n| n == keys.carrier) {
+                Some(i) => i as u16,
+                None => {
+                    self.carriers.push(keys.carrier.to_owned());
+                    (self.carriers.len() - 1) as u16
+                }
+            };
+            // Devices are interned by a 128-bit digest: their ids are
+            // never needed again (no output may carry them).
+            let device = device_of[ri];
+            let dated = all[vintages.in_force(c.month)];
+            for (v, p) in self.places.iter_mut().zip(&all) {
+                v.push((p.unit, p.kind, p.old_unit));
+            }
+            debug_assert_eq!(
+                i64::from(c.day),
+                (c.time + i64::from(crate::schema::LOCAL_OFFSET_SECONDS)).div_euclid(86_400),
+                "Sample::day derives the day"
+            );
+            self.samples.push(Sample {
+                time: c.time,
+                lat: c.lat,
+                lon: c.lon,
+                download: c.download,
+                upload: c.upload.into(),
+                latency: c.latency.into(),
+                accuracy: c.accuracy.into(),
+                cell,
+                month: c.month,
+                device,
+                carrier,
+                network: c.network,
+                flags: 0,
+                snapped: dated.kind == PlaceKind::Snapped,
+            });
+        }
+    }
+}
+
 /// A rejected row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reject {
@@ -272,17 +519,16 @@ pub fn ingest(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Ingested> {
     let mut locators = vintages.locators(opts.snap_m);
-    let mut places: Vec<Vec<(u32, PlaceKind, u32)>> = vec![Vec::new(); vintages.sets.len()];
-    let mut carriers: Vec<String> = Vec::new();
-    let mut device_ix: Vec<HashMap<u128, u32>> = (0..SHARDS).map(|_| HashMap::default()).collect();
-    let mut samples = Vec::new();
-    let mut rejects = Vec::new();
-    let mut counts = RowCounts::default();
-    let mut span: Option<(Month, Month)> = None;
-    let mut warnings = Vec::new();
-    let mut widen = |m: Month| {
-        span = Some(span.map_or((m, m), |(a, b)| (a.min(m), b.max(m))));
+    let mut acc = Accounts {
+        samples: Vec::new(),
+        rejects: Vec::new(),
+        counts: RowCounts::default(),
+        places: vec![Vec::new(); vintages.sets.len()],
+        carriers: Vec::new(),
+        span: None,
     };
+    let mut device_ix: Vec<HashMap<u128, u32>> = (0..SHARDS).map(|_| HashMap::default()).collect();
+    let mut warnings = Vec::new();
 
     let started = std::time::Instant::now();
     let (mut check_place, mut account) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
@@ -297,8 +543,8 @@ pub fn ingest(
         .iter()
         .filter_map(|f| crate::ingest::row_count_hint(f))
         .sum();
-    samples.reserve(announced + announced / 4);
-    for v in &mut places {
+    acc.samples.reserve(announced + announced / 4);
+    for v in &mut acc.places {
         v.reserve(announced + announced / 4);
     }
     let (id_shard_count, id_shard_rows) = id_shards(announced);
@@ -312,203 +558,54 @@ pub fn ingest(
         let file = file_no as u32;
         read_pipelined(path, &opts.columns, &mut warnings, &mut |chunk| {
             let t0 = std::time::Instant::now();
-            let resolution = opts.resolution;
-            // One parallel pass per row: checks, H3 cell, places, digests.
-            // A cell the locators have not learned yet is placed by the
-            // exact test (the same answer) and learned after the pass, for
-            // the chunks that follow: no sequential step between the cell
-            // and the place of each row.
-            let placed: Vec<_> = chunk
-                .par_iter()
-                // Carrier names repeat: each piece of the chunk remembers the
-                // canonical name of each spelling it met (a handful).
-                .map_init(Vec::<(&str, &str)>::new, |spellings, row| {
-                    let checked = check_row(row);
-                    let cell = checked.as_ref().ok().and_then(|c| {
-                        Some(h3o::LatLng::new(c.lat, c.lon).ok()?.to_cell(resolution))
-                    });
-                    let unlearned = cell.filter(|&c| {
-                        opts.fast_placement && locators.iter().flatten().any(|l| !l.knows(c))
-                    });
-                    let place = checked.as_ref().ok().and_then(|c| {
-                        let cell = cell?;
-                        let fast = opts.fast_placement.then_some(cell);
-                        let all = vintages.place_all_in(&locators, fast, c.lon, c.lat);
-                        if !all[vintages.in_force(c.month)].in_territory() {
-                            return None;
+            // The chunk goes in pieces: while one piece is accounted for (in
+            // input order, on one thread), the next is checked and placed on
+            // the other core, so the ordered part is not a serial step.
+            let mut ready: Option<Judged<'_>> = None;
+            let mut unlearned: Vec<h3o::CellIndex> = Vec::new();
+            for piece in chunk.chunks(PIECE_ROWS) {
+                let (passed, ()) = rayon::join(
+                    || pass(piece, &locators, vintages, opts),
+                    || {
+                        if let Some(judged) = ready.take() {
+                            acc.account(file, judged, vintages);
                         }
-                        Some((all, cell))
-                    });
-                    // Hashing and name work here, in parallel; the loop
-                    // below only does what needs the input order.
-                    let keys = checked.as_ref().ok().map(|c| RowKeys {
-                        test_id: xxhash_rust::xxh3::xxh3_128(c.test_id.as_bytes()),
-                        device: xxhash_rust::xxh3::xxh3_128(c.device_id.as_bytes()),
-                        carrier: match spellings.iter().find(|(raw, _)| *raw == c.carrier) {
-                            Some(&(_, canonical)) => canonical,
-                            None => {
-                                let canonical = opts.carriers.canonical(c.carrier);
-                                // Bounded: a file of a thousand spellings
-                                // costs a lookup per row, not a long scan.
-                                if spellings.len() < 16 {
-                                    spellings.push((c.carrier, canonical));
-                                }
-                                canonical
-                            }
-                        },
-                    });
-                    (checked, place, keys, unlearned)
-                })
-                .collect();
-            if opts.fast_placement {
-                let cells: Vec<h3o::CellIndex> = placed.iter().filter_map(|p| p.3).collect();
-                if !cells.is_empty() {
-                    for loc in locators.iter_mut().flatten() {
-                        loc.learn_cells(&cells);
-                    }
-                }
-            }
-            // Duplicates and device interning, sharded by digest so that
-            // shards run in parallel; within a shard rows keep input order,
-            // so the first row of a test id is kept, as in one sequential pass.
-            let is_dup = {
-                // Rows by shard of their test id, in input order.
-                let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); id_shard_count];
-                for (ri, (_, _, keys, _)) in placed.iter().enumerate() {
-                    if let Some(k) = keys {
-                        by_shard[id_shard(k.test_id, id_shard_count)].push(ri);
-                    }
-                }
-                let dups: Vec<Vec<usize>> = seen_ids
-                    .par_iter_mut()
-                    .zip(&by_shard)
-                    .map(|(set, rows)| {
-                        rows.iter()
-                            .copied()
-                            .filter(|&ri| {
-                                placed[ri]
-                                    .2
-                                    .as_ref()
-                                    .is_some_and(|k| !set.insert(k.test_id))
-                            })
-                            .collect()
-                    })
-                    .collect();
-                let mut is_dup = vec![false; placed.len()];
-                for ri in dups.into_iter().flatten() {
-                    is_dup[ri] = true;
-                }
-                is_dup
-            };
-            let mut device_of = vec![0u32; placed.len()];
-            // Accepted mobile rows by shard of their device, in input order.
-            let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
-            for (ri, (checked, place, keys, _)) in placed.iter().enumerate() {
-                if let (Ok(c), Some(_), Some(k)) = (checked, place, keys)
-                    && !is_dup[ri]
-                    && c.network != Network::Wifi
-                {
-                    by_shard[shard(k.device)].push(ri);
-                }
-            }
-            let interned: Vec<Vec<(usize, u32)>> = device_ix
-                .par_iter_mut()
-                .zip(&by_shard)
-                .enumerate()
-                .map(|(si, (map, rows))| {
-                    let mut out = Vec::with_capacity(rows.len());
-                    for &ri in rows {
-                        let Some(k) = &placed[ri].2 else { continue };
-                        #[allow(clippy::cast_possible_truncation, reason = "device counts fit u32")]
-                        let next = map.len() as u32;
-                        let local = *map.entry(k.device).or_insert(next);
-                        #[allow(clippy::cast_possible_truncation, reason = "SHARDS is small")]
-                        out.push((ri, local * SHARDS as u32 + si as u32));
-                    }
-                    out
-                })
-                .collect();
-            for (ri, d) in interned.into_iter().flatten() {
-                device_of[ri] = d;
+                    },
+                );
+                unlearned.extend(passed.iter().filter_map(|p| p.unlearned));
+                let (is_dup, device_of) = dedup_and_intern(&passed, &mut seen_ids, &mut device_ix);
+                ready = Some(Judged {
+                    rows: piece,
+                    passed,
+                    is_dup,
+                    device_of,
+                });
             }
             let t1 = std::time::Instant::now();
             check_place += t1 - t0;
-            for (ri, (row, (checked, place, keys, _))) in chunk.iter().zip(placed).enumerate() {
-                counts.read += 1;
-                let mut reject = |reason| {
-                    counts.rejected.add(reason);
-                    rejects.push(Reject {
-                        file,
-                        line: row.line,
-                        reason,
-                        test_id: row.get(Field::TestId).unwrap_or_default().to_owned(),
-                    });
-                };
-                let (c, keys) = match (checked, keys) {
-                    (Ok(c), Some(k)) => (c, k),
-                    (Err(reason), _) => {
-                        reject(reason);
-                        continue;
-                    }
-                    (Ok(_), None) => unreachable!("keys exist for every checked row"),
-                };
-                if is_dup[ri] {
-                    reject(RejectReason::DuplicateTestId);
-                    continue;
-                }
-                let Some((all, cell)) = place else {
-                    reject(RejectReason::OutsideBoundaries);
-                    continue;
-                };
-                widen(c.month);
-                if c.network == Network::Wifi {
-                    counts.excluded.wifi += 1;
-                    continue;
-                }
-                // A handful of carriers: a scan beats hashing.
-                #[allow(clippy::cast_possible_truncation, reason = "carrier counts fit u16")]
-                let carrier = match carriers.iter().position(|n| n == keys.carrier) {
-                    Some(i) => i as u16,
-                    None => {
-                        carriers.push(keys.carrier.to_owned());
-                        (carriers.len() - 1) as u16
-                    }
-                };
-                // Devices are interned by a 128-bit digest: their ids are
-                // never needed again (no output may carry them).
-                let device = device_of[ri];
-                let dated = all[vintages.in_force(c.month)];
-                for (v, p) in places.iter_mut().zip(&all) {
-                    v.push((p.unit, p.kind, p.old_unit));
-                }
-                debug_assert_eq!(
-                    i64::from(c.day),
-                    (c.time + i64::from(crate::schema::LOCAL_OFFSET_SECONDS)).div_euclid(86_400),
-                    "Sample::day derives the day"
-                );
-                samples.push(Sample {
-                    time: c.time,
-                    lat: c.lat,
-                    lon: c.lon,
-                    download: c.download,
-                    upload: c.upload.into(),
-                    latency: c.latency.into(),
-                    accuracy: c.accuracy.into(),
-                    cell,
-                    month: c.month,
-                    device,
-                    carrier,
-                    network: c.network,
-                    flags: 0,
-                    snapped: dated.kind == PlaceKind::Snapped,
-                });
+            if let Some(judged) = ready.take() {
+                acc.account(file, judged, vintages);
             }
             account += t1.elapsed();
-            progress(counts.read);
+            // Learned after the chunk: the chunks that follow find them.
+            if opts.fast_placement && !unlearned.is_empty() {
+                for loc in locators.iter_mut().flatten() {
+                    loc.learn_cells(&unlearned);
+                }
+            }
+            progress(acc.counts.read);
             Ok(())
         })?;
     }
     let read = started.elapsed().saturating_sub(check_place + account);
+    let Accounts {
+        mut samples,
+        rejects,
+        mut counts,
+        mut places,
+        carriers,
+        span,
+    } = acc;
 
     let window = match (opts.from, opts.to, span) {
         (Some(a), Some(b), _) => Some((a, b)),

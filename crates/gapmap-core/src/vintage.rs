@@ -569,10 +569,28 @@ impl Vintages {
         lon: f64,
         lat: f64,
     ) -> Places {
+        self.place_all_cached(locators, cell, lon, lat).0
+    }
+
+    /// As [`Vintages::place_all_in`], and whether every locator had learned
+    /// the cell (when not, the caller teaches it for the points to come).
+    #[must_use]
+    pub fn place_all_cached(
+        &self,
+        locators: &[Option<Locator<'_>>],
+        cell: Option<h3o::CellIndex>,
+        lon: f64,
+        lat: f64,
+    ) -> (Places, bool) {
+        let mut known = true;
         let mut out = Places::new();
         for (v, loc) in self.sets.iter().zip(locators) {
             let located = loc.as_ref().map(|loc| match cell {
-                Some(c) => loc.locate_in(c, lon, lat),
+                Some(c) => {
+                    let (placed, learned) = loc.locate_cached(c, lon, lat);
+                    known &= learned;
+                    placed
+                }
                 None => loc.locate(lon, lat),
             });
             let p = match (located, &v.crosswalk) {
@@ -613,7 +631,7 @@ impl Vintages {
             };
             out.push(p);
         }
-        out
+        (out, known)
     }
 
     /// A finest unit's reference point: its polygon's interior point, or the
