@@ -50,37 +50,170 @@ impl GroupStats {
 
     /// Computes the statistics of gathered rows.
     fn of_rows(rows: &[StatRow]) -> Self {
+        Self::of_rows_counting(rows, |rows| {
+            let mut dev: Vec<u32> = rows.iter().map(|r| r.device).collect();
+            let mut cells: Vec<u64> = rows.iter().map(|r| r.cell).collect();
+            dev.sort_unstable();
+            dev.dedup();
+            cells.sort_unstable();
+            cells.dedup();
+            (dev.len() as u64, cells.len() as u64)
+        })
+    }
+
+    /// Computes the statistics of gathered rows; `distinct` counts their
+    /// distinct (devices, cells).
+    fn of_rows_counting(rows: &[StatRow], distinct: impl FnOnce(&[StatRow]) -> (u64, u64)) -> Self {
         let mut dl = Vec::with_capacity(rows.len());
         let mut ul = Vec::new();
         let mut lat = Vec::new();
-        let mut dev = Vec::with_capacity(rows.len());
-        let mut cells = Vec::with_capacity(rows.len());
         let mut effective = 0;
         for r in rows {
             dl.push(r.download);
             ul.extend(r.upload.get());
             lat.extend(r.latency.get());
-            dev.push(r.device);
-            cells.push(r.cell);
             effective += u64::from(r.effective);
         }
-        cells.sort_unstable();
-        cells.dedup();
-        dev.sort_unstable();
-        dev.dedup();
+        let (devices, cells) = distinct(rows);
         let [download_median, download_p10, download_p90] = stats::median_p10_p90(&mut dl);
         Self {
             samples: dl.len() as u64,
-            devices: dev.len() as u64,
+            devices,
             download_median,
             download_p10,
             download_p90,
             upload_median: stats::median(&mut ul),
             latency_median: stats::median(&mut lat),
             effective,
-            cells: cells.len() as u64,
+            cells,
         }
     }
+}
+
+/// Counts the distinct values of small dense ids, group after group, in
+/// one pass each: an id is new to a group when its stamp is not the
+/// group's round (no sort, no clearing between groups).
+#[derive(Debug)]
+struct Stamps {
+    seen: Vec<u32>,
+    round: u32,
+}
+
+impl Stamps {
+    fn new(ids: usize) -> Self {
+        Self {
+            seen: vec![0; ids],
+            round: 0,
+        }
+    }
+
+    fn count(&mut self, ids: impl Iterator<Item = u32>) -> u64 {
+        if self.round == u32::MAX {
+            self.seen.fill(0);
+            self.round = 0;
+        }
+        self.round += 1;
+        let mut n = 0;
+        for id in ids {
+            let stamp = &mut self.seen[id as usize];
+            if *stamp != self.round {
+                *stamp = self.round;
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// Stamps for a top-level unit's devices and cells (renumbered densely).
+#[derive(Debug)]
+struct Distinct {
+    devices: Stamps,
+    cells: Stamps,
+}
+
+impl Distinct {
+    fn new(devices: usize, cells: usize) -> Self {
+        Self {
+            devices: Stamps::new(devices),
+            cells: Stamps::new(cells),
+        }
+    }
+
+    #[allow(clippy::cast_possible_truncation, reason = "dense ids were u32")]
+    fn stats(&mut self, rows: &[StatRow]) -> GroupStats {
+        GroupStats::of_rows_counting(rows, |rows| {
+            (
+                self.devices.count(rows.iter().map(|r| r.device)),
+                self.cells.count(rows.iter().map(|r| r.cell as u32)),
+            )
+        })
+    }
+}
+
+/// Renumbers the rows' devices and cells densely (0, 1, … in order of first
+/// appearance); returns how many of each.
+fn renumber(rows: &mut [StatRow]) -> (usize, usize) {
+    let mut devices: std::collections::HashMap<u32, u32, foldhash::fast::FixedState> =
+        std::collections::HashMap::default();
+    let mut cells: std::collections::HashMap<u64, u32, foldhash::fast::FixedState> =
+        std::collections::HashMap::default();
+    for r in rows.iter_mut() {
+        #[allow(clippy::cast_possible_truncation, reason = "a unit's rows fit u32")]
+        let next = devices.len() as u32;
+        r.device = *devices.entry(r.device).or_insert(next);
+        #[allow(clippy::cast_possible_truncation, reason = "a unit's rows fit u32")]
+        let next = cells.len() as u32;
+        r.cell = u64::from(*cells.entry(r.cell).or_insert(next));
+    }
+    (devices.len(), cells.len())
+}
+
+/// Sorts rows by (month, position, carrier) by counting when the keys span
+/// few buckets (a top-level unit's positions are one range, its months and
+/// carriers few), else by comparison. Rows of one key may come in any
+/// order: every statistic is order-free.
+fn sort_rows(rows: &mut Vec<StatRow>, carriers: usize) {
+    let (Some(first), Some(last)) = (
+        rows.iter().map(|r| r.month).min(),
+        rows.iter().map(|r| r.month).max(),
+    ) else {
+        return;
+    };
+    let (lo, hi) = rows.iter().fold((u32::MAX, 0), |(lo, hi), r| {
+        (lo.min(r.position), hi.max(r.position))
+    });
+    let months = usize::try_from(last.index() - first.index())
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let positions = (hi - lo) as usize + 1;
+    let buckets = months
+        .saturating_mul(positions)
+        .saturating_mul(carriers.max(1));
+    if buckets > rows.len().saturating_mul(4).max(1 << 16) {
+        rows.par_sort_unstable_by_key(|r| (r.month, r.position, r.carrier));
+        return;
+    }
+    #[allow(clippy::cast_sign_loss, reason = "months at or after the first")]
+    let key = |r: &StatRow| {
+        ((r.month.index() - first.index()) as usize * positions + (r.position - lo) as usize)
+            * carriers.max(1)
+            + r.carrier as usize
+    };
+    let mut starts = vec![0usize; buckets + 1];
+    for r in rows.iter() {
+        starts[key(r) + 1] += 1;
+    }
+    for b in 1..starts.len() {
+        starts[b] += starts[b - 1];
+    }
+    let mut sorted = vec![rows[0]; rows.len()];
+    for r in rows.iter() {
+        let k = key(r);
+        sorted[starts[k]] = *r;
+        starts[k] += 1;
+    }
+    *rows = sorted;
 }
 
 /// What the statistics read of a sample, gathered in group order so that
@@ -216,12 +349,17 @@ pub fn aggregate(
                     )
                 })
                 .collect();
-            rows.par_sort_unstable_by_key(|r| (r.month, r.position, r.carrier));
+            sort_rows(&mut rows, carrier_order.len());
+            let (devices, cells) = renumber(&mut rows);
             (0..depth)
                 .map(|level| {
-                    level_stats(&rows, level + 1 == depth, &carrier_order, |r| {
-                        unit_at(level, r)
-                    })
+                    level_stats(
+                        &rows,
+                        level + 1 == depth,
+                        &carrier_order,
+                        (devices, cells),
+                        |r| unit_at(level, r),
+                    )
                 })
                 .collect()
         })
@@ -244,6 +382,7 @@ fn level_stats(
     rows: &[StatRow],
     finest_level: bool,
     carrier_order: &[u16],
+    (devices, cells): (usize, usize),
     group_of: impl Fn(&StatRow) -> (Month, u32) + Sync,
 ) -> Groups {
     let mut runs = Vec::new();
@@ -255,36 +394,39 @@ fn level_stats(
         }
     }
     runs.into_par_iter()
-        .map(|run| {
-            let group = &rows[run.clone()];
-            let all = GroupStats::of_rows(group);
-            // Within a finest unit the carriers are runs already;
-            // above it they interleave: a stable counting sort.
-            let sorted;
-            let by_rank = if finest_level {
-                group
-            } else {
-                let mut counts = vec![0usize; carrier_order.len() + 1];
-                for r in group {
-                    counts[r.carrier as usize + 1] += 1;
-                }
-                for c in 1..counts.len() {
-                    counts[c] += counts[c - 1];
-                }
-                let mut out = group.to_vec();
-                for r in group {
-                    out[counts[r.carrier as usize]] = *r;
-                    counts[r.carrier as usize] += 1;
-                }
-                sorted = out;
-                &sorted[..]
-            };
-            let by_carrier = by_rank
-                .chunk_by(|a, b| a.carrier == b.carrier)
-                .map(|g| (carrier_order[g[0].carrier as usize], GroupStats::of_rows(g)))
-                .collect();
-            (group_of(&rows[run.start]), UnitMonth { all, by_carrier })
-        })
+        .map_init(
+            || Distinct::new(devices, cells),
+            |distinct, run| {
+                let group = &rows[run.clone()];
+                let all = distinct.stats(group);
+                // Within a finest unit the carriers are runs already;
+                // above it they interleave: a stable counting sort.
+                let sorted;
+                let by_rank = if finest_level {
+                    group
+                } else {
+                    let mut counts = vec![0usize; carrier_order.len() + 1];
+                    for r in group {
+                        counts[r.carrier as usize + 1] += 1;
+                    }
+                    for c in 1..counts.len() {
+                        counts[c] += counts[c - 1];
+                    }
+                    let mut out = group.to_vec();
+                    for r in group {
+                        out[counts[r.carrier as usize]] = *r;
+                        counts[r.carrier as usize] += 1;
+                    }
+                    sorted = out;
+                    &sorted[..]
+                };
+                let by_carrier = by_rank
+                    .chunk_by(|a, b| a.carrier == b.carrier)
+                    .map(|g| (carrier_order[g[0].carrier as usize], distinct.stats(g)))
+                    .collect();
+                (group_of(&rows[run.start]), UnitMonth { all, by_carrier })
+            },
+        )
         .collect()
 }
 
@@ -596,5 +738,71 @@ impl Summary {
     /// The file cannot be written.
     pub fn write(&self, out: &Path) -> Result<()> {
         write_json_pretty(&out.join("summary.json"), self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+
+    fn row(month: u32, position: u32, carrier: u16, download: f64) -> StatRow {
+        StatRow {
+            month: Month::from_year_month(2025, 1 + month).expect("month"),
+            position,
+            download,
+            upload: Maybe::NONE,
+            latency: Maybe::NONE,
+            cell: 0,
+            device: 0,
+            carrier,
+            effective: true,
+        }
+    }
+
+    #[test]
+    fn rows_sort_by_key_by_counting_or_by_comparison() {
+        // Narrow keys take the counting sort, a wide position range the
+        // comparison sort: both give the rows in key order, none lost.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for spread in [50u32, 5_000_000] {
+            let mut rows: Vec<StatRow> = (0..20_000)
+                .map(|i| {
+                    row(
+                        rng.random_range(0..3),
+                        1_000 + rng.random_range(0..spread),
+                        rng.random_range(0..4),
+                        f64::from(i),
+                    )
+                })
+                .collect();
+            let mut want: Vec<(Month, u32, u16, u64)> = rows
+                .iter()
+                .map(|r| (r.month, r.position, r.carrier, r.download.to_bits()))
+                .collect();
+            want.sort_unstable();
+            sort_rows(&mut rows, 4);
+            let keys: Vec<_> = rows.iter().map(|r| (r.month, r.position, r.carrier)).collect();
+            assert!(keys.is_sorted(), "spread {spread}");
+            let mut got: Vec<_> = rows
+                .iter()
+                .map(|r| (r.month, r.position, r.carrier, r.download.to_bits()))
+                .collect();
+            got.sort_unstable();
+            assert_eq!(got, want, "spread {spread}");
+        }
+    }
+
+    #[test]
+    fn stamps_count_distinct_ids_group_after_group_and_past_the_last_round() {
+        let mut stamps = Stamps::new(10);
+        assert_eq!(stamps.count([3, 3, 4, 9, 3].into_iter()), 3);
+        assert_eq!(stamps.count([3, 4].into_iter()), 2, "a new group starts fresh");
+        assert_eq!(stamps.count(std::iter::empty()), 0);
+        stamps.round = u32::MAX - 1;
+        assert_eq!(stamps.count([1, 2].into_iter()), 2);
+        // The next round wraps: stamps of u32::MAX must not count as seen.
+        assert_eq!(stamps.count([1, 2, 2].into_iter()), 2);
+        assert_eq!(stamps.count([1].into_iter()), 1);
     }
 }
