@@ -92,7 +92,8 @@ pub fn row_count_hint(path: &Path) -> Option<usize> {
 }
 
 /// Finds each canonical field's column among `headers`; a missing required
-/// column is an error, a missing optional one is `None`.
+/// column is an error, a missing optional one is `None`, and so is a field
+/// no rule reads ([`Field::used`]): its column is not loaded.
 fn resolve_columns(
     path: &Path,
     columns: &ColumnMap,
@@ -101,7 +102,10 @@ fn resolve_columns(
     let mut out = [None; FIELD_COUNT];
     for (i, field) in Field::ALL.into_iter().enumerate() {
         let want = columns.column(field);
-        out[i] = headers.iter().position(|h| h == want);
+        out[i] = headers
+            .iter()
+            .position(|h| h == want)
+            .filter(|_| field.used());
         if out[i].is_none() && field.required() {
             return Err(Error::MissingColumn {
                 path: path.to_owned(),

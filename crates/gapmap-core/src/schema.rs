@@ -85,6 +85,13 @@ impl Field {
         )
     }
 
+    /// Whether any rule or output reads the field: one that none reads
+    /// (`platform`, for now) is accepted in the input and not loaded.
+    #[must_use]
+    pub const fn used(self) -> bool {
+        !matches!(self, Self::Platform)
+    }
+
     /// Whether the field is a number (coordinates, speeds, latency, accuracy):
     /// a typed input column passes it as a value, not as text.
     #[must_use]
@@ -426,8 +433,6 @@ pub struct CheckedRow<'a> {
     pub latency: Option<f64>,
     /// Device id.
     pub device_id: &'a str,
-    /// Platform, if given.
-    pub platform: Option<Platform>,
 }
 
 /// Vietnam's offset from UTC in seconds; months are counted in local time.
@@ -626,7 +631,6 @@ pub fn check_row(row: &RawRow) -> Result<CheckedRow<'_>, RejectReason> {
         upload,
         latency,
         device_id: req(Field::DeviceId),
-        platform: row.get(Field::Platform).map(Platform::parse),
     })
 }
 
