@@ -289,7 +289,35 @@ fn h3_tables_equal_the_geojson_layers_and_change_nothing_else() {
         "--heatmap-format",
         "csv,parquet",
     ]);
-    assert!(String::from_utf8_lossy(&run.stderr).contains("timing total"));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("timing total"));
+    // Throughput: rows read per second of the check stage, accepted samples
+    // per second of the heatmaps, each the count over the printed wall time.
+    let summary = crate::util::json(&tables.join("summary.json"));
+    let rate_of = |stage: &str, unit: &str| {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(stage))
+            .unwrap_or_else(|| panic!("no {stage} in {stderr}"));
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let at = |word: &str| fields.iter().position(|f| *f == word).expect(word);
+        let wall: f64 = fields[at("s") - 1].parse().expect("wall");
+        assert_eq!(fields[at(unit) - 1], "M", "{line}");
+        let rate: f64 = fields[at(unit) - 2].parse().expect("rate");
+        (wall, rate)
+    };
+    for (stage, unit, count) in [
+        ("check, H3, place", "rows/s", &summary["rows"]["read"]),
+        ("heatmaps", "samples/s", &summary["rows"]["accepted"]),
+    ] {
+        let (wall, rate) = rate_of(stage, unit);
+        let want = count.as_f64().expect("count") / wall / 1e6;
+        // Both printed rounded: wall to 1 ms, the rate to 0.01.
+        assert!(
+            (rate - want).abs() <= 0.01 + want * 0.001 / wall,
+            "{stage}: {rate} vs {want}"
+        );
+    }
     // Tables only: no heatmap geometry; every other output as without them.
     assert!(!tables.join("heatmap/all.geojson").exists());
     for f in [

@@ -63,8 +63,14 @@ static VERBOSITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new
 /// Whether `--timings` was given.
 static TIMINGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Prints the wall time of each stage (`--timings`), and the total.
-fn print_timings(load: std::time::Duration, stages: &gapmap_core::stages::Stages) {
+/// Prints the wall time of each stage (`--timings`), its throughput, and the
+/// total: rows read per second while ingesting (the stages up to the row
+/// counts), accepted samples per second after.
+fn print_timings(
+    load: std::time::Duration,
+    stages: &gapmap_core::stages::Stages,
+    (rows_read, accepted): (u64, u64),
+) {
     if !TIMINGS.load(std::sync::atomic::Ordering::Relaxed) {
         return;
     }
@@ -77,6 +83,7 @@ fn print_timings(load: std::time::Duration, stages: &gapmap_core::stages::Stages
     // The CPU of a lap includes the parts listed just above it (ingestion's
     // reader thread overlaps them, so they have no CPU time of their own).
     let mut after_parts = false;
+    let mut ingesting = true;
     for lap in &stages.laps {
         total += lap.wall;
         let mut line = format!(
@@ -84,7 +91,18 @@ fn print_timings(load: std::time::Duration, stages: &gapmap_core::stages::Stages
             lap.stage,
             lap.wall.as_secs_f64()
         );
+        let (count, unit) = if ingesting {
+            (rows_read, "rows")
+        } else {
+            (accepted, "samples")
+        };
+        if lap.wall.as_secs_f64() >= 0.001 {
+            #[allow(clippy::cast_precision_loss, reason = "a rate to two decimals")]
+            let rate = count as f64 / lap.wall.as_secs_f64() / 1e6;
+            line.push_str(&format!("  {rate:>8.2} M {unit}/s"));
+        }
         if let Some(m) = lap.measured {
+            ingesting = false;
             if let Some(cpu) = m.cpu {
                 line.push_str(&format!("  CPU {:>7.2} s", cpu.as_secs_f64()));
                 if after_parts {
@@ -630,7 +648,8 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
     }
     let report = analyze(vintages, &opts, &mut progress_reporter())?;
     print_report(&report, &args.out);
-    print_timings(load, &report.stages);
+    let counts = &report.ingested.counts;
+    print_timings(load, &report.stages, (counts.read, counts.accepted));
     Ok(())
 }
 

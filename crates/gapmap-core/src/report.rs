@@ -782,7 +782,10 @@ mod tests {
                 .collect();
             want.sort_unstable();
             sort_rows(&mut rows, 4);
-            let keys: Vec<_> = rows.iter().map(|r| (r.month, r.position, r.carrier)).collect();
+            let keys: Vec<_> = rows
+                .iter()
+                .map(|r| (r.month, r.position, r.carrier))
+                .collect();
             assert!(keys.is_sorted(), "spread {spread}");
             let mut got: Vec<_> = rows
                 .iter()
@@ -797,7 +800,11 @@ mod tests {
     fn stamps_count_distinct_ids_group_after_group_and_past_the_last_round() {
         let mut stamps = Stamps::new(10);
         assert_eq!(stamps.count([3, 3, 4, 9, 3].into_iter()), 3);
-        assert_eq!(stamps.count([3, 4].into_iter()), 2, "a new group starts fresh");
+        assert_eq!(
+            stamps.count([3, 4].into_iter()),
+            2,
+            "a new group starts fresh"
+        );
         assert_eq!(stamps.count(std::iter::empty()), 0);
         stamps.round = u32::MAX - 1;
         assert_eq!(stamps.count([1, 2].into_iter()), 2);
