@@ -10,28 +10,36 @@ use crate::util::{fixture, gapmap_ok, json, read_csv, s};
 
 const LEVELS: &str = "region=reg_code:reg_name,ward=ward_code:ward_name";
 
-fn run(extra: &[&str]) -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("out");
-    let (a, b, w) = (fixture("a.csv"), fixture("b.csv"), fixture("wards.geojson"));
-    let mut args = vec![
-        "analyze",
-        "--samples",
-        s(&a),
-        s(&b),
+/// `analyze` of `samples` on `wards.geojson` (latitude in column `latitude`).
+fn analyze_wards(
+    samples: &[&std::path::Path],
+    out: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let w = fixture("wards.geojson");
+    let mut args = vec!["analyze", "--samples"];
+    args.extend(samples.iter().map(|p| s(p)));
+    args.extend([
         "--boundaries",
         s(&w),
         "--levels",
         LEVELS,
         "--out",
-        s(&out),
+        s(out),
         "--column",
         "lat=latitude",
-        "--quota",
-        "2",
-    ];
+    ]);
     args.extend_from_slice(extra);
-    let o = gapmap_ok(&args);
+    gapmap_ok(&args)
+}
+
+fn run(extra: &[&str]) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let (a, b) = (fixture("a.csv"), fixture("b.csv"));
+    let mut args = vec!["--quota", "2"];
+    args.extend_from_slice(extra);
+    let o = analyze_wards(&[&a, &b], &out, &args);
     (dir, String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
@@ -357,19 +365,7 @@ fn duplicates_and_rejects_keep_input_order_across_pieces_and_chunks() {
         "8 192 is the first good t8191"
     );
     let out = dir.path().join("out");
-    gapmap_ok(&[
-        "analyze",
-        "--samples",
-        s(&csv),
-        "--boundaries",
-        s(&fixture("wards.geojson")),
-        "--levels",
-        LEVELS,
-        "--out",
-        s(&out),
-        "--column",
-        "lat=latitude",
-    ]);
+    analyze_wards(&[&csv], &out, &[]);
     let (_, rows) = read_csv(&out.join("rejects.csv"));
     let got: Vec<(String, String, String)> = rows
         .into_iter()
