@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 
-use geo::{BoundingRect, Intersects, MultiPolygon};
+use geo::coordinate_position::CoordPos;
+use geo::{BoundingRect, MultiPolygon};
 use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
 
 use crate::codes::cmp_codes;
@@ -451,6 +452,171 @@ pub struct Locator<'a> {
     edge_parts: Vec<Box<[(u32, u32)]>>,
     /// Bounding box of each part: (min x, min y, max x, max y), per unit.
     part_boxes: Vec<Vec<[f64; 4]>>,
+    /// Each part's rings with their edges listed by band of latitude.
+    banded: Vec<Vec<BandedPolygon>>,
+}
+
+/// Rings of fewer vertices are tested edge by edge (geo's own test).
+const BANDED_MIN_VERTICES: usize = 48;
+
+/// A ring's edges listed by horizontal band, so that a point test reads only
+/// the edges whose latitude range can hold the point's latitude. geo's
+/// winding-number test skips every other edge and its answer does not depend
+/// on the order of the edges it reads, so the same tests on this subset,
+/// in the same arithmetic, give its answer exactly.
+#[derive(Debug)]
+struct BandedRing {
+    y0: f64,
+    /// Bands per degree of latitude.
+    scale: f64,
+    bands: usize,
+    /// Per band, `edges[starts[b]..starts[b + 1]]`: indices of edge starts.
+    starts: Vec<u32>,
+    edges: Vec<u32>,
+}
+
+impl BandedRing {
+    /// `None` for a small or flat ring (tested edge by edge).
+    fn new(ring: &geo::LineString<f64>) -> Option<Self> {
+        let n = ring.0.len();
+        if n < BANDED_MIN_VERTICES || u32::try_from(n).is_err() {
+            return None;
+        }
+        let (lo, hi) = ring
+            .0
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), c| {
+                (lo.min(c.y), hi.max(c.y))
+            });
+        if hi <= lo || !(hi - lo).is_finite() {
+            return None;
+        }
+        let bands = (n / 8).clamp(1, 256);
+        #[allow(clippy::cast_precision_loss, reason = "at most 256 bands")]
+        let mut banded = Self {
+            y0: lo,
+            scale: bands as f64 / (hi - lo),
+            bands,
+            starts: vec![0; bands + 1],
+            edges: Vec::new(),
+        };
+        let span = |i: usize| {
+            let (a, b) = (ring.0[i].y, ring.0[i + 1].y);
+            banded.band(a.min(b))..=banded.band(a.max(b))
+        };
+        let spans: Vec<_> = (0..n - 1).map(span).collect();
+        for r in &spans {
+            for b in r.clone() {
+                banded.starts[b + 1] += 1;
+            }
+        }
+        for b in 1..=bands {
+            banded.starts[b] += banded.starts[b - 1];
+        }
+        let mut next = banded.starts.clone();
+        banded.edges = vec![0; banded.starts[bands] as usize];
+        for (i, r) in spans.into_iter().enumerate() {
+            for b in r {
+                #[allow(clippy::cast_possible_truncation, reason = "n fits u32")]
+                {
+                    banded.edges[next[b] as usize] = i as u32;
+                }
+                next[b] += 1;
+            }
+        }
+        Some(banded)
+    }
+
+    /// The band of a latitude: monotonic in `y` (a subtraction, a product by
+    /// a positive number and a floor each keep order), so an edge whose
+    /// range holds `y` is listed in the band of `y`.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "saturating floor, then clamped"
+    )]
+    fn band(&self, y: f64) -> usize {
+        (((y - self.y0) * self.scale) as usize).min(self.bands - 1)
+    }
+
+    /// geo's `coord_pos_relative_to_ring` over the edges of `c`'s band.
+    fn position(&self, ring: &geo::LineString<f64>, c: geo::Coord<f64>) -> CoordPos {
+        use geo::kernels::{Kernel, Orientation};
+        type Ker = <f64 as geo::GeoNum>::Ker;
+        let between = |x: f64, a: f64, b: f64| {
+            if a < b {
+                x >= a && x <= b
+            } else {
+                x >= b && x <= a
+            }
+        };
+        let band = self.band(c.y);
+        let mut winding = 0i64;
+        for &i in &self.edges[self.starts[band] as usize..self.starts[band + 1] as usize] {
+            let (start, end) = (ring.0[i as usize], ring.0[i as usize + 1]);
+            if start.y <= c.y {
+                if end.y >= c.y {
+                    let o = Ker::orient2d(start, end, c);
+                    if o == Orientation::CounterClockwise && end.y != c.y {
+                        winding += 1;
+                    } else if o == Orientation::Collinear && between(c.x, start.x, end.x) {
+                        return CoordPos::OnBoundary;
+                    }
+                }
+            } else if end.y <= c.y {
+                let o = Ker::orient2d(start, end, c);
+                if o == Orientation::Clockwise {
+                    winding -= 1;
+                } else if o == Orientation::Collinear && between(c.x, start.x, end.x) {
+                    return CoordPos::OnBoundary;
+                }
+            }
+        }
+        if winding == 0 {
+            CoordPos::Outside
+        } else {
+            CoordPos::Inside
+        }
+    }
+}
+
+/// A polygon part's rings, banded when large.
+#[derive(Debug)]
+struct BandedPolygon {
+    exterior: Option<BandedRing>,
+    holes: Vec<Option<BandedRing>>,
+}
+
+impl BandedPolygon {
+    fn new(poly: &geo::Polygon<f64>) -> Self {
+        Self {
+            exterior: BandedRing::new(poly.exterior()),
+            holes: poly.interiors().iter().map(BandedRing::new).collect(),
+        }
+    }
+
+    /// `poly.intersects(&c)` (inside or on the boundary), as geo decides it.
+    fn intersects(&self, poly: &geo::Polygon<f64>, c: geo::Coord<f64>) -> bool {
+        let ring_position = |banded: &Option<BandedRing>, ring: &geo::LineString<f64>| match banded
+        {
+            Some(b) => b.position(ring, c),
+            None => geo::coordinate_position::coord_pos_relative_to_ring(c, ring),
+        };
+        match ring_position(&self.exterior, poly.exterior()) {
+            CoordPos::Outside => false,
+            CoordPos::OnBoundary => true,
+            CoordPos::Inside => {
+                for (banded, hole) in self.holes.iter().zip(poly.interiors()) {
+                    match ring_position(banded, hole) {
+                        CoordPos::Outside => {}
+                        CoordPos::OnBoundary => return true,
+                        CoordPos::Inside => return false,
+                    }
+                }
+                true
+            }
+        }
+    }
 }
 
 /// A cell's unit (or [`NOT_INTERIOR`]) and, near an edge, the polygon parts
@@ -505,6 +671,14 @@ impl<'a> Locator<'a> {
             snap_m: snap_m.max(0.0),
             cells: std::collections::HashMap::default(),
             edge_parts: Vec::new(),
+            banded: {
+                use rayon::prelude::*;
+                boundaries
+                    .shapes
+                    .par_iter()
+                    .map(|shape| shape.0.iter().map(BandedPolygon::new).collect())
+                    .collect()
+            },
             part_boxes: boundaries
                 .shapes
                 .iter()
@@ -646,16 +820,18 @@ impl<'a> Locator<'a> {
         let p = geo::coord! { x: lon, y: lat };
         for &(u, k) in &self.edge_parts[value as usize] {
             let b = self.part_boxes[u as usize][k as usize];
-            if lon >= b[0]
-                && lon <= b[2]
-                && lat >= b[1]
-                && lat <= b[3]
-                && self.boundaries.shapes[u as usize].0[k as usize].intersects(&p)
+            if lon >= b[0] && lon <= b[2] && lat >= b[1] && lat <= b[3] && self.part_holds(u, k, p)
             {
                 return (Some(Placement::Inside(u)), true);
             }
         }
         (self.locate(lon, lat), true) // outside every polygon: snapping
+    }
+
+    /// Whether part `k` of unit `u` holds the point (inside or on its edge).
+    fn part_holds(&self, u: u32, k: u32, p: geo::Coord<f64>) -> bool {
+        let (u, k) = (u as usize, k as usize);
+        self.banded[u][k].intersects(&self.boundaries.shapes[u].0[k], p)
     }
 
     /// The unit whose polygon contains the point (lowest code), no snapping.
@@ -668,7 +844,7 @@ impl<'a> Locator<'a> {
                 continue;
             }
             // The part itself: a unit is hit when any of its parts holds the point.
-            if self.boundaries.shapes[u as usize].0[k as usize].intersects(&p) {
+            if self.part_holds(u, k, p) {
                 best = Some(u);
             }
         }
@@ -925,5 +1101,85 @@ mod tests {
         );
         // 0.005° ≈ 556 m: outside.
         assert_eq!(loc.locate(3.005, 1.0), None);
+    }
+}
+
+#[cfg(test)]
+mod banded_tests {
+    use super::*;
+    use geo::Intersects;
+    use rand::{RngExt, SeedableRng};
+
+    /// A closed star-shaped ring of `n` vertices around (cx, cy) on a grid of
+    /// 1/8 (so that points on edges, on vertices and at vertex latitudes
+    /// occur), radii 2–10.
+    fn star(
+        rng: &mut rand_chacha::ChaCha8Rng,
+        n: usize,
+        cx: f64,
+        cy: f64,
+        r: (f64, f64),
+    ) -> geo::LineString<f64> {
+        let mut pts: Vec<geo::Coord<f64>> = (0..n)
+            .map(|i| {
+                #[allow(clippy::cast_precision_loss, reason = "small counts")]
+                let a = std::f64::consts::TAU * i as f64 / n as f64;
+                let radius = rng.random_range(r.0..r.1);
+                let snap = |v: f64| (v * 8.0).round() / 8.0;
+                geo::coord! { x: snap(cx + radius * a.cos()), y: snap(cy + radius * a.sin()) }
+            })
+            .collect();
+        pts.push(pts[0]);
+        geo::LineString(pts)
+    }
+
+    #[test]
+    fn banded_rings_answer_as_geos_winding_test() {
+        // Oracle: geo's own Polygon::intersects. Polygons of 48–600 vertices
+        // (banded) with holes; points at random, on vertices, at edge
+        // midpoints (on the edge: the grid is exact) and at vertex latitudes.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut checked = 0;
+        let mut on_boundary = 0;
+        for _ in 0..300 {
+            let n = rng.random_range(BANDED_MIN_VERTICES..600);
+            let exterior = star(&mut rng, n, 0.0, 0.0, (6.0, 10.0));
+            let holes: Vec<_> = (0..rng.random_range(0..3))
+                .map(|h| {
+                    let m = rng.random_range(3..200);
+                    #[allow(clippy::cast_precision_loss, reason = "small counts")]
+                    let dx = h as f64 * 2.5 - 1.0;
+                    star(&mut rng, m, dx, 0.5, (0.5, 2.0))
+                })
+                .collect();
+            let poly = geo::Polygon::new(exterior.clone(), holes.clone());
+            let banded = BandedPolygon::new(&poly);
+            assert!(banded.exterior.is_some(), "{n} vertices are banded");
+            let mut points: Vec<geo::Coord<f64>> = (0..200)
+                .map(|_| geo::coord! { x: rng.random_range(-11.0..11.0), y: rng.random_range(-11.0..11.0) })
+                .collect();
+            for ring in std::iter::once(&exterior).chain(&holes) {
+                for w in ring.0.windows(2).step_by(3) {
+                    points.push(w[0]);
+                    points.push(
+                        geo::coord! { x: (w[0].x + w[1].x) / 2.0, y: (w[0].y + w[1].y) / 2.0 },
+                    );
+                    points.push(geo::coord! { x: rng.random_range(-11.0..11.0), y: w[0].y });
+                }
+            }
+            for p in points {
+                let want = poly.intersects(&p);
+                assert_eq!(banded.intersects(&poly, p), want, "{p:?} in a ring of {n}");
+                checked += 1;
+                on_boundary += usize::from(
+                    geo::coordinate_position::CoordinatePosition::coordinate_position(&poly, &p)
+                        == CoordPos::OnBoundary,
+                );
+            }
+        }
+        assert!(
+            checked > 100_000 && on_boundary > 10_000,
+            "{checked} points, {on_boundary} on edges"
+        );
     }
 }
