@@ -697,12 +697,6 @@ impl<'a> Locator<'a> {
         }
     }
 
-    /// Whether [`Locator::learn_cells`] has classified this cell.
-    #[must_use]
-    pub fn knows(&self, cell: h3o::CellIndex) -> bool {
-        self.cells.contains_key(&u64::from(cell))
-    }
-
     /// Classifies the cells not seen before (in parallel), so that
     /// [`Locator::locate_in`] can place their points without a polygon test.
     ///

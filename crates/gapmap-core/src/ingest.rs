@@ -508,31 +508,11 @@ fn read_parquet(
 mod tests {
     use super::*;
 
-    #[test]
-    fn parquet_rows_keep_their_line_and_values_across_fill_blocks() {
-        // More rows than a chunk and several fill blocks: each row must get
-        // its own line number and its own column values, wherever a block ends.
-        use polars::prelude::{Column, DataFrame, ParquetWriter};
-        let n = CHUNK_ROWS + 3 * FILL_BLOCK_ROWS + 17;
+    /// Writes `df` as a Parquet file and reads every row back.
+    fn parquet_round_trip(mut df: polars::prelude::DataFrame) -> Vec<RawRow> {
+        use polars::prelude::ParquetWriter;
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("many.parquet");
-        let ids: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
-        #[allow(clippy::cast_precision_loss, reason = "small row numbers")]
-        let lats: Vec<f64> = (0..n).map(|i| 10.0 + i as f64 * 1e-5).collect();
-        let mut df = DataFrame::new(
-            n,
-            vec![
-                Column::new("test_id".into(), ids),
-                Column::new("timestamp".into(), vec!["2025-06-18T01:40:30+07:00"; n]),
-                Column::new("lat".into(), lats.clone()),
-                Column::new("lon".into(), vec![105.8f64; n]),
-                Column::new("carrier".into(), vec!["Viettel"; n]),
-                Column::new("network".into(), vec!["LTE"; n]),
-                Column::new("download_mbps".into(), vec![12.5f64; n]),
-                Column::new("device_id".into(), vec!["d"; n]),
-            ],
-        )
-        .expect("frame");
+        let path = dir.path().join("samples.parquet");
         let file = std::fs::File::create(&path).expect("create");
         ParquetWriter::new(file).finish(&mut df).expect("write");
         let mut rows = Vec::new();
@@ -546,6 +526,33 @@ mod tests {
             },
         )
         .expect("read");
+        rows
+    }
+
+    #[test]
+    fn parquet_rows_keep_their_line_and_values_across_fill_blocks() {
+        // More rows than a chunk and several fill blocks: each row must get
+        // its own line number and its own column values, wherever a block ends.
+        use polars::prelude::{Column, DataFrame};
+        let n = CHUNK_ROWS + 3 * FILL_BLOCK_ROWS + 17;
+        let ids: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+        #[allow(clippy::cast_precision_loss, reason = "small row numbers")]
+        let lats: Vec<f64> = (0..n).map(|i| 10.0 + i as f64 * 1e-5).collect();
+        let df = DataFrame::new(
+            n,
+            vec![
+                Column::new("test_id".into(), ids),
+                Column::new("timestamp".into(), vec!["2025-06-18T01:40:30+07:00"; n]),
+                Column::new("lat".into(), lats.clone()),
+                Column::new("lon".into(), vec![105.8f64; n]),
+                Column::new("carrier".into(), vec!["Viettel"; n]),
+                Column::new("network".into(), vec!["LTE"; n]),
+                Column::new("download_mbps".into(), vec![12.5f64; n]),
+                Column::new("device_id".into(), vec!["d"; n]),
+            ],
+        )
+        .expect("frame");
+        let rows = parquet_round_trip(df);
         assert_eq!(rows.len(), n);
         for (i, row) in rows.iter().enumerate() {
             assert_eq!(row.line, i as u64 + 1);
@@ -562,10 +569,8 @@ mod tests {
     fn typed_parquet_columns_read_as_their_text_would() {
         // Numbers as Float32, Float64 and integers, ids as integers: numeric
         // fields go in as values, ids as their text; nulls are absent.
-        use polars::prelude::{Column, DataFrame, ParquetWriter};
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("typed.parquet");
-        let mut df = DataFrame::new(
+        use polars::prelude::{Column, DataFrame};
+        let df = DataFrame::new(
             2,
             vec![
                 Column::new("test_id".into(), [101i64, 102]),
@@ -584,19 +589,7 @@ mod tests {
             ],
         )
         .expect("frame");
-        let file = std::fs::File::create(&path).expect("create");
-        ParquetWriter::new(file).finish(&mut df).expect("write");
-        let mut rows = Vec::new();
-        read_rows(
-            &path,
-            &ColumnMap::default(),
-            &mut Vec::new(),
-            &mut |chunk| {
-                rows.extend(chunk);
-                Ok(())
-            },
-        )
-        .expect("read");
+        let rows = parquet_round_trip(df);
         assert_eq!(rows.len(), 2);
         let a = crate::schema::check_row(&rows[0]).expect("valid row");
         // Float32 widened exactly as its text path did (cast, then shortest text).
