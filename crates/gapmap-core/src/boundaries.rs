@@ -450,6 +450,9 @@ pub struct Locator<'a> {
     /// Cells near an edge → the polygon parts (unit, part) whose box meets
     /// the cell's disk, sorted: a point there needs no R-tree search.
     edge_parts: Vec<Box<[(u32, u32)]>>,
+    /// Cells near an edge → their window in squares, most with an answer
+    /// (same index as `edge_parts`).
+    edge_grids: Vec<EdgeGrid>,
     /// Bounding box of each part: (min x, min y, max x, max y), per unit.
     part_boxes: Vec<Vec<[f64; 4]>>,
     /// Each part's rings with their edges listed by band of latitude.
@@ -620,8 +623,81 @@ impl BandedPolygon {
 }
 
 /// A cell's unit (or [`NOT_INTERIOR`]) and, near an edge, the polygon parts
-/// (unit, part) a point in it may lie in.
-type CellClass = (u32, Option<Vec<(u32, u32)>>);
+/// (unit, part) a point in it may lie in, with its grid of squares.
+type CellClass = (u32, Option<(Vec<(u32, u32)>, EdgeGrid)>);
+
+/// Squares per side of a near-edge cell's grid.
+const GRID: usize = 16;
+
+/// Distinct answers one grid holds; squares of further units take the test.
+const GRID_UNITS: usize = 8;
+
+/// A grid square without an answer of its own (an edge comes near it, or
+/// its points lie in no part: snapping), and a point outside the grid.
+const SLOW_SQUARE: u8 = u8::MAX;
+
+/// A near-edge cell's window cut into [`GRID`] × [`GRID`] squares. A square
+/// that no polygon edge comes near lies on one side of every boundary, so
+/// all its points are inside the same parts (geo's test is exact), and the
+/// answer of its centre (the lowest unit holding it) is theirs. A
+/// boundary crosses few squares: most points near an edge need no polygon
+/// test either. 64-byte aligned: a lookup reads the first cache line and
+/// the one of its square.
+#[derive(Debug, Clone)]
+#[repr(C, align(64))]
+struct EdgeGrid {
+    x0: f64,
+    y0: f64,
+    /// Squares per degree.
+    scale: f64,
+    /// A square's answer is `units[square]` ([`SLOW_SQUARE`]: none).
+    units: [u32; GRID_UNITS],
+    squares: [u8; GRID * GRID],
+}
+
+/// Squares are widened by this (degrees) before asking whether an edge
+/// meets them: far above the rounding of any test here (1e-14 degrees),
+/// far below a square (tens of metres at resolution 8).
+const SQUARE_MARGIN: f64 = 1e-9;
+
+/// Points this close to the grid's rim (in squares) take the test: the
+/// grid does not answer for what lies beyond it.
+const GRID_RIM: f64 = 1e-3;
+
+impl EdgeGrid {
+    /// The answer of the square of (x, y), if it has one.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "both are in 0..GRID, checked before"
+    )]
+    fn answer(&self, x: f64, y: f64) -> Option<u32> {
+        let fx = (x - self.x0) * self.scale;
+        let fy = (y - self.y0) * self.scale;
+        #[allow(clippy::cast_precision_loss, reason = "GRID is small")]
+        let far = GRID as f64 - GRID_RIM;
+        // NaN fails every comparison, so it takes the test too.
+        if !(fx >= GRID_RIM && fx < far && fy >= GRID_RIM && fy < far) {
+            return None;
+        }
+        let square = self.squares[fy as usize * GRID + fx as usize];
+        self.units.get(usize::from(square)).copied()
+    }
+}
+
+/// Whether segment a–b meets the box [x0, x1] × [y0, y1]: their boxes
+/// overlap and the box's corners are not all on one side of the line
+/// (separating axes of a segment and a box).
+fn segment_meets_box(a: geo::Coord<f64>, b: geo::Coord<f64>, bx: [f64; 4]) -> bool {
+    let [x0, y0, x1, y1] = bx;
+    if a.x.max(b.x) < x0 || a.x.min(b.x) > x1 || a.y.max(b.y) < y0 || a.y.min(b.y) > y1 {
+        return false;
+    }
+    let (dx, dy) = (b.x - a.x, b.y - a.y);
+    let side = |x: f64, y: f64| dx * (y - a.y) - dy * (x - a.x);
+    let s = [side(x0, y0), side(x1, y0), side(x0, y1), side(x1, y1)];
+    !(s.iter().all(|&v| v > 0.0) || s.iter().all(|&v| v < 0.0))
+}
 
 /// A cell that is not wholly inside one unit and has no list of parts
 /// (too coarse, or across the antimeridian).
@@ -671,6 +747,7 @@ impl<'a> Locator<'a> {
             snap_m: snap_m.max(0.0),
             cells: std::collections::HashMap::default(),
             edge_parts: Vec::new(),
+            edge_grids: Vec::new(),
             banded: {
                 use rayon::prelude::*;
                 boundaries
@@ -723,8 +800,11 @@ impl<'a> Locator<'a> {
                 // Unit indices and part lists stay below the flag (2^31 of
                 // either would not fit in memory anyway).
                 #[allow(clippy::cast_possible_truncation, reason = "see above")]
-                Some(parts) if self.edge_parts.len() < (NOT_INTERIOR & !NEAR_EDGE) as usize => {
+                Some((parts, grid))
+                    if self.edge_parts.len() < (NOT_INTERIOR & !NEAR_EDGE) as usize =>
+                {
                     self.edge_parts.push(parts.into_boxed_slice());
+                    self.edge_grids.push(grid);
                     NEAR_EDGE | (self.edge_parts.len() - 1) as u32
                 }
                 _ => unit,
@@ -747,9 +827,135 @@ impl<'a> Locator<'a> {
                 .map(|e| e.data)
                 .collect();
             parts.sort_unstable();
-            parts
+            let grid = self.edge_grid(&w, &parts);
+            (parts, grid)
         });
         (NOT_INTERIOR, parts)
+    }
+
+    /// The grid of a near-edge cell's (square) window: squares that an edge
+    /// of a candidate part meets are left without an answer; the others,
+    /// in connected regions, each take the answer of one of their centres
+    /// (every square of a region is on the same side of every boundary).
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "square indices are clamped to 0..GRID"
+    )]
+    fn edge_grid(&self, window: &AABB<[f64; 2]>, parts: &[(u32, u32)]) -> EdgeGrid {
+        let [x0, y0] = window.lower();
+        let side = (window.upper()[0] - x0).max(window.upper()[1] - y0);
+        let step = side / GRID as f64;
+        let m = SQUARE_MARGIN;
+        let square_of = |v: f64, origin: f64| {
+            ((v - origin) / step).floor().clamp(0.0, (GRID - 1) as f64) as usize
+        };
+        let mut near_edge = [false; GRID * GRID];
+        let reach = [x0 - m, y0 - m, x0 + side + m, y0 + side + m];
+        for &(u, k) in parts {
+            let poly = &self.boundaries.shapes[u as usize].0[k as usize];
+            for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
+                for seg in ring.lines() {
+                    let (a, b) = (seg.start, seg.end);
+                    if !segment_meets_box(a, b, reach) {
+                        continue;
+                    }
+                    let (i0, i1) = (
+                        square_of(a.x.min(b.x) - m, x0),
+                        square_of(a.x.max(b.x) + m, x0),
+                    );
+                    let (j0, j1) = (
+                        square_of(a.y.min(b.y) - m, y0),
+                        square_of(a.y.max(b.y) + m, y0),
+                    );
+                    for j in j0..=j1 {
+                        for i in i0..=i1 {
+                            let sx = x0 + i as f64 * step;
+                            let sy = y0 + j as f64 * step;
+                            if !near_edge[j * GRID + i]
+                                && segment_meets_box(
+                                    a,
+                                    b,
+                                    [sx - m, sy - m, sx + step + m, sy + step + m],
+                                )
+                            {
+                                near_edge[j * GRID + i] = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut grid = EdgeGrid {
+            x0,
+            y0,
+            scale: GRID as f64 / side,
+            units: [NOT_INTERIOR; GRID_UNITS],
+            squares: [SLOW_SQUARE; GRID * GRID],
+        };
+        let mut answers = 0;
+        let mut seen = near_edge;
+        let mut stack = Vec::new();
+        for start in 0..GRID * GRID {
+            if seen[start] {
+                continue;
+            }
+            // The region's answer, at the centre of its first square.
+            let (cx, cy) = (
+                x0 + ((start % GRID) as f64 + 0.5) * step,
+                y0 + ((start / GRID) as f64 + 0.5) * step,
+            );
+            let unit = self.first_part_holding(parts, cx, cy);
+            let slot =
+                unit.and_then(
+                    |u| match grid.units[..answers].iter().position(|&v| v == u) {
+                        Some(s) => Some(s),
+                        None if answers < GRID_UNITS => {
+                            grid.units[answers] = u;
+                            answers += 1;
+                            Some(answers - 1)
+                        }
+                        None => None,
+                    },
+                );
+            let mark = slot.map_or(SLOW_SQUARE, |s| s as u8);
+            seen[start] = true;
+            stack.push(start);
+            while let Some(q) = stack.pop() {
+                grid.squares[q] = mark;
+                let (i, j) = (q % GRID, q / GRID);
+                let mut visit = |n: usize| {
+                    if !seen[n] {
+                        seen[n] = true;
+                        stack.push(n);
+                    }
+                };
+                if i > 0 {
+                    visit(q - 1);
+                }
+                if i + 1 < GRID {
+                    visit(q + 1);
+                }
+                if j > 0 {
+                    visit(q - GRID);
+                }
+                if j + 1 < GRID {
+                    visit(q + GRID);
+                }
+            }
+        }
+        grid
+    }
+
+    /// The lowest unit among `parts` (sorted) whose part holds the point.
+    fn first_part_holding(&self, parts: &[(u32, u32)], lon: f64, lat: f64) -> Option<u32> {
+        let p = geo::coord! { x: lon, y: lat };
+        parts.iter().find_map(|&(u, k)| {
+            let b = self.part_boxes[u as usize][k as usize];
+            (lon >= b[0] && lon <= b[2] && lat >= b[1] && lat <= b[3] && self.part_holds(u, k, p))
+                .then_some(u)
+        })
     }
 
     /// The cell's unit when interior, else [`NOT_INTERIOR`]; with the
@@ -806,20 +1012,18 @@ impl<'a> Locator<'a> {
             None => return (self.locate(lon, lat), false),
             Some(&NOT_INTERIOR) => return (self.locate(lon, lat), true),
             Some(&v) if v & NEAR_EDGE == 0 => return (Some(Placement::Inside(v)), true),
-            Some(&v) => v & !NEAR_EDGE,
+            Some(&v) => (v & !NEAR_EDGE) as usize,
         };
+        if let Some(u) = self.edge_grids[value].answer(lon, lat) {
+            return (Some(Placement::Inside(u)), true);
+        }
         // The parts whose box holds the point are those the R-tree would
         // return (the point is in the cell's disk, inside the window); sorted
         // by unit, so the first hit is the lowest code.
-        let p = geo::coord! { x: lon, y: lat };
-        for &(u, k) in &self.edge_parts[value as usize] {
-            let b = self.part_boxes[u as usize][k as usize];
-            if lon >= b[0] && lon <= b[2] && lat >= b[1] && lat <= b[3] && self.part_holds(u, k, p)
-            {
-                return (Some(Placement::Inside(u)), true);
-            }
+        match self.first_part_holding(&self.edge_parts[value], lon, lat) {
+            Some(u) => (Some(Placement::Inside(u)), true),
+            None => (self.locate(lon, lat), true), // outside every polygon: snapping
         }
-        (self.locate(lon, lat), true) // outside every polygon: snapping
     }
 
     /// Whether part `k` of unit `u` holds the point (inside or on its edge).
@@ -1175,5 +1379,119 @@ mod banded_tests {
             checked > 100_000 && on_boundary > 10_000,
             "{checked} points, {on_boundary} on edges"
         );
+    }
+}
+
+#[cfg(test)]
+mod edge_grid_tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+
+    /// A star-shaped ring around (cx, cy) with coordinates on a grid of
+    /// 2^-12 degrees, so that edge midpoints are exact points of the edge.
+    fn star(
+        rng: &mut rand_chacha::ChaCha8Rng,
+        n: usize,
+        c: (f64, f64),
+        r: (f64, f64),
+    ) -> Vec<Vec<f64>> {
+        let snap = |v: f64| (v * 4096.0).round() / 4096.0;
+        let mut ring: Vec<Vec<f64>> = (0..n)
+            .map(|i| {
+                #[allow(clippy::cast_precision_loss, reason = "small counts")]
+                let a = std::f64::consts::TAU * i as f64 / n as f64;
+                let radius = rng.random_range(r.0..r.1);
+                vec![snap(c.0 + radius * a.cos()), snap(c.1 + radius * a.sin())]
+            })
+            .collect();
+        ring.dedup();
+        ring.push(ring[0].clone());
+        ring
+    }
+
+    #[test]
+    fn near_edge_grids_answer_as_the_exact_test() {
+        // Oracle: Locator::locate (R-tree and geo's polygon test). Overlapping
+        // communes of 5–80 vertices, some with a hole; points at random, on
+        // vertices, at edge midpoints and at vertex latitudes, in cells of
+        // three resolutions.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let features: Vec<geojson::Feature> = (0..40)
+            .map(|i| {
+                let c = (rng.random_range(105.0..105.1), rng.random_range(21.0..21.1));
+                let n = rng.random_range(5..80);
+                let mut rings = vec![star(&mut rng, n, c, (0.006, 0.03))];
+                if i % 3 == 0 {
+                    let n = rng.random_range(3..12);
+                    rings.push(star(&mut rng, n, c, (0.001, 0.004)));
+                }
+                let mut f = geojson::Feature::from(geojson::Geometry::new_polygon(rings));
+                f.set_property("p", "1");
+                f.set_property("c", format!("{:02}", i + 10));
+                f
+            })
+            .collect();
+        let b = Boundaries::from_features(
+            Path::new("t"),
+            &features,
+            "p=p:p,c=c:c".parse().expect("valid"),
+        )
+        .expect("valid");
+        let mut points: Vec<(f64, f64)> = (0..20_000)
+            .map(|_| {
+                (
+                    rng.random_range(104.96..105.14),
+                    rng.random_range(20.96..21.14),
+                )
+            })
+            .collect();
+        for shape in &b.shapes {
+            for poly in &shape.0 {
+                for ring in std::iter::once(poly.exterior()).chain(poly.interiors()) {
+                    for w in ring.0.windows(2) {
+                        points.push((w[0].x, w[0].y));
+                        points.push(((w[0].x + w[1].x) / 2.0, (w[0].y + w[1].y) / 2.0));
+                        points.push((rng.random_range(104.96..105.14), w[0].y));
+                    }
+                }
+            }
+        }
+        for (res, snap_m) in [
+            (h3o::Resolution::Seven, 0.0),
+            (h3o::Resolution::Eight, 300.0),
+            (h3o::Resolution::Nine, 300.0),
+        ] {
+            let mut loc = Locator::new(&b, snap_m);
+            let cells: Vec<h3o::CellIndex> = points
+                .iter()
+                .map(|&(x, y)| h3o::LatLng::new(y, x).expect("valid").to_cell(res))
+                .collect();
+            loc.learn_cells(&cells);
+            let mut by_grid = 0;
+            let mut on_edge = 0;
+            for (&(x, y), &cell) in points.iter().zip(&cells) {
+                let want = loc.locate(x, y);
+                assert_eq!(loc.locate_in(cell, x, y), want, "({x}, {y}) in {cell}");
+                if let Some(&v) = loc.cells.get(&u64::from(cell))
+                    && v != NOT_INTERIOR
+                    && v & NEAR_EDGE != 0
+                    && loc.edge_grids[(v & !NEAR_EDGE) as usize]
+                        .answer(x, y)
+                        .is_some()
+                {
+                    by_grid += 1;
+                }
+                let p = geo::coord! { x: x, y: y };
+                on_edge += usize::from(b.shapes.iter().any(|s| {
+                    geo::coordinate_position::CoordinatePosition::coordinate_position(s, &p)
+                        == CoordPos::OnBoundary
+                }));
+            }
+            assert!(
+                by_grid > 1_000 && on_edge > 3_000,
+                "{res}: {by_grid} by grid, {on_edge} on edges of {}",
+                points.len()
+            );
+        }
     }
 }
