@@ -57,9 +57,24 @@ pub fn read_rows(
     warnings: &mut Vec<String>,
     on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
 ) -> Result<()> {
+    read_rows_reusing(path, columns, warnings, &mut Vec::new, on_chunk)
+}
+
+/// As [`read_rows`], filling the chunks `spare` returns (rows a consumer
+/// has finished with, or none) before allocating new ones.
+///
+/// # Errors
+/// As [`read_rows`].
+pub fn read_rows_reusing(
+    path: &Path,
+    columns: &ColumnMap,
+    warnings: &mut Vec<String>,
+    spare: &mut dyn FnMut() -> Vec<RawRow>,
+    on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
+) -> Result<()> {
     match Format::of(path)? {
-        Format::Csv => read_csv(path, columns, warnings, on_chunk),
-        Format::Parquet => read_parquet(path, columns, on_chunk),
+        Format::Csv => read_csv(path, columns, warnings, spare, on_chunk),
+        Format::Parquet => read_parquet(path, columns, spare, on_chunk),
     }
 }
 
@@ -122,6 +137,7 @@ fn read_csv(
     path: &Path,
     columns: &ColumnMap,
     warnings: &mut Vec<String>,
+    spare: &mut dyn FnMut() -> Vec<RawRow>,
     on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
 ) -> Result<()> {
     let csv_err = |source| Error::Csv {
@@ -151,7 +167,10 @@ fn read_csv(
         .collect();
     let index = resolve_columns(path, columns, &headers)?;
     let mut record = csv::ByteRecord::new();
-    let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+    // Taken when its first row is read: after the chunk before is handed
+    // on, so that a consumer which gives it back has it refilled.
+    let mut chunk: Option<Vec<RawRow>> = None;
+    let mut used = 0;
     let mut spanning = 0usize;
     while reader.read_byte_record(&mut record).map_err(csv_err)? {
         let line = record.position().map_or(0, csv::Position::line);
@@ -170,23 +189,30 @@ fn read_csv(
                 ));
             }
         }
-        let mut row = RawRow::with_capacity(line, record.as_slice().len());
+        let rows = chunk.get_or_insert_with(&mut *spare);
+        if used == rows.len() {
+            rows.push(RawRow::default());
+        }
+        let row = &mut rows[used];
+        used += 1;
+        row.reset(line, record.as_slice().len());
         row.truncated = record.len() < headers.len();
         for (field, col) in Field::ALL.into_iter().zip(index) {
             if let Some(bytes) = col.and_then(|c| record.get(c)) {
                 row.set(field, &String::from_utf8_lossy(bytes));
             }
         }
-        chunk.push(row);
-        if chunk.len() == CHUNK_ROWS {
-            on_chunk(std::mem::replace(
-                &mut chunk,
-                Vec::with_capacity(CHUNK_ROWS),
-            ))?;
+        if used == CHUNK_ROWS
+            && let Some(mut full) = chunk.take()
+        {
+            full.truncate(used);
+            on_chunk(full)?;
+            used = 0;
         }
     }
-    if !chunk.is_empty() {
-        on_chunk(chunk)?;
+    if let Some(mut last) = chunk {
+        last.truncate(used);
+        on_chunk(last)?;
     }
     if spanning > MAX_WARNINGS_PER_FILE {
         warnings.push(format!(
@@ -431,6 +457,7 @@ fn check_page_headers(path: &Path, wanted: &[String]) -> Result<()> {
 fn read_parquet(
     path: &Path,
     columns: &ColumnMap,
+    spare: &mut dyn FnMut() -> Vec<RawRow>,
     on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
 ) -> Result<()> {
     check_footer(path)?;
@@ -473,7 +500,8 @@ fn read_parquet(
                     Ok((*field, column.as_materialized_series().clone()))
                 })
                 .collect::<Result<_>>()?;
-            let mut chunk: Vec<RawRow> = Vec::new();
+            let mut chunk = spare();
+            chunk.truncate(n);
             chunk.resize_with(n, RawRow::default);
             // Rows are filled in blocks that stay in cache while every
             // column is written into them, and on both cores: one pass over
@@ -484,7 +512,7 @@ fn read_parquet(
                 .try_for_each(|(b, rows)| {
                     let start = b * FILL_BLOCK_ROWS;
                     for (r, row) in rows.iter_mut().enumerate() {
-                        *row = RawRow::with_capacity((first + start + r + 1) as u64, 160);
+                        row.reset((first + start + r + 1) as u64, 160);
                     }
                     for (field, series) in &columns {
                         #[allow(clippy::cast_possible_wrap, reason = "row counts fit i64")]
@@ -632,5 +660,118 @@ mod tests {
         );
         assert!(warnings[1].contains("line 4:"), "{}", warnings[1]);
         assert!(warnings[20].contains("5 more rows"), "{}", warnings[20]);
+    }
+
+    /// Every row of `path` read into fresh rows and read again refilling
+    /// the chunks the consumer hands back: the same rows, field by field.
+    fn assert_reused_rows_read_as_fresh(path: &Path) -> usize {
+        let fresh = {
+            let mut rows = Vec::new();
+            read_rows(path, &ColumnMap::default(), &mut Vec::new(), &mut |chunk| {
+                rows.extend(chunk);
+                Ok(())
+            })
+            .expect("read");
+            rows
+        };
+        let returned = std::cell::RefCell::new(Vec::<Vec<RawRow>>::new());
+        let mut at = 0;
+        let mut reused_chunks = 0;
+        read_rows_reusing(
+            path,
+            &ColumnMap::default(),
+            &mut Vec::new(),
+            &mut || {
+                let spare = returned.borrow_mut().pop().unwrap_or_default();
+                reused_chunks += usize::from(!spare.is_empty());
+                spare
+            },
+            &mut |chunk| {
+                for (row, want) in chunk.iter().zip(&fresh[at..]) {
+                    assert_eq!((row.line, row.truncated), (want.line, want.truncated));
+                    for f in Field::ALL {
+                        assert_eq!(row.get(f), want.get(f), "line {}: {f:?}", row.line);
+                        assert_eq!(row.number(f), want.number(f), "line {}: {f:?}", row.line);
+                    }
+                }
+                at += chunk.len();
+                returned.borrow_mut().push(chunk);
+                Ok(())
+            },
+        )
+        .expect("read");
+        assert_eq!(at, fresh.len());
+        reused_chunks
+    }
+
+    #[test]
+    fn reused_rows_read_as_fresh_ones() {
+        // Rows that had a field, a longer text or the truncated flag are
+        // refilled by rows without: nothing may carry over.
+        let n = 2 * CHUNK_ROWS + 17;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let csv = dir.path().join("s.csv");
+        let mut text = String::from(
+            "test_id,timestamp,lat,lon,carrier,network,download_mbps,upload_mbps,latency_ms,device_id,accuracy_m\n",
+        );
+        for i in 0..n {
+            let id = if i % 7 == 0 {
+                format!("t{i}-{}", "x".repeat(i % 90))
+            } else {
+                format!("t{i}")
+            };
+            if i % 5 == 0 {
+                text.push_str(&format!("{id},2025-06-01T00:00:00Z,21\n"));
+                continue;
+            }
+            let upload = if i % 3 == 0 { "4.5" } else { "" };
+            let accuracy = if i % 11 == 0 { "12" } else { " " };
+            text.push_str(&format!(
+                "{id},2025-06-01T00:00:00Z,21.{i},105.5,Viettel,LTE,{i}.25,{upload},,d{},{accuracy}\n",
+                i % 13
+            ));
+        }
+        std::fs::write(&csv, text).expect("write");
+        assert!(
+            assert_reused_rows_read_as_fresh(&csv) >= 2,
+            "later chunks reuse rows"
+        );
+
+        use polars::prelude::{Column, DataFrame, ParquetWriter};
+        let ids: Vec<String> = (0..n)
+            .map(|i| {
+                if i % 7 == 0 {
+                    format!("t{i}-{}", "x".repeat(i % 90))
+                } else {
+                    format!("t{i}")
+                }
+            })
+            .collect();
+        let uploads: Vec<Option<f64>> = (0..n).map(|i| (i % 3 == 0).then_some(4.5)).collect();
+        let carriers: Vec<Option<&str>> =
+            (0..n).map(|i| (i % 4 != 0).then_some("Viettel")).collect();
+        let mut df = DataFrame::new(
+            n,
+            vec![
+                Column::new("test_id".into(), ids),
+                Column::new("timestamp".into(), vec!["2025-06-18T01:40:30+07:00"; n]),
+                Column::new("lat".into(), vec![21.5f64; n]),
+                Column::new("lon".into(), vec![105.8f64; n]),
+                Column::new("carrier".into(), carriers),
+                Column::new("network".into(), vec!["LTE"; n]),
+                Column::new("download_mbps".into(), vec![12.5f64; n]),
+                Column::new("upload_mbps".into(), uploads),
+                Column::new("device_id".into(), vec!["d"; n]),
+            ],
+        )
+        .expect("frame");
+        let parquet = dir.path().join("s.parquet");
+        ParquetWriter::new(std::fs::File::create(&parquet).expect("create"))
+            .finish(&mut df)
+            .expect("write");
+        assert!(
+            assert_reused_rows_read_as_fresh(&parquet) >= 2,
+            "later chunks reuse rows"
+        );
     }
 }

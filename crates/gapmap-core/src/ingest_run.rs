@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::carrier::CarrierTable;
 use crate::error::Result;
-use crate::ingest::read_rows;
+use crate::ingest::read_rows_reusing;
 use crate::month::Month;
 use crate::schema::{ColumnMap, Field, Network, RejectReason, check_row};
 use crate::vintage::{PlaceKind, Vintages};
@@ -646,7 +646,7 @@ pub fn ingest(
     })
 }
 
-/// [`read_rows`] on its own thread, a few chunks ahead of `on_chunk` on
+/// [`read_rows_reusing`] on its own thread, a few chunks ahead of `on_chunk` on
 /// this one: reading (CSV parsing above all, which is sequential) overlaps
 /// with checking and placing the chunk before, and at most
 /// `AHEAD` + 2 chunks are in memory. Warnings are the reader's, in order.
@@ -654,27 +654,38 @@ fn read_pipelined(
     path: &std::path::Path,
     columns: &ColumnMap,
     warnings: &mut Vec<String>,
-    on_chunk: &mut dyn FnMut(Vec<crate::schema::RawRow>) -> Result<()>,
+    on_chunk: &mut dyn FnMut(&[crate::schema::RawRow]) -> Result<()>,
 ) -> Result<()> {
     const AHEAD: usize = 2;
     let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
+    // Chunks go back to the reader once checked, to be refilled: no
+    // allocation and no free per row, across threads.
+    let (spare_tx, spare_rx) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
             let mut warnings = Vec::new();
-            let read = read_rows(path, columns, &mut warnings, &mut |chunk| {
-                // A closed channel: the consumer failed; stop reading. Its
-                // error is the one reported, never this one.
-                tx.send(chunk)
-                    .map_err(|_| crate::Error::Config("reading stopped".to_owned()))
-            });
+            let read = read_rows_reusing(
+                path,
+                columns,
+                &mut warnings,
+                &mut || spare_rx.try_recv().unwrap_or_default(),
+                &mut |chunk| {
+                    // A closed channel: the consumer failed; stop reading. Its
+                    // error is the one reported, never this one.
+                    tx.send(chunk)
+                        .map_err(|_| crate::Error::Config("reading stopped".to_owned()))
+                },
+            );
             (read, warnings)
         });
         let mut consumed = Ok(());
         for chunk in &rx {
-            consumed = on_chunk(chunk);
+            consumed = on_chunk(&chunk);
             if consumed.is_err() {
                 break;
             }
+            // The reader may have finished: then the chunk is dropped here.
+            let _ = spare_tx.send(chunk);
         }
         drop(rx);
         let (read, reader_warnings) = match reader.join() {

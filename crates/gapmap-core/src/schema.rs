@@ -171,7 +171,8 @@ impl ColumnMap {
 }
 
 /// One input row reduced to the canonical fields, trimmed; a field of only
-/// whitespace is absent. One allocation per row.
+/// whitespace is absent. One allocation per row, none when it is reused
+/// ([`RawRow::reset`]).
 #[derive(Debug, Clone, Default)]
 pub struct RawRow {
     /// 1-based physical line of a CSV file (header = line 1) or 1-based row of a Parquet file.
@@ -206,6 +207,18 @@ impl RawRow {
             buf: String::with_capacity(bytes),
             ..Self::default()
         }
+    }
+
+    /// Empties the row for reuse at `line`, keeping room for at least
+    /// `bytes` of field text: a reader that refills returned rows allocates
+    /// nothing per row.
+    pub fn reset(&mut self, line: u64, bytes: usize) {
+        self.line = line;
+        self.truncated = false;
+        self.buf.clear();
+        self.buf.reserve(bytes);
+        self.present = 0;
+        self.typed = 0;
     }
 
     /// Sets a field; whitespace-only values count as absent.
