@@ -310,9 +310,14 @@ fn set_column(
     Ok(())
 }
 
-/// Rows of a Parquet file decoded at a time: memory stays bounded by this,
-/// not by the file (a national export has tens of millions of rows).
+/// Rows of a Parquet file decoded at a time, at least (whole row groups
+/// up to [`MAX_SLICE_ROWS`]): memory stays bounded by this, not by the file
+/// (a national export has tens of millions of rows).
 const PARQUET_SLICE_ROWS: usize = CHUNK_ROWS * 4;
+
+/// The largest row group decoded whole (polars writes row groups of a few
+/// hundred thousand rows, DuckDB of 122 880; pyarrow's of a million are cut).
+const MAX_SLICE_ROWS: usize = PARQUET_SLICE_ROWS * 4;
 
 /// Rows of a Parquet chunk filled together (a few hundred KiB: they stay in cache).
 const FILL_BLOCK_ROWS: usize = 2048;
@@ -381,7 +386,9 @@ fn check_footer(path: &Path) -> Result<()> {
 /// polars ask for 2^61 bytes, and a failed allocation aborts the process
 /// where no error handling can catch it (found by fuzzing). The pages are
 /// read (a column chunk at a time), not decompressed.
-fn check_page_headers(path: &Path, wanted: &[String]) -> Result<()> {
+///
+/// Returns the rows of each row group.
+fn check_page_headers(path: &Path, wanted: &[String]) -> Result<Vec<usize>> {
     use polars_parquet::parquet::page::{CompressedPage, DataPageHeader};
     use polars_parquet::parquet::read::{PageMetaData, PageReader, read_metadata};
     use std::io::{Read as _, Seek as _};
@@ -451,7 +458,36 @@ fn check_page_headers(path: &Path, wanted: &[String]) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(meta.row_groups.iter().map(|g| g.num_rows()).collect())
+}
+
+/// The (offset, rows) slices a Parquet file is read in: whole row groups,
+/// merged up to [`PARQUET_SLICE_ROWS`] (a slice that cuts a row group
+/// decodes more of it than it keeps); a row group above
+/// [`MAX_SLICE_ROWS`] is cut in slices of [`PARQUET_SLICE_ROWS`] (memory).
+fn parquet_slices(groups: &[usize]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let (mut start, mut len) = (0, 0);
+    for &g in groups {
+        if len > 0 && len + g > PARQUET_SLICE_ROWS {
+            out.push((start, len));
+            (start, len) = (start + len, 0);
+        }
+        if g > MAX_SLICE_ROWS {
+            let mut at = 0;
+            while at < g {
+                let n = PARQUET_SLICE_ROWS.min(g - at);
+                out.push((start, n));
+                (start, at) = (start + n, at + n);
+            }
+        } else {
+            len += g;
+        }
+    }
+    if len > 0 {
+        out.push((start, len));
+    }
+    out
 }
 
 fn read_parquet(
@@ -476,10 +512,14 @@ fn read_parquet(
         .filter_map(|(f, c)| c.map(|c| (f, headers[c].clone())))
         .collect();
     let names: Vec<String> = wanted.iter().map(|w| w.1.clone()).collect();
-    check_page_headers(path, &names)?;
-    let mut offset = 0;
-    while offset < height {
-        let len = PARQUET_SLICE_ROWS.min(height - offset);
+    let groups = check_page_headers(path, &names)?;
+    // The slices cover what the metadata promises; a file may hold fewer rows.
+    let mut slices = parquet_slices(&groups);
+    let covered: usize = groups.iter().sum();
+    if covered < height {
+        slices.push((covered, height - covered));
+    }
+    for (offset, len) in slices {
         let file = open()?;
         let df = guarded(path, || {
             polars::prelude::ParquetReader::new(file)
@@ -524,10 +564,9 @@ fn read_parquet(
             on_chunk(chunk)?;
             at += n;
         }
-        if df.height() == 0 {
+        if df.height() < len {
             break; // a file whose metadata promises more rows than it holds
         }
-        offset += df.height();
     }
     Ok(())
 }
@@ -702,6 +741,32 @@ mod tests {
         .expect("read");
         assert_eq!(at, fresh.len());
         reused_chunks
+    }
+
+    #[test]
+    fn parquet_slices_keep_row_groups_whole_within_bounds() {
+        let s = PARQUET_SLICE_ROWS;
+        // Groups above the slice size alone; small ones merged up to it.
+        assert_eq!(
+            parquet_slices(&[334_458, 334_458, 1]),
+            vec![(0, 334_458), (334_458, 334_458), (668_916, 1)]
+        );
+        assert_eq!(parquet_slices(&[100, s - 100, 1, 2]), vec![(0, s), (s, 3)]);
+        assert_eq!(
+            parquet_slices(&[122_880; 3]),
+            vec![(0, 122_880), (122_880, 122_880), (245_760, 122_880)]
+        );
+        // A row group above the largest read whole is cut in slices.
+        let big = MAX_SLICE_ROWS + 5;
+        let cut = parquet_slices(&[10, big]);
+        assert_eq!(cut[0], (0, 10));
+        assert!(cut[1..].iter().all(|&(_, n)| n <= s));
+        assert_eq!(cut[1..].iter().map(|c| c.1).sum::<usize>(), big);
+        assert!(
+            cut.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0),
+            "contiguous: {cut:?}"
+        );
+        assert_eq!(parquet_slices(&[]), vec![]);
     }
 
     #[test]
