@@ -8,7 +8,7 @@
 //!   `weak_p = P[Binomial(n, ½) ≥ k] ≤ alpha`;
 //! - `ok` otherwise.
 
-use crate::stats::{binomial_upper_tail_half, median_sorted};
+use crate::stats::{binomial_upper_tail_half, median};
 
 /// Status of a place for a carrier, ordered by severity for styling:
 /// weak > no_data > insufficient > ok.
@@ -104,10 +104,14 @@ impl Rule {
     /// Judges a place from its downloads (any order) and its distinct device count.
     #[must_use]
     pub fn judge(&self, downloads: &mut [f64], devices: u64) -> Verdict {
-        crate::stats::sort_values(downloads);
         let n = downloads.len() as u64;
-        let k = downloads.partition_point(|d| *d < self.weak_below_mbps) as u64;
-        let median = median_sorted(downloads);
+        // Counted and selected, not sorted: the same count and median as on
+        // sorted values, in linear time.
+        let k = downloads
+            .iter()
+            .filter(|d| **d < self.weak_below_mbps)
+            .count() as u64;
+        let median = median(downloads);
         let weak_p = (n > 0).then(|| binomial_upper_tail_half(n, k));
         let status = if n == 0 {
             Status::NoData
@@ -142,6 +146,35 @@ mod tests {
 
     fn judge(dl: &[f64], devices: u64) -> Verdict {
         Rule::default().judge(&mut dl.to_vec(), devices)
+    }
+
+    #[test]
+    fn large_groups_judge_as_their_sorted_values_say() {
+        // Oracle: the values sorted, the median read off the middle, the
+        // weak ones counted one by one. Sizes on both sides of the selection
+        // threshold (64), odd and even, with ties in 0.5 Mbps steps.
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let rule = Rule::default();
+        for n in [1usize, 2, 63, 64, 65, 66, 500, 501, 4_096] {
+            let values: Vec<f64> = (0..n)
+                .map(|_| f64::from(rng.random_range(0u32..40)) / 2.0)
+                .collect();
+            let mut sorted = values.clone();
+            sorted.sort_by(f64::total_cmp);
+            let median = if n % 2 == 1 {
+                sorted[n / 2]
+            } else {
+                (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+            };
+            let below = sorted.iter().filter(|d| **d < rule.weak_below_mbps).count() as u64;
+            let v = rule.judge(&mut values.clone(), 10);
+            assert_eq!(
+                (v.median, v.below, v.samples),
+                (Some(median), below, n as u64),
+                "n = {n}"
+            );
+        }
     }
 
     #[test]
