@@ -564,8 +564,11 @@ fn read_parquet(
             on_chunk(chunk)?;
             at += n;
         }
-        if df.height() < len {
-            break; // a file whose metadata promises more rows than it holds
+        // Slices start where the metadata says, so a short one does not
+        // shift the next; an empty one means the file holds no more rows
+        // than this (its metadata promised more).
+        if df.height() == 0 {
+            break;
         }
     }
     Ok(())
