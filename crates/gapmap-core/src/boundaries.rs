@@ -446,7 +446,7 @@ pub struct Locator<'a> {
     /// point of an interior cell; for a cell near an edge, [`NEAR_EDGE`] and
     /// the index of its candidate parts in `edge_parts`; [`NOT_INTERIOR`]
     /// for a cell whose points take the exact test.
-    cells: std::collections::HashMap<u64, u32, foldhash::fast::FixedState>,
+    cells: crate::cell_table::CellTable,
     /// Cells near an edge → the polygon parts (unit, part) whose box meets
     /// the cell's disk, sorted: a point there needs no R-tree search.
     edge_parts: Vec<Box<[(u32, u32)]>>,
@@ -745,7 +745,7 @@ impl<'a> Locator<'a> {
             boundaries,
             tree: RTree::bulk_load(items),
             snap_m: snap_m.max(0.0),
-            cells: std::collections::HashMap::default(),
+            cells: crate::cell_table::CellTable::new(),
             edge_parts: Vec::new(),
             edge_grids: Vec::new(),
             banded: {
@@ -787,21 +787,20 @@ impl<'a> Locator<'a> {
         let mut new: Vec<h3o::CellIndex> = cells
             .iter()
             .copied()
-            .filter(|c| !self.cells.contains_key(&u64::from(*c)))
+            .filter(|&c| self.cells.get(c).is_none())
             .collect();
         new.sort_unstable();
         new.dedup();
-        let classified: Vec<(u64, CellClass)> = new
-            .par_iter()
-            .map(|&c| (u64::from(c), self.classify(c)))
-            .collect();
+        let classified: Vec<(h3o::CellIndex, CellClass)> =
+            new.par_iter().map(|&c| (c, self.classify(c))).collect();
+        let mut values = Vec::with_capacity(classified.len());
         for (cell, (unit, parts)) in classified {
             let value = match parts {
                 // Unit indices and part lists stay below the flag (2^31 of
                 // either would not fit in memory anyway).
                 #[allow(clippy::cast_possible_truncation, reason = "see above")]
                 Some((parts, grid))
-                    if self.edge_parts.len() < (NOT_INTERIOR & !NEAR_EDGE) as usize =>
+                    if self.edge_parts.len() < (crate::cell_table::RESERVED & !NEAR_EDGE) as usize =>
                 {
                     self.edge_parts.push(parts.into_boxed_slice());
                     self.edge_grids.push(grid);
@@ -809,8 +808,9 @@ impl<'a> Locator<'a> {
                 }
                 _ => unit,
             };
-            self.cells.insert(cell, value);
+            values.push((cell, value));
         }
+        self.cells.insert_new(&mut values);
     }
 
     /// A cell's unit when it is interior; else [`NOT_INTERIOR`] and, when
@@ -1008,11 +1008,11 @@ impl<'a> Locator<'a> {
         lon: f64,
         lat: f64,
     ) -> (Option<Placement>, bool) {
-        let value = match self.cells.get(&u64::from(cell)) {
+        let value = match self.cells.get(cell) {
             None => return (self.locate(lon, lat), false),
-            Some(&NOT_INTERIOR) => return (self.locate(lon, lat), true),
-            Some(&v) if v & NEAR_EDGE == 0 => return (Some(Placement::Inside(v)), true),
-            Some(&v) => (v & !NEAR_EDGE) as usize,
+            Some(NOT_INTERIOR) => return (self.locate(lon, lat), true),
+            Some(v) if v & NEAR_EDGE == 0 => return (Some(Placement::Inside(v)), true),
+            Some(v) => (v & !NEAR_EDGE) as usize,
         };
         if let Some(u) = self.edge_grids[value].answer(lon, lat) {
             return (Some(Placement::Inside(u)), true);
@@ -1472,7 +1472,7 @@ mod edge_grid_tests {
             for (&(x, y), &cell) in points.iter().zip(&cells) {
                 let want = loc.locate(x, y);
                 assert_eq!(loc.locate_in(cell, x, y), want, "({x}, {y}) in {cell}");
-                if let Some(&v) = loc.cells.get(&u64::from(cell))
+                if let Some(v) = loc.cells.get(cell)
                     && v != NOT_INTERIOR
                     && v & NEAR_EDGE != 0
                     && loc.edge_grids[(v & !NEAR_EDGE) as usize]

@@ -195,38 +195,75 @@ struct Accounts {
     span: Option<(Month, Month)>,
 }
 
-/// Checks, H3 cell, places and digests of each row, in parallel. A cell
-/// the locators have not learned yet is placed by the exact test (the same
-/// answer) and reported, to be learned for the chunks that follow.
+/// A row's places in every vintage, its cell, and whether every locator
+/// had learned the cell; `None` when its coordinates fail the checks.
+type Placed = Option<(crate::vintage::Places, h3o::CellIndex, bool)>;
+
+/// Cells and places of a chunk's rows, ahead of their other checks. The
+/// rows are placed in cell order: neighbouring lookups then share the
+/// locators' cache lines (cell table, edge grids, polygons), where in input
+/// order nearly every lookup misses the cache at national scale. A cell the
+/// locators have not learned yet is placed by the exact test (the same
+/// answer).
+fn place_chunk(
+    rows: &[crate::schema::RawRow],
+    locators: &[Option<crate::boundaries::Locator<'_>>],
+    vintages: &Vintages,
+    opts: &IngestOptions,
+) -> Vec<Placed> {
+    let resolution = opts.resolution;
+    #[allow(clippy::cast_possible_truncation, reason = "chunks hold under 2^32 rows")]
+    let mut keys: Vec<(h3o::CellIndex, f64, f64, u32)> = rows
+        .par_iter()
+        .enumerate()
+        .filter_map(|(i, row)| {
+            let (lon, lat) = crate::schema::row_position(row)?;
+            let cell = h3o::LatLng::new(lat, lon).ok()?.to_cell(resolution);
+            Some((cell, lon, lat, i as u32))
+        })
+        .collect();
+    keys.par_sort_unstable_by_key(|k| k.0);
+    let placed: Vec<(crate::vintage::Places, bool)> = keys
+        .par_iter()
+        .map(|&(cell, lon, lat, _)| {
+            let fast = opts.fast_placement.then_some(cell);
+            vintages.place_all_cached(locators, fast, lon, lat)
+        })
+        .collect();
+    let mut out: Vec<Placed> = vec![None; rows.len()];
+    for (&(cell, _, _, i), (all, known)) in keys.iter().zip(placed) {
+        out[i as usize] = Some((all, cell, known));
+    }
+    out
+}
+
+/// Checks and digests of each row, in parallel, with its places from
+/// [`place_chunk`]; a row whose cell some locator had not learned reports
+/// it, to be learned for the chunks that follow.
 fn pass<'r>(
     rows: &'r [crate::schema::RawRow],
-    locators: &[Option<crate::boundaries::Locator<'_>>],
+    placed: &mut [Placed],
     vintages: &Vintages,
     opts: &'r IngestOptions,
 ) -> Vec<Passed<'r>> {
-    let resolution = opts.resolution;
     rows.par_iter()
+        .zip(placed.par_iter_mut())
         // Carrier names repeat: each piece of the chunk remembers the
         // canonical name of each spelling it met (a handful).
-        .map_init(Vec::<(&str, &str)>::new, |spellings, row| {
+        .map_init(Vec::<(&str, &str)>::new, |spellings, (row, placed)| {
             let checked = check_row(row);
-            let cell = checked
-                .as_ref()
-                .ok()
-                .and_then(|c| Some(h3o::LatLng::new(c.lat, c.lon).ok()?.to_cell(resolution)));
             let mut unlearned = None;
-            let place = checked.as_ref().ok().and_then(|c| {
-                let cell = cell?;
-                let fast = opts.fast_placement.then_some(cell);
-                let (all, known) = vintages.place_all_cached(locators, fast, c.lon, c.lat);
-                if opts.fast_placement && !known {
-                    unlearned = Some(cell);
+            let place = match (&checked, placed.take()) {
+                (Ok(c), Some((all, cell, known))) => {
+                    if opts.fast_placement && !known {
+                        unlearned = Some(cell);
+                    }
+                    all[vintages.in_force(c.month)]
+                        .in_territory()
+                        .then_some((all, cell))
                 }
-                if !all[vintages.in_force(c.month)].in_territory() {
-                    return None;
-                }
-                Some((all, cell))
-            });
+                _ => None,
+            };
             // Hashing and name work here, in parallel; accounting only
             // does what needs the input order.
             let keys = checked.as_ref().ok().map(|c| RowKeys {
@@ -563,9 +600,10 @@ pub fn ingest(
             // the other core, so the ordered part is not a serial step.
             let mut ready: Option<Judged<'_>> = None;
             let mut unlearned: Vec<h3o::CellIndex> = Vec::new();
-            for piece in chunk.chunks(PIECE_ROWS) {
+            let mut placed = place_chunk(chunk, &locators, vintages, opts);
+            for (piece, placed) in chunk.chunks(PIECE_ROWS).zip(placed.chunks_mut(PIECE_ROWS)) {
                 let (passed, ()) = rayon::join(
-                    || pass(piece, &locators, vintages, opts),
+                    || pass(piece, placed, vintages, opts),
                     || {
                         if let Some(judged) = ready.take() {
                             acc.account(file, judged, vintages);

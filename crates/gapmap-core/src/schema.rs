@@ -603,6 +603,21 @@ fn speed(v: Option<Option<f64>>) -> Result<Option<f64>, ()> {
     }
 }
 
+/// Whether a finite (lat, lon) is a position: on the globe, and not the
+/// (0, 0) of a phone without a fix.
+fn plausible_position(lat: f64, lon: f64) -> bool {
+    (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) && !(lat == 0.0 && lon == 0.0)
+}
+
+/// The (lon, lat) of a row when its coordinates pass [`check_row`]'s
+/// coordinate checks (other checks aside).
+#[must_use]
+pub fn row_position(row: &RawRow) -> Option<(f64, f64)> {
+    let lat = finite(row.number(Field::Lat))?;
+    let lon = finite(row.number(Field::Lon))?;
+    plausible_position(lat, lon).then_some((lon, lat))
+}
+
 /// Runs the field checks (missing field, timestamp, coordinates, speeds) in order.
 ///
 /// # Errors
@@ -617,10 +632,7 @@ pub fn check_row(row: &RawRow) -> Result<CheckedRow<'_>, RejectReason> {
     let lon = finite(row.number(Field::Lon)).ok_or(RejectReason::BadCoordinates)?;
     // An accuracy that is given must be a distance: it is part of the location.
     let accuracy = speed(row.number(Field::Accuracy)).map_err(|()| RejectReason::BadCoordinates)?;
-    if !(-90.0..=90.0).contains(&lat)
-        || !(-180.0..=180.0).contains(&lon)
-        || (lat == 0.0 && lon == 0.0)
-    {
+    if !plausible_position(lat, lon) {
         return Err(RejectReason::BadCoordinates);
     }
     let download = speed(row.number(Field::Download))
