@@ -276,7 +276,9 @@ struct AnalyzeArgs {
     #[arg(long, default_value = "geojson")]
     format: String,
     /// Run the exact polygon test for every sample, not only for samples in
-    /// H3 cells near a unit edge (same results, slower; for verification).
+    /// H3 cells near a unit edge, and compute every sample's H3 cell with
+    /// h3o, without the memo of hexagons (same results, slower; for
+    /// verification).
     #[arg(long)]
     exact_placement: bool,
     /// Heatmap formats (default: as --format): geojson, fgb, gpkg, and the

@@ -34,8 +34,10 @@ pub struct IngestOptions {
     pub resolution: h3o::Resolution,
     /// Carrier names and aliases.
     pub carriers: CarrierTable,
-    /// Places points of cells wholly inside one unit without a polygon test
-    /// (same result; `false` runs the exact test for every point, to verify).
+    /// Places points of cells wholly inside one unit without a polygon test,
+    /// and takes cells from the memo of hexagons ([`crate::cell_memo`]) where
+    /// it answers (same results; `false` runs the exact test and h3o for
+    /// every point, to verify).
     pub fast_placement: bool,
 }
 
@@ -199,42 +201,58 @@ struct Accounts {
 /// had learned the cell; `None` when its coordinates fail the checks.
 type Placed = Option<(crate::vintage::Places, h3o::CellIndex, bool)>;
 
-/// Cells and places of a chunk's rows, ahead of their other checks. The
-/// rows are placed in cell order: neighbouring lookups then share the
-/// locators' cache lines (cell table, edge grids, polygons), where in input
-/// order nearly every lookup misses the cache at national scale. A cell the
-/// locators have not learned yet is placed by the exact test (the same
-/// answer).
+/// Cells and places of a chunk's rows, ahead of their other checks, and
+/// the (square, cell) of each row whose cell h3o computed. Rows go in the
+/// order of their squares (a Morton code): neighbouring rows then share
+/// the memo's squares and the locators' cache lines (cell table, edge
+/// grids, polygons), where in input order nearly every lookup misses the
+/// cache at national scale. A cell the locators have not learned yet is
+/// placed by the exact test (the same answer).
 fn place_chunk(
     rows: &[crate::schema::RawRow],
     locators: &[Option<crate::boundaries::Locator<'_>>],
+    memo: &crate::cell_memo::CellMemo,
     vintages: &Vintages,
     opts: &IngestOptions,
-) -> Vec<Placed> {
+) -> (Vec<Placed>, Vec<(u64, h3o::CellIndex)>) {
     let resolution = opts.resolution;
     #[allow(clippy::cast_possible_truncation, reason = "chunks hold under 2^32 rows")]
-    let mut keys: Vec<(h3o::CellIndex, f64, f64, u32)> = rows
+    let mut keys: Vec<(u64, f64, f64, u32)> = rows
         .par_iter()
         .enumerate()
         .filter_map(|(i, row)| {
             let (lon, lat) = crate::schema::row_position(row)?;
-            let cell = h3o::LatLng::new(lat, lon).ok()?.to_cell(resolution);
-            Some((cell, lon, lat, i as u32))
+            Some((memo.square(lat, lon), lon, lat, i as u32))
         })
         .collect();
     keys.par_sort_unstable_by_key(|k| k.0);
-    let placed: Vec<(crate::vintage::Places, bool)> = keys
+    let placed: Vec<Option<(h3o::CellIndex, crate::vintage::Places, bool, bool)>> = keys
         .par_iter()
-        .map(|&(cell, lon, lat, _)| {
+        .map(|&(square, lon, lat, _)| {
+            let memoised = if opts.fast_placement {
+                memo.cell(square, lat, lon)
+            } else {
+                None
+            };
+            let (cell, computed) = match memoised {
+                Some(c) => (c, false),
+                None => (h3o::LatLng::new(lat, lon).ok()?.to_cell(resolution), true),
+            };
             let fast = opts.fast_placement.then_some(cell);
-            vintages.place_all_cached(locators, fast, lon, lat)
+            let (all, known) = vintages.place_all_cached(locators, fast, lon, lat);
+            Some((cell, all, known, computed))
         })
         .collect();
     let mut out: Vec<Placed> = vec![None; rows.len()];
-    for (&(cell, _, _, i), (all, known)) in keys.iter().zip(placed) {
+    let mut computed_cells = Vec::new();
+    for (&(square, _, _, i), p) in keys.iter().zip(placed) {
+        let Some((cell, all, known, computed)) = p else { continue };
+        if computed && opts.fast_placement {
+            computed_cells.push((square, cell));
+        }
         out[i as usize] = Some((all, cell, known));
     }
-    out
+    (out, computed_cells)
 }
 
 /// Checks and digests of each row, in parallel, with its places from
@@ -556,6 +574,7 @@ pub fn ingest(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Ingested> {
     let mut locators = vintages.locators(opts.snap_m);
+    let mut memo = crate::cell_memo::CellMemo::new(opts.resolution);
     let mut acc = Accounts {
         samples: Vec::new(),
         rejects: Vec::new(),
@@ -600,7 +619,7 @@ pub fn ingest(
             // the other core, so the ordered part is not a serial step.
             let mut ready: Option<Judged<'_>> = None;
             let mut unlearned: Vec<h3o::CellIndex> = Vec::new();
-            let mut placed = place_chunk(chunk, &locators, vintages, opts);
+            let (mut placed, computed_cells) = place_chunk(chunk, &locators, &memo, vintages, opts);
             for (piece, placed) in chunk.chunks(PIECE_ROWS).zip(placed.chunks_mut(PIECE_ROWS)) {
                 let (passed, ()) = rayon::join(
                     || pass(piece, placed, vintages, opts),
@@ -631,6 +650,7 @@ pub fn ingest(
                     loc.learn_cells(&unlearned);
                 }
             }
+            memo.learn(&computed_cells);
             progress(acc.counts.read);
             Ok(())
         })?;

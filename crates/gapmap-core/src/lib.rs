@@ -10,6 +10,7 @@
 pub mod analyze;
 pub mod boundaries;
 pub mod carrier;
+pub mod cell_memo;
 pub mod cell_table;
 pub mod codes;
 pub mod error;
