@@ -99,9 +99,86 @@ impl VillageIndex {
     pub fn nearest(&self, lon: f64, lat: f64, unit: u32, radius_m: f64) -> Option<u32> {
         let (dlon, dlat) = degree_margins(lat, radius_m);
         let window = AABB::from_corners([lon - dlon, lat - dlat], [lon + dlon, lat + dlat]);
+        self.nearest_of(
+            self.tree.locate_in_envelope(window).map(|e| e.data),
+            lon,
+            lat,
+            unit,
+            radius_m,
+        )
+    }
+
+    /// As [`VillageIndex::nearest`], from a superset of the villages in the
+    /// point's search window (a cell's [`VillageIndex::cell_candidates`]):
+    /// the window is applied here as the R-tree applies it (bounds
+    /// included), and the choice does not depend on the order.
+    #[must_use]
+    pub fn nearest_among(
+        &self,
+        candidates: &[u32],
+        lon: f64,
+        lat: f64,
+        unit: u32,
+        radius_m: f64,
+    ) -> Option<u32> {
+        let (dlon, dlat) = degree_margins(lat, radius_m);
+        let (x0, y0, x1, y1) = (lon - dlon, lat - dlat, lon + dlon, lat + dlat);
+        self.nearest_of(
+            candidates.iter().copied().filter(|&i| {
+                let v = &self.villages[i as usize];
+                x0 <= v.lon && v.lon <= x1 && y0 <= v.lat && v.lat <= y1
+            }),
+            lon,
+            lat,
+            unit,
+            radius_m,
+        )
+    }
+
+    /// The villages whose point may lie in the search window of some point
+    /// of `cell`: the R-tree's answer for the cell's box, widened by a tenth
+    /// of its size (a cell's edges are great-circle arcs, which bow beyond
+    /// its vertices' box by millimetres here) and by the widest window over
+    /// its latitudes. `None` for a cell too large for a box to hold it
+    /// (coarser than resolution 6, or across the antimeridian).
+    #[must_use]
+    pub fn cell_candidates(&self, cell: h3o::CellIndex, radius_m: f64) -> Option<Vec<u32>> {
+        if cell.resolution() < h3o::Resolution::Six {
+            return None;
+        }
+        let (mut x0, mut y0, mut x1, mut y1) = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+        for ll in cell.boundary().iter() {
+            x0 = x0.min(ll.lng());
+            x1 = x1.max(ll.lng());
+            y0 = y0.min(ll.lat());
+            y1 = y1.max(ll.lat());
+        }
+        if !(x1 - x0 < 1.0 && y1 - y0 < 1.0) {
+            return None;
+        }
+        let m = 0.1 * (x1 - x0).max(y1 - y0);
+        let (y0, y1) = (y0 - m, y1 + m);
+        // Windows widen with the latitude's magnitude.
+        let (dlon, dlat) = degree_margins(y0.abs().max(y1.abs()), radius_m);
+        let window = AABB::from_corners(
+            [x0 - m - dlon, y0 - dlat],
+            [x1 + m + dlon, y1 + dlat],
+        );
+        Some(self.tree.locate_in_envelope(window).map(|e| e.data).collect())
+    }
+
+    /// The nearest of `candidates` in `unit` within `radius_m`; ties go to
+    /// the lowest village id.
+    fn nearest_of(
+        &self,
+        candidates: impl Iterator<Item = u32>,
+        lon: f64,
+        lat: f64,
+        unit: u32,
+        radius_m: f64,
+    ) -> Option<u32> {
         let mut best: Option<(f64, u32)> = None;
-        for e in self.tree.locate_in_envelope(window) {
-            let i = e.data;
+        for i in candidates {
             if self.unit[i as usize] != unit {
                 continue;
             }
@@ -178,41 +255,94 @@ pub fn judge_villages(
         .iter()
         .map(|c| opts.carriers.iter().position(|l| l == c))
         .collect();
+    // The villages near each cell, found once per cell rather than by an
+    // R-tree search per sample (the same answer: `nearest_among`).
+    let mut cells: Vec<h3o::CellIndex> = ing
+        .samples
+        .par_iter()
+        .zip(units)
+        .filter(|&(_, &u)| u != crate::vintage::NO_UNIT)
+        .map(|(s, _)| s.cell)
+        .collect();
+    cells.par_sort_unstable();
+    cells.dedup();
+    let lists: Vec<Option<Vec<u32>>> = cells
+        .par_iter()
+        .map(|&c| index.cell_candidates(c, opts.village_radius_m))
+        .collect();
+    let mut list_of = crate::cell_table::CellTable::new();
+    #[allow(clippy::cast_possible_truncation, reason = "cell counts fit u32")]
+    list_of.insert_new(&mut cells.iter().enumerate().map(|(i, &c)| (c, i as u32)).collect::<Vec<_>>());
     let assigned: Vec<Option<u32>> = ing
         .samples
         .par_iter()
         .zip(units)
         .map(|(s, &u)| {
-            (u != crate::vintage::NO_UNIT)
-                .then(|| index.nearest(s.lon, s.lat, u, opts.village_radius_m))
-                .flatten()
+            if u == crate::vintage::NO_UNIT {
+                return None;
+            }
+            let radius = opts.village_radius_m;
+            match list_of.get(s.cell).and_then(|i| lists[i as usize].as_deref()) {
+                Some(candidates) => index.nearest_among(candidates, s.lon, s.lat, u, radius),
+                None => index.nearest(s.lon, s.lat, u, radius),
+            }
         })
         .collect();
     let nc = opts.carriers.len();
-    let mut downloads: Vec<Vec<f64>> = vec![Vec::new(); index.villages.len() * nc];
-    let mut devices: Vec<Vec<u32>> = vec![Vec::new(); index.villages.len() * nc];
-    let mut with_village = 0u64;
-    for (s, v) in ing.samples.iter().zip(&assigned) {
-        let Some(v) = v else { continue };
-        with_village += 1;
-        if let Some(c) = pos[s.carrier as usize].filter(|_| opts.judges(s)) {
-            downloads[*v as usize * nc + c].push(s.download);
-            devices[*v as usize * nc + c].push(s.device);
-        }
-    }
-    let verdicts = (0..index.villages.len())
-        .map(|v| {
-            (0..nc)
-                .map(|c| {
-                    let slot = v * nc + c;
-                    let mut d = std::mem::take(&mut devices[slot]);
-                    d.sort_unstable();
-                    d.dedup();
-                    opts.rule.judge(&mut downloads[slot], d.len() as u64)
-                })
-                .collect()
+    let slots = index.villages.len() * nc;
+    // Each judged sample's (village, carrier) slot; the samples then laid
+    // out slot after slot (a counting sort), so that slots are judged in
+    // parallel without a vector per slot.
+    const NO_SLOT: u32 = u32::MAX;
+    let slot_of: Vec<u32> = ing
+        .samples
+        .par_iter()
+        .zip(&assigned)
+        .map(|(s, v)| {
+            let slot = || {
+                let c = pos[s.carrier as usize].filter(|_| opts.judges(s))?;
+                #[allow(clippy::cast_possible_truncation, reason = "slots fit u32")]
+                Some((v.as_ref()? * nc as u32) + c as u32)
+            };
+            slot().unwrap_or(NO_SLOT)
         })
         .collect();
+    let mut starts = vec![0_usize; slots + 1];
+    for &slot in slot_of.iter().filter(|&&s| s != NO_SLOT) {
+        starts[slot as usize + 1] += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut next = starts.clone();
+    let mut downloads = vec![0.0_f64; starts[slots]];
+    let mut devices = vec![0_u32; starts[slots]];
+    for (s, &slot) in ing.samples.iter().zip(&slot_of) {
+        if slot != NO_SLOT {
+            let at = &mut next[slot as usize];
+            downloads[*at] = s.download;
+            devices[*at] = s.device;
+            *at += 1;
+        }
+    }
+    drop(slot_of);
+    let with_village = assigned.iter().flatten().count() as u64;
+    let judged: Vec<Verdict> = (0..slots)
+        .into_par_iter()
+        .map(|slot| {
+            let range = starts[slot]..starts[slot + 1];
+            let mut d = devices[range.clone()].to_vec();
+            d.sort_unstable();
+            d.dedup();
+            let mut dl = downloads[range].to_vec();
+            opts.rule.judge(&mut dl, d.len() as u64)
+        })
+        .collect();
+    let verdicts = if nc == 0 {
+        vec![Vec::new(); index.villages.len()]
+    } else {
+        judged.chunks(nc).map(<[Verdict]>::to_vec).collect()
+    };
     VillageVerdicts {
         verdicts,
         samples_with_village: with_village,
@@ -669,4 +799,78 @@ fn write_plan_rows(
         style: Some(qml(SymbolKind::Marker, &plan_classes())),
     };
     write_layer(out, "plan", &layer, formats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+
+    #[test]
+    fn a_cells_candidates_give_the_villages_the_tree_gives() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        // Villages around (21, 105.8) and near the pole-ward edge of what a
+        // box holds; some share a point (ties go to the lowest id).
+        for (lat0, spread) in [(21.0, 0.3), (64.0, 0.3), (-33.0, 0.05)] {
+            let mut villages: Vec<Village> = (0..3000)
+                .map(|i| Village {
+                    id: format!("V{:05}", (i * 7919) % 3000),
+                    name: String::new(),
+                    population: None,
+                    lon: 105.8 + rng.random_range(-spread..spread),
+                    lat: lat0 + rng.random_range(-spread..spread),
+                })
+                .collect();
+            for i in 0..50 {
+                let (lon, lat) = (villages[i].lon, villages[i].lat);
+                villages[i + 1000].lon = lon;
+                villages[i + 1000].lat = lat;
+            }
+            // Three units, by longitude bands; a few villages outside all.
+            let place = |lon: f64, _lat: f64| {
+                let band = ((lon - 105.8 + spread) / (2.0 * spread) * 3.0).floor();
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "0..3")]
+                ((0.0..3.0).contains(&band) && (lon * 1e4).fract().abs() > 0.01).then_some(band as u32)
+            };
+            let index = VillageIndex::with_placer(villages, &place, vec![None; 3], "test");
+            for res in [6_u8, 8, 10] {
+                let resolution = h3o::Resolution::try_from(res).expect("valid");
+                for radius in [150.0, 2_000.0, 9_000.0] {
+                    let mut lists = std::collections::HashMap::new();
+                    let mut found = 0;
+                    for k in 0..1500 {
+                        // Points anywhere, on villages, and on cell vertices.
+                        let (mut lon, mut lat) = (
+                            105.8 + rng.random_range(-spread..spread),
+                            lat0 + rng.random_range(-spread..spread),
+                        );
+                        if k % 4 == 0 {
+                            let v = &index.villages[rng.random_range(0..index.villages.len())];
+                            (lon, lat) = (v.lon, v.lat);
+                        }
+                        let mut cell = h3o::LatLng::new(lat, lon).expect("valid").to_cell(resolution);
+                        if k % 4 == 1 {
+                            let b = cell.boundary();
+                            let v = b[rng.random_range(0..b.len())];
+                            (lon, lat) = (v.lng(), v.lat());
+                            cell = h3o::LatLng::new(lat, lon).expect("valid").to_cell(resolution);
+                        }
+                        let candidates = lists
+                            .entry(cell)
+                            .or_insert_with(|| index.cell_candidates(cell, radius).expect("a small cell"));
+                        for unit in 0..3 {
+                            let want = index.nearest(lon, lat, unit, radius);
+                            found += usize::from(want.is_some());
+                            assert_eq!(
+                                index.nearest_among(candidates, lon, lat, unit, radius),
+                                want,
+                                "({lon}, {lat}) unit {unit} radius {radius} resolution {res}"
+                            );
+                        }
+                    }
+                    assert!(found > 100, "the test finds villages ({found})");
+                }
+            }
+        }
+    }
 }
