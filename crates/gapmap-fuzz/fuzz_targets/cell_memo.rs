@@ -5,21 +5,8 @@
 //! a first pass and asked in a second. Any cell other than h3o's is a crash.
 use gapmap_core::cell_memo::CellMemo;
 
-/// Bytes read in order; zeros once they run out.
-struct Bytes<'a>(&'a [u8]);
-
-impl Bytes<'_> {
-    fn byte(&mut self) -> u8 {
-        let (b, rest) = self.0.split_first().map_or((0, &[][..]), |(b, r)| (*b, r));
-        self.0 = rest;
-        b
-    }
-    /// A value in 0..1 from four bytes.
-    fn unit(&mut self) -> f64 {
-        f64::from(u32::from_le_bytes([self.byte(), self.byte(), self.byte(), self.byte()]))
-            / 4_294_967_296.0
-    }
-}
+mod bytes;
+use bytes::Bytes;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut b = Bytes(data);
@@ -27,8 +14,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut memo = CellMemo::new(resolution);
     let mut points = Vec::new();
     while !b.0.is_empty() && points.len() < 4000 {
-        let lat = -90.0 + 180.0 * b.unit();
-        let lon = -180.0 + 360.0 * b.unit();
+        let lat = -90.0 + 180.0 * b.fine_unit();
+        let lon = -180.0 + 360.0 * b.fine_unit();
         let Ok(ll) = h3o::LatLng::new(lat, lon) else { continue };
         let cell = ll.to_cell(resolution);
         let ring: Vec<(f64, f64)> = cell.boundary().iter().map(|v| (v.lat(), v.lng())).collect();
@@ -36,7 +23,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         for _ in 0..b.byte() % 8 {
             let k = usize::from(b.byte()) % ring.len();
             let (a, z) = (ring[k], ring[(k + 1) % ring.len()]);
-            let t = b.unit();
+            let t = b.fine_unit();
             let on = (a.0 + t * (z.0 - a.0), a.1 + t * (z.1 - a.1));
             let d = 10f64.powi(-i32::from(b.byte() % 16));
             let s = if b.byte() % 2 == 0 { 1.0 } else { -1.0 };

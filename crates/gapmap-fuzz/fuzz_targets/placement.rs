@@ -7,20 +7,8 @@ use std::path::Path;
 
 use gapmap_core::boundaries::{Boundaries, Locator, parse_feature_collection};
 
-/// Bytes read in order; zeros once they run out.
-struct Bytes<'a>(&'a [u8]);
-
-impl Bytes<'_> {
-    fn byte(&mut self) -> u8 {
-        let (b, rest) = self.0.split_first().map_or((0, &[][..]), |(b, r)| (*b, r));
-        self.0 = rest;
-        b
-    }
-    /// A value in 0..1 from two bytes.
-    fn unit(&mut self) -> f64 {
-        f64::from(u16::from_le_bytes([self.byte(), self.byte()])) / 65_536.0
-    }
-}
+mod bytes;
+use bytes::Bytes;
 
 /// On a grid of 2^-12 degrees: vertices repeat across polygons and edge
 /// midpoints are exact points of their edge.
