@@ -89,6 +89,7 @@ fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
 #[derive(Debug)]
 struct Hexagon {
     cell: h3o::CellIndex,
+    centre: [f64; 3],
     normals: [[f64; 3]; 6],
     margin: f64,
 }
@@ -143,6 +144,7 @@ impl Hexagon {
         }
         Some(Self {
             cell,
+            centre,
             normals,
             margin: 1e-3 * shortest,
         })
@@ -220,10 +222,21 @@ impl CellMemo {
     pub fn cell(&self, square: u64, lat: f64, lon: f64) -> Option<h3o::CellIndex> {
         let candidates = self.squares.get(&square)?;
         let p = unit_vector(lat.to_radians(), lon.to_radians());
-        candidates
-            .iter()
-            .take_while(|&&i| i != NONE)
-            .map(|&i| &self.hexagons[i as usize])
+        let hexagons = || {
+            candidates
+                .iter()
+                .take_while(|&&i| i != NONE)
+                .map(|&i| &self.hexagons[i as usize])
+        };
+        // The hexagon of the nearest centre holds the point nearly always:
+        // it is tried first, then the others (the answer does not depend
+        // on the order: at most one hexagon holds a point by the margin).
+        let nearest = hexagons().max_by(|a, b| dot(a.centre, p).total_cmp(&dot(b.centre, p)))?;
+        if nearest.holds(p) {
+            return Some(nearest.cell);
+        }
+        hexagons()
+            .filter(|h| !std::ptr::eq(*h, nearest))
             .find(|h| h.holds(p))
             .map(|h| h.cell)
     }
