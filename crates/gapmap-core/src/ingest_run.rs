@@ -613,6 +613,8 @@ pub fn ingest(
         #[allow(clippy::cast_possible_truncation, reason = "file counts fit u32")]
         let file = file_no as u32;
         read_pipelined(path, &opts.columns, &mut warnings, &mut |chunk| {
+            chunk.par_iter_mut().for_each(crate::schema::RawRow::type_coordinates);
+            let chunk: &[crate::schema::RawRow] = chunk;
             let t0 = std::time::Instant::now();
             // The chunk goes in pieces: while one piece is accounted for (in
             // input order, on one thread), the next is checked and placed on
@@ -712,7 +714,7 @@ fn read_pipelined(
     path: &std::path::Path,
     columns: &ColumnMap,
     warnings: &mut Vec<String>,
-    on_chunk: &mut dyn FnMut(&[crate::schema::RawRow]) -> Result<()>,
+    on_chunk: &mut dyn FnMut(&mut [crate::schema::RawRow]) -> Result<()>,
 ) -> Result<()> {
     const AHEAD: usize = 2;
     let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
@@ -737,8 +739,8 @@ fn read_pipelined(
             (read, warnings)
         });
         let mut consumed = Ok(());
-        for chunk in &rx {
-            consumed = on_chunk(&chunk);
+        for mut chunk in &rx {
+            consumed = on_chunk(&mut chunk);
             if consumed.is_err() {
                 break;
             }

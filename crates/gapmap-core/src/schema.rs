@@ -243,6 +243,17 @@ impl RawRow {
         self.typed |= 1 << field.index();
     }
 
+    /// Sets the coordinates given as text that parse as numbers as those
+    /// numbers ([`RawRow::number`] answers the same), so that the placement
+    /// ahead of the checks and the checks themselves parse them once.
+    pub fn type_coordinates(&mut self) {
+        for field in [Field::Lat, Field::Lon] {
+            if let Some(Some(v)) = self.get(field).map(|s| s.parse::<f64>().ok()) {
+                self.set_number(field, v);
+            }
+        }
+    }
+
     /// Whether a field is present (as text or as a number).
     #[must_use]
     pub const fn has(&self, field: Field) -> bool {
@@ -689,6 +700,22 @@ mod tests {
         v.retain(|(f, _)| *f != field);
         v.push((field, value));
         row(&v)
+    }
+
+    #[test]
+    fn typed_coordinates_check_as_their_text_does() {
+        // Parsed once ahead of the checks, coordinates give the same checked
+        // row or the same reject as their text; text that is no number stays.
+        for text in ["21.444461", "-0.0", "0", "91", "inf", "NaN", "1e1", "abc", "", "2,5"] {
+            for field in [Field::Lat, Field::Lon] {
+                let row = with(field, text);
+                let mut typed = row.clone();
+                typed.type_coordinates();
+                assert_eq!(check_row(&typed), check_row(&row), "{field:?} = {text:?}");
+                let bits = |r: &RawRow| r.number(field).map(|v| v.map(f64::to_bits));
+                assert_eq!(bits(&typed), bits(&row), "{field:?} = {text:?}");
+            }
+        }
     }
 
     #[test]
