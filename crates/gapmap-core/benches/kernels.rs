@@ -109,24 +109,28 @@ fn kernels(c: &mut Criterion) {
     // order ingestion uses (by square); a point it does not answer takes h3o.
     let mut memo = gapmap_core::cell_memo::CellMemo::new(res);
     let squares: Vec<u64> = points.iter().map(|&(x, y)| memo.square(y, x)).collect();
-    let met: Vec<(u64, h3o::CellIndex)> = squares.iter().copied().zip(cells.iter().copied()).collect();
+    let met: Vec<(u64, h3o::CellIndex)> =
+        squares.iter().copied().zip(cells.iter().copied()).collect();
     memo.learn(&met);
     let mut by_square: Vec<usize> = (0..points.len()).collect();
     by_square.sort_by_key(|&i| squares[i]);
-    g.bench_function("h3 cell, resolution 8, memo (learned, square order)", |bench| {
-        bench.iter(|| {
-            by_square
-                .iter()
-                .map(|&i| {
-                    let (x, y) = points[i];
-                    let cell = memo
-                        .cell(squares[i], y, x)
-                        .unwrap_or_else(|| h3o::LatLng::new(y, x).unwrap().to_cell(res));
-                    u64::from(cell)
-                })
-                .fold(0u64, u64::wrapping_add)
-        });
-    });
+    g.bench_function(
+        "h3 cell, resolution 8, memo (learned, square order)",
+        |bench| {
+            bench.iter(|| {
+                by_square
+                    .iter()
+                    .map(|&i| {
+                        let (x, y) = points[i];
+                        let cell = memo
+                            .cell(squares[i], y, x)
+                            .unwrap_or_else(|| h3o::LatLng::new(y, x).unwrap().to_cell(res));
+                        u64::from(cell)
+                    })
+                    .fold(0u64, u64::wrapping_add)
+            });
+        },
+    );
     let exact = Locator::new(&b, 500.0);
     g.bench_function("place, exact test", |bench| {
         bench.iter(|| {

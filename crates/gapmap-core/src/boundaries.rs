@@ -800,7 +800,8 @@ impl<'a> Locator<'a> {
                 // either would not fit in memory anyway).
                 #[allow(clippy::cast_possible_truncation, reason = "see above")]
                 Some((parts, grid))
-                    if self.edge_parts.len() < (crate::cell_table::RESERVED & !NEAR_EDGE) as usize =>
+                    if self.edge_parts.len()
+                        < (crate::cell_table::RESERVED & !NEAR_EDGE) as usize =>
                 {
                     self.edge_parts.push(parts.into_boxed_slice());
                     self.edge_grids.push(grid);

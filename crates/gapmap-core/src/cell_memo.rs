@@ -44,26 +44,106 @@ const FACE_CENTRE_CLEARANCE: f64 = 1e-4;
 /// Centres of the 20 icosahedron faces as unit vectors, as h3o has them
 /// (`face::CENTER_POINT`, h3o 0.11, BSD-3-Clause; from H3's `faceCenterPoint`).
 const FACE_CENTRES: [[f64; 3]; 20] = [
-    [0.219_930_779_140_460_6, 0.658_369_178_027_499_6, 0.719_847_537_892_618_2],
-    [-0.213_923_483_450_142_1, 0.147_817_182_955_070_3, 0.965_601_793_521_420_5],
-    [0.109_262_527_878_479_7, -0.481_195_157_287_321, 0.869_777_512_128_725_3],
-    [0.742_856_730_158_679_1, -0.359_394_167_827_802_8, 0.564_800_593_651_703_3],
-    [0.811_253_470_914_096_9, 0.344_895_323_763_938_4, 0.472_138_773_641_393],
-    [-0.105_549_814_961_392_1, 0.979_445_729_641_141_3, 0.171_887_461_000_936_5],
-    [-0.807_540_757_997_009_2, 0.153_355_248_589_881_8, 0.569_526_199_488_268_8],
-    [-0.284_614_806_978_790_7, -0.864_408_097_265_420_6, 0.414_479_255_247_353_9],
-    [0.740_562_147_385_448_2, -0.667_329_956_456_552_4, -0.078_983_764_632_673_7],
-    [0.851_230_398_647_429_3, 0.472_234_378_858_268_1, -0.228_913_738_868_780_8],
-    [-0.740_562_147_385_448_1, 0.667_329_956_456_552_4, 0.078_983_764_632_673_7],
-    [-0.851_230_398_647_429_2, -0.472_234_378_858_268_2, 0.228_913_738_868_780_8],
-    [0.105_549_814_961_391_9, -0.979_445_729_641_141_3, -0.171_887_461_000_936_5],
-    [0.807_540_757_997_009_2, -0.153_355_248_589_881_9, -0.569_526_199_488_268_8],
-    [0.284_614_806_978_790_8, 0.864_408_097_265_420_4, -0.414_479_255_247_353_9],
-    [-0.742_856_730_158_679_1, 0.359_394_167_827_802_7, -0.564_800_593_651_703_3],
-    [-0.811_253_470_914_097, -0.344_895_323_763_938_2, -0.472_138_773_641_393],
-    [-0.219_930_779_140_460_7, -0.658_369_178_027_499_6, -0.719_847_537_892_618_2],
-    [0.213_923_483_450_142, -0.147_817_182_955_070_4, -0.965_601_793_521_420_5],
-    [-0.109_262_527_878_479_6, 0.481_195_157_287_321, -0.869_777_512_128_725_3],
+    [
+        0.219_930_779_140_460_6,
+        0.658_369_178_027_499_6,
+        0.719_847_537_892_618_2,
+    ],
+    [
+        -0.213_923_483_450_142_1,
+        0.147_817_182_955_070_3,
+        0.965_601_793_521_420_5,
+    ],
+    [
+        0.109_262_527_878_479_7,
+        -0.481_195_157_287_321,
+        0.869_777_512_128_725_3,
+    ],
+    [
+        0.742_856_730_158_679_1,
+        -0.359_394_167_827_802_8,
+        0.564_800_593_651_703_3,
+    ],
+    [
+        0.811_253_470_914_096_9,
+        0.344_895_323_763_938_4,
+        0.472_138_773_641_393,
+    ],
+    [
+        -0.105_549_814_961_392_1,
+        0.979_445_729_641_141_3,
+        0.171_887_461_000_936_5,
+    ],
+    [
+        -0.807_540_757_997_009_2,
+        0.153_355_248_589_881_8,
+        0.569_526_199_488_268_8,
+    ],
+    [
+        -0.284_614_806_978_790_7,
+        -0.864_408_097_265_420_6,
+        0.414_479_255_247_353_9,
+    ],
+    [
+        0.740_562_147_385_448_2,
+        -0.667_329_956_456_552_4,
+        -0.078_983_764_632_673_7,
+    ],
+    [
+        0.851_230_398_647_429_3,
+        0.472_234_378_858_268_1,
+        -0.228_913_738_868_780_8,
+    ],
+    [
+        -0.740_562_147_385_448_1,
+        0.667_329_956_456_552_4,
+        0.078_983_764_632_673_7,
+    ],
+    [
+        -0.851_230_398_647_429_2,
+        -0.472_234_378_858_268_2,
+        0.228_913_738_868_780_8,
+    ],
+    [
+        0.105_549_814_961_391_9,
+        -0.979_445_729_641_141_3,
+        -0.171_887_461_000_936_5,
+    ],
+    [
+        0.807_540_757_997_009_2,
+        -0.153_355_248_589_881_9,
+        -0.569_526_199_488_268_8,
+    ],
+    [
+        0.284_614_806_978_790_8,
+        0.864_408_097_265_420_4,
+        -0.414_479_255_247_353_9,
+    ],
+    [
+        -0.742_856_730_158_679_1,
+        0.359_394_167_827_802_7,
+        -0.564_800_593_651_703_3,
+    ],
+    [
+        -0.811_253_470_914_097,
+        -0.344_895_323_763_938_2,
+        -0.472_138_773_641_393,
+    ],
+    [
+        -0.219_930_779_140_460_7,
+        -0.658_369_178_027_499_6,
+        -0.719_847_537_892_618_2,
+    ],
+    [
+        0.213_923_483_450_142,
+        -0.147_817_182_955_070_4,
+        -0.965_601_793_521_420_5,
+    ],
+    [
+        -0.109_262_527_878_479_6,
+        0.481_195_157_287_321,
+        -0.869_777_512_128_725_3,
+    ],
 ];
 
 /// A unit vector from latitude and longitude in radians.
@@ -250,12 +330,16 @@ impl CellMemo {
         let mut new_cells: Vec<h3o::CellIndex> = met
             .iter()
             .map(|&(_, c)| c)
-            .filter(|c| c.resolution() == self.resolution && !self.slots.contains_key(&u64::from(*c)))
+            .filter(|c| {
+                c.resolution() == self.resolution && !self.slots.contains_key(&u64::from(*c))
+            })
             .collect();
         new_cells.sort_unstable();
         new_cells.dedup();
-        let built: Vec<(h3o::CellIndex, Option<Hexagon>)> =
-            new_cells.into_par_iter().map(|c| (c, Hexagon::of(c))).collect();
+        let built: Vec<(h3o::CellIndex, Option<Hexagon>)> = new_cells
+            .into_par_iter()
+            .map(|c| (c, Hexagon::of(c)))
+            .collect();
         for (c, hex) in built {
             let slot = match hex {
                 Some(h) if self.hexagons.len() < NONE as usize => {
@@ -293,7 +377,11 @@ mod tests {
     /// Points on and next to a cell's edges and vertices (moved towards and
     /// away from the centre by 1e-15 to 1e-1 of the way), and inside it.
     fn hard_points(cell: h3o::CellIndex, rng: &mut impl rand::Rng) -> Vec<(f64, f64)> {
-        let ring: Vec<(f64, f64)> = cell.boundary().iter().map(|ll| (ll.lat(), ll.lng())).collect();
+        let ring: Vec<(f64, f64)> = cell
+            .boundary()
+            .iter()
+            .map(|ll| (ll.lat(), ll.lng()))
+            .collect();
         let centre = h3o::LatLng::from(cell);
         let mut out = Vec::new();
         for k in 0..ring.len() {
@@ -305,7 +393,10 @@ mod tests {
                 let d = 10f64.powi(exp);
                 // Towards the centre and away from it.
                 for s in [-1.0, 1.0] {
-                    out.push((on.0 + s * d * (centre.lat() - on.0), on.1 + s * d * (centre.lng() - on.1)));
+                    out.push((
+                        on.0 + s * d * (centre.lat() - on.0),
+                        on.1 + s * d * (centre.lng() - on.1),
+                    ));
                 }
                 out.push(on);
             }
@@ -337,9 +428,14 @@ mod tests {
                     let (lat, lon) = if i % 2 == 0 {
                         (rng.random_range(8.0..23.5), rng.random_range(102.0..110.0))
                     } else {
-                        (rng.random_range(-89.9..89.9), rng.random_range(-180.0..180.0))
+                        (
+                            rng.random_range(-89.9..89.9),
+                            rng.random_range(-180.0..180.0),
+                        )
                     };
-                    h3o::LatLng::new(lat, lon).expect("valid").to_cell(resolution)
+                    h3o::LatLng::new(lat, lon)
+                        .expect("valid")
+                        .to_cell(resolution)
                 })
                 .collect();
             // The same cells twice, new points each time.
@@ -354,14 +450,19 @@ mod tests {
                 }
                 let mut met = Vec::new();
                 for &(lat, lon) in &points {
-                    let Ok(ll) = h3o::LatLng::new(lat, lon) else { continue };
+                    let Ok(ll) = h3o::LatLng::new(lat, lon) else {
+                        continue;
+                    };
                     let want = ll.to_cell(resolution);
                     let square = memo.square(lat, lon);
                     asked += 1;
                     match memo.cell(square, lat, lon) {
                         Some(got) => {
                             answered += 1;
-                            assert_eq!(got, want, "({lat}, {lon}) at resolution {res}, round {round}");
+                            assert_eq!(
+                                got, want,
+                                "({lat}, {lon}) at resolution {res}, round {round}"
+                            );
                         }
                         None => met.push((square, want)),
                     }
@@ -392,15 +493,27 @@ mod tests {
 
     /// Points next to a cell's edges on the inner side, each with how far
     /// inside its hexagon's planes it is, where h3o gives another cell.
-    fn worst_disagreement(resolution: h3o::Resolution, cells: usize, rng: &mut impl rand::Rng) -> (f64, f64) {
+    fn worst_disagreement(
+        resolution: h3o::Resolution,
+        cells: usize,
+        rng: &mut impl rand::Rng,
+    ) -> (f64, f64) {
         let mut worst: f64 = 0.0;
         let mut margin = f64::INFINITY;
         for _ in 0..cells {
             let (lat, lon) = (rng.random_range(8.0..23.5), rng.random_range(102.0..110.0));
-            let cell = h3o::LatLng::new(lat, lon).expect("valid").to_cell(resolution);
-            let Some(hex) = Hexagon::of(cell) else { continue };
+            let cell = h3o::LatLng::new(lat, lon)
+                .expect("valid")
+                .to_cell(resolution);
+            let Some(hex) = Hexagon::of(cell) else {
+                continue;
+            };
             margin = margin.min(hex.margin);
-            let ring: Vec<(f64, f64)> = cell.boundary().iter().map(|ll| (ll.lat(), ll.lng())).collect();
+            let ring: Vec<(f64, f64)> = cell
+                .boundary()
+                .iter()
+                .map(|ll| (ll.lat(), ll.lng()))
+                .collect();
             let c = h3o::LatLng::from(cell);
             for k in 0..6 {
                 let (a, b) = (ring[k], ring[(k + 1) % 6]);
@@ -410,9 +523,16 @@ mod tests {
                     let on = (a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1));
                     let p = (on.0 + d * (c.lat() - on.0), on.1 + d * (c.lng() - on.1));
                     let v = unit_vector(p.0.to_radians(), p.1.to_radians());
-                    let inside = hex.normals.iter().map(|&n| dot(n, v)).fold(f64::INFINITY, f64::min);
+                    let inside = hex
+                        .normals
+                        .iter()
+                        .map(|&n| dot(n, v))
+                        .fold(f64::INFINITY, f64::min);
                     if inside > 0.0
-                        && h3o::LatLng::new(p.0, p.1).expect("valid").to_cell(resolution) != cell
+                        && h3o::LatLng::new(p.0, p.1)
+                            .expect("valid")
+                            .to_cell(resolution)
+                            != cell
                     {
                         worst = worst.max(inside);
                     }
@@ -435,7 +555,10 @@ mod tests {
         }
         // Beyond the memo's resolutions the disagreement would eat the margin.
         let (worst, margin) = worst_disagreement(h3o::Resolution::Fifteen, 1500, &mut rng);
-        assert!(worst * 100.0 > margin, "resolution 15: {worst:e} against {margin:e}");
+        assert!(
+            worst * 100.0 > margin,
+            "resolution 15: {worst:e} against {margin:e}"
+        );
     }
 
     #[test]

@@ -177,7 +177,10 @@ mod tests {
             for batch_no in 0..6_u32 {
                 let mut batch = Vec::new();
                 for _ in 0..3 {
-                    let (lat, lon) = (rng.random_range(-80.0..80.0), rng.random_range(-180.0..180.0));
+                    let (lat, lon) = (
+                        rng.random_range(-80.0..80.0),
+                        rng.random_range(-180.0..180.0),
+                    );
                     for _ in 0..400 {
                         let ll = h3o::LatLng::new(
                             lat + rng.random_range(-half_width..half_width),
@@ -188,8 +191,11 @@ mod tests {
                     }
                 }
                 for _ in 0..200 {
-                    let ll = h3o::LatLng::new(rng.random_range(-89.0..89.0), rng.random_range(-180.0..180.0))
-                        .expect("valid");
+                    let ll = h3o::LatLng::new(
+                        rng.random_range(-89.0..89.0),
+                        rng.random_range(-180.0..180.0),
+                    )
+                    .expect("valid");
                     let r = if batch_no == 3 {
                         h3o::Resolution::try_from((res + 1) % 16).expect("valid")
                     } else {

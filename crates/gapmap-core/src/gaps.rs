@@ -146,7 +146,12 @@ impl VillageIndex {
         if cell.resolution() < h3o::Resolution::Six {
             return None;
         }
-        let (mut x0, mut y0, mut x1, mut y1) = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+        let (mut x0, mut y0, mut x1, mut y1) = (
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        );
         for ll in cell.boundary().iter() {
             x0 = x0.min(ll.lng());
             x1 = x1.max(ll.lng());
@@ -160,11 +165,13 @@ impl VillageIndex {
         let (y0, y1) = (y0 - m, y1 + m);
         // Windows widen with the latitude's magnitude.
         let (dlon, dlat) = degree_margins(y0.abs().max(y1.abs()), radius_m);
-        let window = AABB::from_corners(
-            [x0 - m - dlon, y0 - dlat],
-            [x1 + m + dlon, y1 + dlat],
-        );
-        Some(self.tree.locate_in_envelope(window).map(|e| e.data).collect())
+        let window = AABB::from_corners([x0 - m - dlon, y0 - dlat], [x1 + m + dlon, y1 + dlat]);
+        Some(
+            self.tree
+                .locate_in_envelope(window)
+                .map(|e| e.data)
+                .collect(),
+        )
     }
 
     /// The nearest of `candidates` in `unit` within `radius_m`; ties go to
@@ -272,7 +279,13 @@ pub fn judge_villages(
         .collect();
     let mut list_of = crate::cell_table::CellTable::new();
     #[allow(clippy::cast_possible_truncation, reason = "cell counts fit u32")]
-    list_of.insert_new(&mut cells.iter().enumerate().map(|(i, &c)| (c, i as u32)).collect::<Vec<_>>());
+    list_of.insert_new(
+        &mut cells
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| (c, i as u32))
+            .collect::<Vec<_>>(),
+    );
     let assigned: Vec<Option<u32>> = ing
         .samples
         .par_iter()
@@ -282,7 +295,10 @@ pub fn judge_villages(
                 return None;
             }
             let radius = opts.village_radius_m;
-            match list_of.get(s.cell).and_then(|i| lists[i as usize].as_deref()) {
+            match list_of
+                .get(s.cell)
+                .and_then(|i| lists[i as usize].as_deref())
+            {
                 Some(candidates) => index.nearest_among(candidates, s.lon, s.lat, u, radius),
                 None => index.nearest(s.lon, s.lat, u, radius),
             }
@@ -829,8 +845,13 @@ mod tests {
             // Three units, by longitude bands; a few villages outside all.
             let place = |lon: f64, _lat: f64| {
                 let band = ((lon - 105.8 + spread) / (2.0 * spread) * 3.0).floor();
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "0..3")]
-                ((0.0..3.0).contains(&band) && (lon * 1e4).fract().abs() > 0.01).then_some(band as u32)
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "0..3"
+                )]
+                ((0.0..3.0).contains(&band) && (lon * 1e4).fract().abs() > 0.01)
+                    .then_some(band as u32)
             };
             let index = VillageIndex::with_placer(villages, &place, vec![None; 3], "test");
             for res in [6_u8, 8, 10] {
@@ -848,16 +869,20 @@ mod tests {
                             let v = &index.villages[rng.random_range(0..index.villages.len())];
                             (lon, lat) = (v.lon, v.lat);
                         }
-                        let mut cell = h3o::LatLng::new(lat, lon).expect("valid").to_cell(resolution);
+                        let mut cell = h3o::LatLng::new(lat, lon)
+                            .expect("valid")
+                            .to_cell(resolution);
                         if k % 4 == 1 {
                             let b = cell.boundary();
                             let v = b[rng.random_range(0..b.len())];
                             (lon, lat) = (v.lng(), v.lat());
-                            cell = h3o::LatLng::new(lat, lon).expect("valid").to_cell(resolution);
+                            cell = h3o::LatLng::new(lat, lon)
+                                .expect("valid")
+                                .to_cell(resolution);
                         }
-                        let candidates = lists
-                            .entry(cell)
-                            .or_insert_with(|| index.cell_candidates(cell, radius).expect("a small cell"));
+                        let candidates = lists.entry(cell).or_insert_with(|| {
+                            index.cell_candidates(cell, radius).expect("a small cell")
+                        });
                         for unit in 0..3 {
                             let want = index.nearest(lon, lat, unit, radius);
                             found += usize::from(want.is_some());

@@ -216,7 +216,10 @@ fn place_chunk(
     opts: &IngestOptions,
 ) -> (Vec<Placed>, Vec<(u64, h3o::CellIndex)>) {
     let resolution = opts.resolution;
-    #[allow(clippy::cast_possible_truncation, reason = "chunks hold under 2^32 rows")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "chunks hold under 2^32 rows"
+    )]
     let mut keys: Vec<(u64, f64, f64, u32)> = rows
         .par_iter()
         .enumerate()
@@ -246,7 +249,9 @@ fn place_chunk(
     let mut out: Vec<Placed> = vec![None; rows.len()];
     let mut computed_cells = Vec::new();
     for (&(square, _, _, i), p) in keys.iter().zip(placed) {
-        let Some((cell, all, known, computed)) = p else { continue };
+        let Some((cell, all, known, computed)) = p else {
+            continue;
+        };
         if computed && opts.fast_placement {
             computed_cells.push((square, cell));
         }
@@ -613,7 +618,9 @@ pub fn ingest(
         #[allow(clippy::cast_possible_truncation, reason = "file counts fit u32")]
         let file = file_no as u32;
         read_pipelined(path, &opts.columns, &mut warnings, &mut |chunk| {
-            chunk.par_iter_mut().for_each(crate::schema::RawRow::type_coordinates);
+            chunk
+                .par_iter_mut()
+                .for_each(crate::schema::RawRow::type_coordinates);
             let chunk: &[crate::schema::RawRow] = chunk;
             let t0 = std::time::Instant::now();
             // The chunk goes in pieces: while one piece is accounted for (in

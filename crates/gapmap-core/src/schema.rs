@@ -706,7 +706,18 @@ mod tests {
     fn typed_coordinates_check_as_their_text_does() {
         // Parsed once ahead of the checks, coordinates give the same checked
         // row or the same reject as their text; text that is no number stays.
-        for text in ["21.444461", "-0.0", "0", "91", "inf", "NaN", "1e1", "abc", "", "2,5"] {
+        for text in [
+            "21.444461",
+            "-0.0",
+            "0",
+            "91",
+            "inf",
+            "NaN",
+            "1e1",
+            "abc",
+            "",
+            "2,5",
+        ] {
             for field in [Field::Lat, Field::Lon] {
                 let row = with(field, text);
                 let mut typed = row.clone();
