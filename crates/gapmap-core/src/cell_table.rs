@@ -97,7 +97,8 @@ impl CellTable {
     }
 
     /// Inserts cells not held yet, with their values (never [`RESERVED`]).
-    /// Cells already held keep their value.
+    /// Cells already held keep their value; a cell repeated in `cells`
+    /// takes one of its values.
     ///
     /// # Panics
     /// When a value is [`RESERVED`].

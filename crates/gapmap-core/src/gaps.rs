@@ -343,15 +343,23 @@ pub fn judge_villages(
     }
     drop(slot_of);
     let with_village = assigned.iter().flatten().count() as u64;
-    let judged: Vec<Verdict> = (0..slots)
+    // Each slot judged in place, on its own part of the two arrays.
+    let mut groups: Vec<(&mut [f64], &mut [u32])> = Vec::with_capacity(slots);
+    let (mut dl_rest, mut dev_rest) = (&mut downloads[..], &mut devices[..]);
+    for slot in 0..slots {
+        let n = starts[slot + 1] - starts[slot];
+        let (dl, rest) = std::mem::take(&mut dl_rest).split_at_mut(n);
+        dl_rest = rest;
+        let (dev, rest) = std::mem::take(&mut dev_rest).split_at_mut(n);
+        dev_rest = rest;
+        groups.push((dl, dev));
+    }
+    let judged: Vec<Verdict> = groups
         .into_par_iter()
-        .map(|slot| {
-            let range = starts[slot]..starts[slot + 1];
-            let mut d = devices[range.clone()].to_vec();
-            d.sort_unstable();
-            d.dedup();
-            let mut dl = downloads[range].to_vec();
-            opts.rule.judge(&mut dl, d.len() as u64)
+        .map(|(dl, dev)| {
+            dev.sort_unstable();
+            let distinct = dev.chunk_by(|a, b| a == b).count();
+            opts.rule.judge(dl, distinct as u64)
         })
         .collect();
     let verdicts = if nc == 0 {

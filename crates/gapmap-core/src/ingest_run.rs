@@ -618,17 +618,17 @@ pub fn ingest(
         #[allow(clippy::cast_possible_truncation, reason = "file counts fit u32")]
         let file = file_no as u32;
         read_pipelined(path, &opts.columns, &mut warnings, &mut |chunk| {
+            let t0 = std::time::Instant::now();
             chunk
                 .par_iter_mut()
                 .for_each(crate::schema::RawRow::type_coordinates);
             let chunk: &[crate::schema::RawRow] = chunk;
-            let t0 = std::time::Instant::now();
+            let (mut placed, computed_cells) = place_chunk(chunk, &locators, &memo, vintages, opts);
             // The chunk goes in pieces: while one piece is accounted for (in
-            // input order, on one thread), the next is checked and placed on
-            // the other core, so the ordered part is not a serial step.
+            // input order, on one thread), the next is checked on the other
+            // core, so the ordered part is not a serial step.
             let mut ready: Option<Judged<'_>> = None;
             let mut unlearned: Vec<h3o::CellIndex> = Vec::new();
-            let (mut placed, computed_cells) = place_chunk(chunk, &locators, &memo, vintages, opts);
             for (piece, placed) in chunk.chunks(PIECE_ROWS).zip(placed.chunks_mut(PIECE_ROWS)) {
                 let (passed, ()) = rayon::join(
                     || pass(piece, placed, vintages, opts),
