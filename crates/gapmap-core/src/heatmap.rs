@@ -8,7 +8,7 @@ use crate::gaps::GapOptions;
 use crate::geojson_out::{Prop, Shape};
 use crate::ingest_run::{Ingested, Sample};
 use crate::layers::{Formats, Layer, LayerGeometry, write_layer};
-use crate::report::GroupStats;
+use crate::report::{GroupStats, StatScratch};
 use crate::styles::{SymbolKind, download_classes, qml};
 
 /// The name of the layer of every carrier together.
@@ -62,22 +62,23 @@ impl CellOrder {
         Self(keys)
     }
 
-    /// Per cell, the samples of one carrier (`None`: all); cells without any are skipped.
-    fn cells<'a>(
-        &'a self,
-        ing: &'a Ingested,
+    /// Per cell, the keys of one carrier's samples (`None`: all); cells
+    /// without any are skipped. Keys sort by (cell, carrier), so a
+    /// carrier's keys are one stretch of its cell's run.
+    fn cells(
+        &self,
         want: Option<u16>,
-    ) -> impl rayon::iter::ParallelIterator<Item = Vec<&'a Sample>> + 'a {
+    ) -> impl rayon::iter::ParallelIterator<Item = &[(u64, u16, u32)]> {
         use rayon::prelude::*;
         self.0
             .par_chunk_by(|a, b| a.0 == b.0)
-            .filter_map(move |run| {
-                let picked: Vec<&Sample> = run
-                    .iter()
-                    .filter(|k| want.is_none_or(|c| k.1 == c))
-                    .map(|k| &ing.samples[k.2 as usize])
-                    .collect();
-                (!picked.is_empty()).then_some(picked)
+            .filter_map(move |run| match want {
+                None => Some(run),
+                Some(c) => {
+                    let from = run.partition_point(|k| k.1 < c);
+                    let to = run.partition_point(|k| k.1 <= c);
+                    (from < to).then(|| &run[from..to])
+                }
             })
     }
 }
@@ -271,12 +272,13 @@ fn layer_features(
     let rule = &opts.rule;
     // Cells are independent; rayon's collect keeps them in cell order.
     order
-        .cells(ing, carrier_filter(ing, layer))
-        .map(|samples| {
-            let cell = samples[0].cell;
-            let stats = GroupStats::of(samples.iter().copied());
-            let mut dl: Vec<f64> = samples.iter().map(|s| s.download).collect();
-            let verdict = rule.judge(&mut dl, stats.devices);
+        .cells(carrier_filter(ing, layer))
+        .map_init(StatScratch::default, |scratch, keys| {
+            let cell = ing.samples[keys[0].2 as usize].cell;
+            let samples = keys.iter().map(|k| &ing.samples[k.2 as usize]);
+            let stats = GroupStats::of_in(samples, scratch);
+            // The verdict reads the same downloads (in any order).
+            let verdict = rule.judge(scratch.downloads(), stats.devices);
             let ring: Vec<(f64, f64)> = if geometry {
                 cell.boundary()
                     .iter()

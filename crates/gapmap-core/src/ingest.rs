@@ -540,6 +540,12 @@ fn read_parquet(
                     Ok((*field, column.as_materialized_series().clone()))
                 })
                 .collect::<Result<_>>()?;
+            // Coordinates stored as text are typed here, while the block is
+            // in cache (the consumer types only CSV rows).
+            let text_coordinates = columns.iter().any(|(f, s)| {
+                matches!(f, Field::Lat | Field::Lon)
+                    && !(s.dtype().is_float() || s.dtype().is_integer())
+            });
             let mut chunk = spare();
             chunk.truncate(n);
             chunk.resize_with(n, RawRow::default);
@@ -558,6 +564,9 @@ fn read_parquet(
                         #[allow(clippy::cast_possible_wrap, reason = "row counts fit i64")]
                         let block = series.slice(start as i64, rows.len());
                         set_column(path, &block, *field, rows)?;
+                    }
+                    if text_coordinates {
+                        rows.iter_mut().for_each(RawRow::type_coordinates);
                     }
                     Ok::<_, Error>(())
                 })?;
@@ -674,6 +683,43 @@ mod tests {
             crate::schema::check_row(&rows[1]).err(),
             Some(crate::schema::RejectReason::BadSpeed)
         );
+    }
+
+    #[test]
+    fn text_coordinates_in_parquet_are_typed_as_their_text_reads() {
+        // Coordinates stored as strings: the reader types those that parse
+        // (the consumer types CSV rows only); one that does not parse stays
+        // text and is rejected as the same text would be from CSV.
+        use polars::prelude::{Column, DataFrame};
+        let df = DataFrame::new(
+            3,
+            vec![
+                Column::new("test_id".into(), ["a", "b", "c"]),
+                Column::new("timestamp".into(), ["2025-06-18T01:40:30+07:00"; 3]),
+                Column::new("lat".into(), ["21.123456789012345", "north", "21.5"]),
+                Column::new("lon".into(), ["105.8", "105.9", "1e2"]),
+                Column::new("carrier".into(), ["Viettel"; 3]),
+                Column::new("network".into(), ["LTE"; 3]),
+                Column::new("download_mbps".into(), [12.5f64; 3]),
+                Column::new("device_id".into(), ["d"; 3]),
+            ],
+        )
+        .expect("frame");
+        let rows = parquet_round_trip(df);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].get(Field::Lat), None, "typed: no text left");
+        assert_eq!(
+            rows[0].number(Field::Lat),
+            Some(Some(21.123_456_789_012_345))
+        );
+        assert_eq!(rows[2].number(Field::Lon), Some(Some(100.0)));
+        assert_eq!(rows[1].get(Field::Lat), Some("north"));
+        assert_eq!(
+            crate::schema::check_row(&rows[1]).err(),
+            Some(crate::schema::RejectReason::BadCoordinates)
+        );
+        let a = crate::schema::check_row(&rows[0]).expect("valid row");
+        assert_eq!((a.lat, a.lon), (21.123_456_789_012_345, 105.8));
     }
 
     #[test]

@@ -617,11 +617,16 @@ pub fn ingest(
     for (file_no, path) in opts.files.iter().enumerate() {
         #[allow(clippy::cast_possible_truncation, reason = "file counts fit u32")]
         let file = file_no as u32;
+        let text_file = crate::ingest::Format::of(path)? == crate::ingest::Format::Csv;
         read_pipelined(path, &opts.columns, &mut warnings, &mut |chunk| {
             let t0 = std::time::Instant::now();
-            chunk
-                .par_iter_mut()
-                .for_each(crate::schema::RawRow::type_coordinates);
+            // Parquet rows come typed from the reader (text coordinates
+            // included); CSV rows are typed here, off the reader's thread.
+            if text_file {
+                chunk
+                    .par_iter_mut()
+                    .for_each(crate::schema::RawRow::type_coordinates);
+            }
             let chunk: &[crate::schema::RawRow] = chunk;
             let (mut placed, computed_cells) = place_chunk(chunk, &locators, &memo, vintages, opts);
             // The chunk goes in pieces: while one piece is accounted for (in

@@ -40,33 +40,79 @@ pub struct GroupStats {
     pub cells: u64,
 }
 
+/// Buffers one group's statistics use, kept for the next group: tens of
+/// thousands of cells or units in turn without an allocation each.
+#[derive(Debug, Default)]
+pub struct StatScratch {
+    rows: Vec<StatRow>,
+    values: Values,
+    devices: Vec<u32>,
+    cells: Vec<u64>,
+}
+
+/// The speeds and latencies of a group, for selection.
+#[derive(Debug, Default)]
+struct Values {
+    downloads: Vec<f64>,
+    uploads: Vec<f64>,
+    latencies: Vec<f64>,
+}
+
+impl StatScratch {
+    /// The downloads of the last group computed, in some order.
+    pub fn downloads(&mut self) -> &mut [f64] {
+        &mut self.values.downloads
+    }
+}
+
 impl GroupStats {
     /// Computes the statistics of some samples.
     #[must_use]
     pub fn of<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> Self {
-        let rows: Vec<StatRow> = samples.into_iter().map(|s| StatRow::of(s, 0, 0)).collect();
-        Self::of_rows(&rows)
+        Self::of_in(samples, &mut StatScratch::default())
     }
 
-    /// Computes the statistics of gathered rows.
-    fn of_rows(rows: &[StatRow]) -> Self {
-        Self::of_rows_counting(rows, |rows| {
-            let mut dev: Vec<u32> = rows.iter().map(|r| r.device).collect();
-            let mut cells: Vec<u64> = rows.iter().map(|r| r.cell).collect();
-            dev.sort_unstable();
-            dev.dedup();
+    /// Computes the statistics of some samples in `scratch`'s buffers.
+    pub fn of_in<'a>(
+        samples: impl IntoIterator<Item = &'a Sample>,
+        scratch: &mut StatScratch,
+    ) -> Self {
+        let StatScratch {
+            rows,
+            values,
+            devices,
+            cells,
+        } = scratch;
+        rows.clear();
+        rows.extend(samples.into_iter().map(|s| StatRow::of(s, 0, 0)));
+        Self::of_rows_counting(rows, values, |rows| {
+            devices.clear();
+            devices.extend(rows.iter().map(|r| r.device));
+            cells.clear();
+            cells.extend(rows.iter().map(|r| r.cell));
+            devices.sort_unstable();
+            devices.dedup();
             cells.sort_unstable();
             cells.dedup();
-            (dev.len() as u64, cells.len() as u64)
+            (devices.len() as u64, cells.len() as u64)
         })
     }
 
     /// Computes the statistics of gathered rows; `distinct` counts their
     /// distinct (devices, cells).
-    fn of_rows_counting(rows: &[StatRow], distinct: impl FnOnce(&[StatRow]) -> (u64, u64)) -> Self {
-        let mut dl = Vec::with_capacity(rows.len());
-        let mut ul = Vec::new();
-        let mut lat = Vec::new();
+    fn of_rows_counting(
+        rows: &[StatRow],
+        values: &mut Values,
+        distinct: impl FnOnce(&[StatRow]) -> (u64, u64),
+    ) -> Self {
+        let Values {
+            downloads: dl,
+            uploads: ul,
+            latencies: lat,
+        } = values;
+        dl.clear();
+        ul.clear();
+        lat.clear();
         let mut effective = 0;
         for r in rows {
             dl.push(r.download);
@@ -75,15 +121,15 @@ impl GroupStats {
             effective += u64::from(r.effective);
         }
         let (devices, cells) = distinct(rows);
-        let [download_median, download_p10, download_p90] = stats::median_p10_p90(&mut dl);
+        let [download_median, download_p10, download_p90] = stats::median_p10_p90(dl);
         Self {
             samples: dl.len() as u64,
             devices,
             download_median,
             download_p10,
             download_p90,
-            upload_median: stats::median(&mut ul),
-            latency_median: stats::median(&mut lat),
+            upload_median: stats::median(ul),
+            latency_median: stats::median(lat),
             effective,
             cells,
         }
@@ -130,6 +176,7 @@ impl Stamps {
 struct Distinct {
     devices: Stamps,
     cells: Stamps,
+    values: Values,
 }
 
 impl Distinct {
@@ -137,12 +184,13 @@ impl Distinct {
         Self {
             devices: Stamps::new(devices),
             cells: Stamps::new(cells),
+            values: Values::default(),
         }
     }
 
     #[allow(clippy::cast_possible_truncation, reason = "dense ids were u32")]
     fn stats(&mut self, rows: &[StatRow]) -> GroupStats {
-        GroupStats::of_rows_counting(rows, |rows| {
+        GroupStats::of_rows_counting(rows, &mut self.values, |rows| {
             (
                 self.devices.count(rows.iter().map(|r| r.device)),
                 self.cells.count(rows.iter().map(|r| r.cell as u32)),
