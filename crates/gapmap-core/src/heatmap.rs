@@ -6,7 +6,7 @@ use crate::carrier::slug;
 use crate::error::Result;
 use crate::gaps::GapOptions;
 use crate::geojson_out::{Prop, Shape};
-use crate::ingest_run::{Ingested, Sample};
+use crate::ingest_run::Ingested;
 use crate::layers::{Formats, Layer, LayerGeometry, write_layer};
 use crate::report::{GroupStats, StatScratch};
 use crate::styles::{SymbolKind, download_classes, qml};
@@ -143,28 +143,32 @@ pub fn map_layers(
             let cells = order
                 .0
                 .par_chunk_by(|a, b| a.0 >> shift == b.0 >> shift)
-                .filter_map(|g| {
-                    let cell = h3o::CellIndex::try_from(g[0].0).ok()?.parent(res)?;
-                    let picked: Vec<&Sample> = g
-                        .iter()
-                        .filter(keep)
-                        .map(|k| &ing.samples[k.2 as usize])
-                        .collect();
-                    if picked.is_empty() {
-                        return None;
-                    }
-                    let mut dl: Vec<f64> = picked.iter().map(|s| s.download).collect();
-                    let mut dev: Vec<u32> = picked.iter().map(|s| s.device).collect();
-                    dev.sort_unstable();
-                    dev.dedup();
-                    let v = opts.rule.judge(&mut dl, dev.len() as u64);
-                    let ring = cell
-                        .boundary()
-                        .iter()
-                        .map(|ll| (ll.lng(), ll.lat()))
-                        .collect();
-                    Some((v.status, v.median, v.samples, ring))
-                })
+                .map_init(
+                    || (Vec::<f64>::new(), Vec::<u32>::new()),
+                    |(dl, dev), g| {
+                        let cell = h3o::CellIndex::try_from(g[0].0).ok()?.parent(res)?;
+                        // Buffers reused from group to group (tens of thousands).
+                        dl.clear();
+                        dev.clear();
+                        for s in g.iter().filter(keep).map(|k| &ing.samples[k.2 as usize]) {
+                            dl.push(s.download);
+                            dev.push(s.device);
+                        }
+                        if dl.is_empty() {
+                            return None;
+                        }
+                        dev.sort_unstable();
+                        dev.dedup();
+                        let v = opts.rule.judge(dl, dev.len() as u64);
+                        let ring = cell
+                            .boundary()
+                            .iter()
+                            .map(|ll| (ll.lng(), ll.lat()))
+                            .collect();
+                        Some((v.status, v.median, v.samples, ring))
+                    },
+                )
+                .flatten()
                 .collect();
             MapLayer {
                 carrier: layer.to_owned(),

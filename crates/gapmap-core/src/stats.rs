@@ -143,26 +143,50 @@ pub fn binomial_upper_tail_half(n: u64, k: u64) -> f64 {
     if k > n {
         return 0.0;
     }
-    if n <= 120 {
-        let mut c: u128 = 1; // C(n, 0)
-        let mut tail: u128 = 0;
-        for i in 0..=n {
-            if i >= k {
-                tail += c;
-            }
-            if i < n {
-                c = c * u128::from(n - i) / u128::from(i + 1);
-            }
-        }
-        #[allow(clippy::cast_precision_loss, reason = "one rounding, documented")]
-        let tail = tail as f64;
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_possible_wrap,
-            reason = "n ≤ 126"
-        )]
-        return tail * 2f64.powi(-(n as i32));
+    if n <= EXACT_MAX_N {
+        // Tens of thousands of cells and units ask for the same few (n, k):
+        // each is computed once, by the exact sum below.
+        static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+        let table = TABLE.get_or_init(|| {
+            (0..=EXACT_MAX_N)
+                .flat_map(|n| (0..=n).map(move |k| exact_upper_tail_half(n, k)))
+                .collect()
+        });
+        #[allow(clippy::cast_possible_truncation, reason = "n ≤ 120")]
+        let at = (n * (n + 1) / 2 + k) as usize;
+        return table[at];
     }
+    log_upper_tail_half(n, k)
+}
+
+/// The largest `n` whose tail is summed exactly (see [`binomial_upper_tail_half`]).
+const EXACT_MAX_N: u64 = 120;
+
+/// `P[Binomial(n, 0.5) ≥ k]` for `n ≤ EXACT_MAX_N`, as an exact sum with one rounding.
+fn exact_upper_tail_half(n: u64, k: u64) -> f64 {
+    let mut c: u128 = 1; // C(n, 0)
+    let mut tail: u128 = 0;
+    for i in 0..=n {
+        if i >= k {
+            tail += c;
+        }
+        if i < n {
+            c = c * u128::from(n - i) / u128::from(i + 1);
+        }
+    }
+    #[allow(clippy::cast_precision_loss, reason = "one rounding, documented")]
+    let tail = tail as f64;
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        reason = "n ≤ 120"
+    )]
+    let n = n as i32;
+    tail * 2f64.powi(-n)
+}
+
+/// `P[Binomial(n, 0.5) ≥ k]` for `0 < k ≤ n`, summed in log space.
+fn log_upper_tail_half(n: u64, k: u64) -> f64 {
     // log C(n, i) built incrementally, summed with log-sum-exp from the mode outward.
     #[allow(clippy::cast_precision_loss, reason = "n is a sample count")]
     let nf = n as f64;
@@ -231,6 +255,21 @@ mod tests {
                 assert!(
                     (got - want).abs() <= 1e-9 * want + 1e-300,
                     "n={n} k={k}: {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_table_of_exact_tails_holds_each_sum_at_its_place() {
+        // Bit for bit what the sum gives, so results do not change with the
+        // table; a misplaced entry would return another (n, k)'s tail.
+        for n in 0..=EXACT_MAX_N {
+            for k in 1..=n {
+                assert_eq!(
+                    binomial_upper_tail_half(n, k).to_bits(),
+                    exact_upper_tail_half(n, k).to_bits(),
+                    "n={n} k={k}"
                 );
             }
         }
