@@ -629,33 +629,38 @@ pub fn ingest(
             }
             let chunk: &[crate::schema::RawRow] = chunk;
             let (mut placed, computed_cells) = place_chunk(chunk, &locators, &memo, vintages, opts);
-            // The chunk goes in pieces: while one piece is accounted for (in
-            // input order, on one thread), the next is checked on the other
+            // The chunk goes in pieces: while one piece is de-duplicated and
+            // accounted for (in input order, on one thread but for the
+            // shards of its hash tables), the next is checked on the other
             // core, so the ordered part is not a serial step.
-            let mut ready: Option<Judged<'_>> = None;
+            let mut ready: Option<(&[crate::schema::RawRow], Vec<Passed<'_>>)> = None;
             let mut unlearned: Vec<h3o::CellIndex> = Vec::new();
+            let mut judge = |rows, passed: Vec<Passed<'_>>, acc: &mut Accounts| {
+                let (is_dup, device_of) = dedup_and_intern(&passed, &mut seen_ids, &mut device_ix);
+                let judged = Judged {
+                    rows,
+                    passed,
+                    is_dup,
+                    device_of,
+                };
+                acc.account(file, judged, vintages);
+            };
             for (piece, placed) in chunk.chunks(PIECE_ROWS).zip(placed.chunks_mut(PIECE_ROWS)) {
                 let (passed, ()) = rayon::join(
                     || pass(piece, placed, vintages, opts),
                     || {
-                        if let Some(judged) = ready.take() {
-                            acc.account(file, judged, vintages);
+                        if let Some((rows, passed)) = ready.take() {
+                            judge(rows, passed, &mut acc);
                         }
                     },
                 );
                 unlearned.extend(passed.iter().filter_map(|p| p.unlearned));
-                let (is_dup, device_of) = dedup_and_intern(&passed, &mut seen_ids, &mut device_ix);
-                ready = Some(Judged {
-                    rows: piece,
-                    passed,
-                    is_dup,
-                    device_of,
-                });
+                ready = Some((piece, passed));
             }
             let t1 = std::time::Instant::now();
             check_place += t1 - t0;
-            if let Some(judged) = ready.take() {
-                acc.account(file, judged, vintages);
+            if let Some((rows, passed)) = ready.take() {
+                judge(rows, passed, &mut acc);
             }
             account += t1.elapsed();
             // Learned after the chunk: the chunks that follow find them.
