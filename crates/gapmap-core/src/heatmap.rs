@@ -413,48 +413,59 @@ pub fn write_heatmaps(
     let dir = out.join("heatmap");
     let layers: Vec<&str> = layer_names(opts).collect();
     let gis = Formats(formats.layers.clone());
-    // One layer at a time (each is parallel over its cells): the features
-    // of five layers at once held 200 MiB more at 10 M samples, for 0.2 s.
-    let written: Vec<Result<(String, usize, Vec<std::path::PathBuf>)>> = layers
-        .iter()
-        .map(|&layer| {
-            let features = layer_features(ing, opts, order, layer, !gis.0.is_empty());
-            let name = slug(layer);
-            let mut files = Vec::new();
-            for t in &formats.tables {
-                match t {
-                    TableFormat::Csv => {
-                        let path = dir.join(format!("{name}.csv"));
-                        crate::output::write_csv(
-                            &path,
-                            &FIELDS,
-                            features
-                                .iter()
-                                .map(|(_, p)| p.iter().map(prop_text).collect::<Vec<_>>()),
-                        )?;
-                        files.push(path);
-                    }
-                    TableFormat::Parquet => {
-                        let path = dir.join(format!("{name}.parquet"));
-                        write_parquet_table(&path, &features)?;
-                        files.push(path);
-                    }
+    let write = |layer: &str, features: Vec<(Shape, Vec<Prop>)>| {
+        let name = slug(layer);
+        let mut files = Vec::new();
+        for t in &formats.tables {
+            match t {
+                TableFormat::Csv => {
+                    let path = dir.join(format!("{name}.csv"));
+                    crate::output::write_csv(
+                        &path,
+                        &FIELDS,
+                        features
+                            .iter()
+                            .map(|(_, p)| p.iter().map(prop_text).collect::<Vec<_>>()),
+                    )?;
+                    files.push(path);
+                }
+                TableFormat::Parquet => {
+                    let path = dir.join(format!("{name}.parquet"));
+                    write_parquet_table(&path, &features)?;
+                    files.push(path);
                 }
             }
-            let cells = features.len();
-            if !gis.0.is_empty() {
-                let l = Layer {
-                    name: name.clone(),
-                    geometry: LayerGeometry::Polygon,
-                    fields: FIELDS.iter().map(|f| (*f).to_owned()).collect(),
-                    features,
-                    style: Some(style.clone()),
-                };
-                files.extend(write_layer(&dir, &name, &l, &gis)?);
-            }
-            Ok((layer.to_owned(), cells, files))
-        })
-        .collect();
+        }
+        let cells = features.len();
+        if !gis.0.is_empty() {
+            let l = Layer {
+                name: name.clone(),
+                geometry: LayerGeometry::Polygon,
+                fields: FIELDS.iter().map(|f| (*f).to_owned()).collect(),
+                features,
+                style: Some(style.clone()),
+            };
+            files.extend(write_layer(&dir, &name, &l, &gis)?);
+        }
+        Ok((layer.to_owned(), cells, files))
+    };
+    // One layer's features at a time (each parallel over its cells), the
+    // previous layer written meanwhile: two layers in memory, not five
+    // (five at once held 200 MiB more at 10 M samples).
+    let mut written: Vec<Result<(String, usize, Vec<std::path::PathBuf>)>> = Vec::new();
+    let mut previous: Option<(&str, Vec<(Shape, Vec<Prop>)>)> = None;
+    for next in layers.iter().copied().map(Some).chain([None]) {
+        let (features, done) = rayon::join(
+            || next.map(|layer| layer_features(ing, opts, order, layer, !gis.0.is_empty())),
+            || {
+                previous
+                    .take()
+                    .map(|(layer, features)| write(layer, features))
+            },
+        );
+        written.extend(done);
+        previous = next.zip(features);
+    }
     let mut counts = Vec::new();
     let mut files = Vec::new();
     for w in written {
