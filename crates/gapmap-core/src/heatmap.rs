@@ -264,6 +264,9 @@ pub struct Heatmaps {
     pub files: Vec<std::path::PathBuf>,
 }
 
+/// A heatmap layer's features: hexagon (or none) and fields.
+type Features = Vec<(Shape, Vec<Prop>)>;
+
 /// The features of one heatmap layer, sorted by cell.
 fn layer_features(
     ing: &Ingested,
@@ -271,7 +274,7 @@ fn layer_features(
     order: &CellOrder,
     layer: &str,
     geometry: bool,
-) -> Vec<(Shape, Vec<Prop>)> {
+) -> Features {
     use rayon::prelude::*;
     let rule = &opts.rule;
     // Cells are independent; rayon's collect keeps them in cell order.
@@ -413,7 +416,7 @@ pub fn write_heatmaps(
     let dir = out.join("heatmap");
     let layers: Vec<&str> = layer_names(opts).collect();
     let gis = Formats(formats.layers.clone());
-    let write = |layer: &str, features: Vec<(Shape, Vec<Prop>)>| {
+    let write = |layer: &str, features: Features| {
         let name = slug(layer);
         let mut files = Vec::new();
         for t in &formats.tables {
@@ -453,7 +456,7 @@ pub fn write_heatmaps(
     // previous layer written meanwhile: two layers in memory, not five
     // (five at once held 200 MiB more at 10 M samples).
     let mut written: Vec<Result<(String, usize, Vec<std::path::PathBuf>)>> = Vec::new();
-    let mut previous: Option<(&str, Vec<(Shape, Vec<Prop>)>)> = None;
+    let mut previous: Option<(&str, Features)> = None;
     for next in layers.iter().copied().map(Some).chain([None]) {
         let (features, done) = rayon::join(
             || next.map(|layer| layer_features(ing, opts, order, layer, !gis.0.is_empty())),
