@@ -177,7 +177,7 @@ fn read_csv(
         // A quoted field spanning lines is legal CSV, but in a speed-test
         // export it almost always means an unbalanced quote that swallowed
         // the rows after it: say so, with the lines to look at.
-        let newlines = record.iter().flatten().filter(|b| **b == b'\n').count() as u64;
+        let newlines = record.as_slice().iter().filter(|b| **b == b'\n').count() as u64;
         if newlines > 0 {
             spanning += 1;
             if spanning <= MAX_WARNINGS_PER_FILE {
@@ -197,9 +197,20 @@ fn read_csv(
         used += 1;
         row.reset(line, record.as_slice().len());
         row.truncated = record.len() < headers.len();
+        // The record's text checked as UTF-8 once, not field by field; a
+        // field that does not start and end on a character of it (an
+        // invalid sequence cut by a comma) is decoded on its own.
+        let text = std::str::from_utf8(record.as_slice()).ok();
         for (field, col) in Field::ALL.into_iter().zip(index) {
-            if let Some(bytes) = col.and_then(|c| record.get(c)) {
-                row.set(field, &String::from_utf8_lossy(bytes));
+            let Some(c) = col else { continue };
+            let whole = text.zip(record.range(c)).and_then(|(t, r)| t.get(r));
+            match whole {
+                Some(value) => row.set(field, value),
+                None => {
+                    if let Some(bytes) = record.get(c) {
+                        row.set(field, &String::from_utf8_lossy(bytes));
+                    }
+                }
             }
         }
         if used == CHUNK_ROWS
@@ -816,6 +827,42 @@ mod tests {
             "contiguous: {cut:?}"
         );
         assert_eq!(parquet_slices(&[]), vec![]);
+    }
+
+    #[test]
+    fn csv_fields_decode_as_each_field_alone_would() {
+        // The record is checked as UTF-8 once; a field must still read as
+        // its own bytes would: an invalid sequence cut by a comma (whose
+        // halves join into a valid "é" once the comma is gone) gives
+        // replacement characters, as String::from_utf8_lossy on the field.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let csv = dir.path().join("s.csv");
+        let mut bytes =
+            b"test_id,device_id,timestamp,lat,lon,carrier,network,download_mbps\n".to_vec();
+        bytes.extend_from_slice(b"x\xC3,\xA9y,2025-06-01T00:00:00Z,21,105,Viettel,LTE,1\n");
+        bytes.extend_from_slice(
+            " thôn 1 ,bản\u{feff},2025-06-01T00:00:00Z,21,105,Viettel,LTE,1\n".as_bytes(),
+        );
+        bytes.extend_from_slice(b"ok,\xFF\xFE,2025-06-01T00:00:00Z,21,105,Viettel,LTE,1\n");
+        std::fs::write(&csv, &bytes).expect("write");
+        let mut rows = Vec::new();
+        read_rows(&csv, &ColumnMap::default(), &mut Vec::new(), &mut |chunk| {
+            rows.extend(chunk);
+            Ok(())
+        })
+        .expect("read");
+        let got: Vec<(Option<&str>, Option<&str>)> = rows
+            .iter()
+            .map(|r| (r.get(Field::TestId), r.get(Field::DeviceId)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("x\u{fffd}"), Some("\u{fffd}y")),
+                (Some("thôn 1"), Some("bản\u{feff}")),
+                (Some("ok"), Some("\u{fffd}\u{fffd}")),
+            ]
+        );
     }
 
     #[test]
