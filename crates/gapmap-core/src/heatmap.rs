@@ -400,8 +400,9 @@ fn write_parquet_table(path: &Path, features: &[(Shape, Vec<Prop>)]) -> Result<(
 }
 
 /// Writes `heatmap/<slug>.<ext>` for each carrier of `carriers` and for `ALL`,
-/// in every format (one layer at a time, each built in parallel). Returns the number of cells
-/// per layer, in that order (ALL last), and the files written.
+/// in every format (each layer built in parallel, and written while the next
+/// is built). Returns the number of cells per layer, in that order (ALL
+/// last), and the files written; the first layer that failed gives the error.
 ///
 /// # Errors
 /// A file cannot be written.
