@@ -664,6 +664,11 @@ impl BandedPolygon {
     }
 }
 
+/// Cells classified by [`Locator::classify_new`], to be remembered by
+/// [`Locator::insert_classified`].
+#[derive(Debug)]
+pub struct ClassifiedCells(Vec<(h3o::CellIndex, CellClass)>);
+
 /// A cell's unit (or [`NOT_INTERIOR`]) and, near an edge, the polygon parts
 /// (unit, part) a point in it may lie in, with its grid of squares.
 type CellClass = (u32, Option<(Vec<(u32, u32)>, EdgeGrid)>);
@@ -825,6 +830,14 @@ impl<'a> Locator<'a> {
     /// that radius then holds the whole cell, and no boundary crosses it, so
     /// every point in it gets the answer of the centre (overlaps included).
     pub fn learn_cells(&mut self, cells: &[h3o::CellIndex]) {
+        let classified = self.classify_new(cells);
+        self.insert_classified(classified);
+    }
+
+    /// The first half of [`Locator::learn_cells`], which only reads the
+    /// locator: the cells not learned yet, classified (in parallel).
+    #[must_use]
+    pub fn classify_new(&self, cells: &[h3o::CellIndex]) -> ClassifiedCells {
         use rayon::prelude::*;
         let mut new: Vec<h3o::CellIndex> = cells
             .iter()
@@ -833,10 +846,17 @@ impl<'a> Locator<'a> {
             .collect();
         new.sort_unstable();
         new.dedup();
-        let classified: Vec<(h3o::CellIndex, CellClass)> =
-            new.par_iter().map(|&c| (c, self.classify(c))).collect();
-        let mut values = Vec::with_capacity(classified.len());
-        for (cell, (unit, parts)) in classified {
+        ClassifiedCells(new.par_iter().map(|&c| (c, self.classify(c))).collect())
+    }
+
+    /// The second half of [`Locator::learn_cells`]: remembers classified
+    /// cells (those learned meanwhile are kept as they are).
+    pub fn insert_classified(&mut self, classified: ClassifiedCells) {
+        let mut values = Vec::with_capacity(classified.0.len());
+        for (cell, (unit, parts)) in classified.0 {
+            if self.cells.get(cell).is_some() {
+                continue;
+            }
             let value = match parts {
                 // Unit indices and part lists stay below the flag (2^31 of
                 // either would not fit in memory anyway).

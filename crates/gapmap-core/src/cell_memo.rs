@@ -236,6 +236,11 @@ impl Hexagon {
     }
 }
 
+/// Hexagons built by [`CellMemo::build_new`], to be remembered by
+/// [`CellMemo::insert_built`].
+#[derive(Debug)]
+pub struct BuiltHexagons(Vec<(h3o::CellIndex, Option<Hexagon>)>);
+
 /// H3 cells of points inside hexagons met before in their square.
 #[derive(Debug)]
 pub struct CellMemo {
@@ -323,9 +328,17 @@ impl CellMemo {
 
     /// Remembers the cells h3o gave points of these squares.
     pub fn learn(&mut self, met: &[(u64, h3o::CellIndex)]) {
+        let built = self.build_new(met);
+        self.insert_built(built, met);
+    }
+
+    /// The first half of [`CellMemo::learn`], which only reads the memo:
+    /// the hexagons of the cells met that it does not know (in parallel).
+    #[must_use]
+    pub fn build_new(&self, met: &[(u64, h3o::CellIndex)]) -> BuiltHexagons {
         use rayon::prelude::*;
         if self.resolution > MAX_RESOLUTION {
-            return; // nothing learned: every cell from h3o
+            return BuiltHexagons(Vec::new()); // nothing learned: every cell from h3o
         }
         let mut new_cells: Vec<h3o::CellIndex> = met
             .iter()
@@ -336,11 +349,24 @@ impl CellMemo {
             .collect();
         new_cells.sort_unstable();
         new_cells.dedup();
-        let built: Vec<(h3o::CellIndex, Option<Hexagon>)> = new_cells
-            .into_par_iter()
-            .map(|c| (c, Hexagon::of(c)))
-            .collect();
-        for (c, hex) in built {
+        BuiltHexagons(
+            new_cells
+                .into_par_iter()
+                .map(|c| (c, Hexagon::of(c)))
+                .collect(),
+        )
+    }
+
+    /// The second half of [`CellMemo::learn`]: remembers the hexagons built
+    /// from `met` and makes them candidates of the squares they were met in.
+    pub fn insert_built(&mut self, built: BuiltHexagons, met: &[(u64, h3o::CellIndex)]) {
+        if self.resolution > MAX_RESOLUTION {
+            return;
+        }
+        for (c, hex) in built.0 {
+            if self.slots.contains_key(&u64::from(c)) {
+                continue;
+            }
             let slot = match hex {
                 Some(h) if self.hexagons.len() < NONE as usize => {
                     self.hexagons.push(h);

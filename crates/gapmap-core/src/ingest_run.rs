@@ -187,6 +187,10 @@ struct Judged<'r> {
     device_of: Vec<u32>,
 }
 
+/// Cells a chunk met that some locator had not learned, and the (square,
+/// cell) of each row whose cell h3o computed.
+type Learning = (Vec<h3o::CellIndex>, Vec<(u64, h3o::CellIndex)>);
+
 /// What accounting fills, in input order.
 struct Accounts {
     samples: Vec<Sample>,
@@ -593,6 +597,9 @@ pub fn ingest(
 
     let started = std::time::Instant::now();
     let (mut check_place, mut account) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    let mut learn = std::time::Duration::ZERO;
+    // Cells met by the last chunk that are learned while the next is read.
+    let mut pending: Option<Learning> = None;
     // Reserve once what the files announce (Parquet metadata) or suggest
     // (CSV line lengths): growing a vector of tens of millions of samples
     // copies it and holds both copies at once. A quarter more for estimates
@@ -628,53 +635,84 @@ pub fn ingest(
                     .for_each(crate::schema::RawRow::type_coordinates);
             }
             let chunk: &[crate::schema::RawRow] = chunk;
-            let (mut placed, computed_cells) = place_chunk(chunk, &locators, &memo, vintages, opts);
-            // The chunk goes in pieces: while one piece is de-duplicated and
-            // accounted for (in input order, on one thread but for the
-            // shards of its hash tables), the next is checked on the other
-            // core, so the ordered part is not a serial step.
-            let mut ready: Option<(&[crate::schema::RawRow], Vec<Passed<'_>>)> = None;
-            let mut unlearned: Vec<h3o::CellIndex> = Vec::new();
-            let mut judge = |rows, passed: Vec<Passed<'_>>, acc: &mut Accounts| {
-                let (is_dup, device_of) = dedup_and_intern(&passed, &mut seen_ids, &mut device_ix);
-                let judged = Judged {
-                    rows,
-                    passed,
-                    is_dup,
-                    device_of,
-                };
-                acc.account(file, judged, vintages);
-            };
-            for (piece, placed) in chunk.chunks(PIECE_ROWS).zip(placed.chunks_mut(PIECE_ROWS)) {
-                let (passed, ()) = rayon::join(
-                    || pass(piece, placed, vintages, opts),
-                    || {
-                        if let Some((rows, passed)) = ready.take() {
-                            judge(rows, passed, &mut acc);
-                        }
-                    },
-                );
-                unlearned.extend(passed.iter().filter_map(|p| p.unlearned));
-                ready = Some((piece, passed));
-            }
-            let t1 = std::time::Instant::now();
+            // The cells the chunk before met and no locator or memo knew are
+            // classified while this chunk is placed and checked (both only
+            // read the locators and the memo; a cell not learned yet takes
+            // the exact test, the same answer), and learned after it.
+            let (((unlearned, computed_cells), (t1, t2)), classified) = rayon::join(
+                || {
+                    let (mut placed, computed_cells) =
+                        place_chunk(chunk, &locators, &memo, vintages, opts);
+                    // The chunk goes in pieces: while one piece is
+                    // de-duplicated and accounted for (in input order, on one
+                    // thread but for the shards of its hash tables), the next
+                    // is checked on the other core, so the ordered part is not
+                    // a serial step.
+                    let mut ready: Option<(&[crate::schema::RawRow], Vec<Passed<'_>>)> = None;
+                    let mut unlearned: Vec<h3o::CellIndex> = Vec::new();
+                    let mut judge = |rows, passed: Vec<Passed<'_>>, acc: &mut Accounts| {
+                        let (is_dup, device_of) =
+                            dedup_and_intern(&passed, &mut seen_ids, &mut device_ix);
+                        let judged = Judged {
+                            rows,
+                            passed,
+                            is_dup,
+                            device_of,
+                        };
+                        acc.account(file, judged, vintages);
+                    };
+                    for (piece, placed) in
+                        chunk.chunks(PIECE_ROWS).zip(placed.chunks_mut(PIECE_ROWS))
+                    {
+                        let (passed, ()) = rayon::join(
+                            || pass(piece, placed, vintages, opts),
+                            || {
+                                if let Some((rows, passed)) = ready.take() {
+                                    judge(rows, passed, &mut acc);
+                                }
+                            },
+                        );
+                        unlearned.extend(passed.iter().filter_map(|p| p.unlearned));
+                        ready = Some((piece, passed));
+                    }
+                    let t1 = std::time::Instant::now();
+                    if let Some((rows, passed)) = ready.take() {
+                        judge(rows, passed, &mut acc);
+                    }
+                    ((unlearned, computed_cells), (t1, std::time::Instant::now()))
+                },
+                || {
+                    pending.take().map(|(unlearned, computed): Learning| {
+                        let cells: Vec<_> = locators
+                            .iter()
+                            .map(|loc| loc.as_ref().map(|loc| loc.classify_new(&unlearned)))
+                            .collect();
+                        (cells, memo.build_new(&computed), computed)
+                    })
+                },
+            );
             check_place += t1 - t0;
-            if let Some((rows, passed)) = ready.take() {
-                judge(rows, passed, &mut acc);
-            }
-            account += t1.elapsed();
-            // Learned after the chunk: the chunks that follow find them.
-            if opts.fast_placement && !unlearned.is_empty() {
-                for loc in locators.iter_mut().flatten() {
-                    loc.learn_cells(&unlearned);
+            account += t2 - t1;
+            let t3 = std::time::Instant::now();
+            if let Some((cells, hexagons, computed)) = classified {
+                for (loc, cells) in locators.iter_mut().zip(cells) {
+                    if let (Some(loc), Some(cells)) = (loc, cells) {
+                        loc.insert_classified(cells);
+                    }
                 }
+                memo.insert_built(hexagons, &computed);
             }
-            memo.learn(&computed_cells);
+            if opts.fast_placement && !(unlearned.is_empty() && computed_cells.is_empty()) {
+                pending = Some((unlearned, computed_cells));
+            }
+            learn += t3.elapsed();
             progress(acc.counts.read);
             Ok(())
         })?;
     }
-    let read = started.elapsed().saturating_sub(check_place + account);
+    let read = started
+        .elapsed()
+        .saturating_sub(check_place + account + learn);
     let Accounts {
         mut samples,
         rejects,
@@ -719,6 +757,7 @@ pub fn ingest(
             ("read", read),
             ("check, H3, place, duplicates", check_place),
             ("accounting", account),
+            ("learn cells", learn),
         ],
     })
 }
