@@ -728,7 +728,12 @@ pub fn ingest(
         (None, Some(b), s) => Some((s.map_or(b, |s| s.0.min(b)), b)),
         (None, None, s) => s,
     };
-    if let Some((from, to)) = window {
+    // The window is the data's own span unless given: then no sample lies
+    // outside it, and the samples are not copied to find that out.
+    let outside = |s: &Sample| window.is_some_and(|(from, to)| s.month < from || s.month > to);
+    if let Some((from, to)) = window
+        && samples.par_iter().any(outside)
+    {
         let before = samples.len();
         let keep: Vec<bool> = samples
             .iter()
@@ -742,7 +747,7 @@ pub fn ingest(
         counts.excluded.outside_window = (before - samples.len()) as u64;
     }
     counts.accepted = samples.len() as u64;
-    counts.snapped = samples.iter().filter(|s| s.snapped).count() as u64;
+    counts.snapped = samples.par_iter().filter(|s| s.snapped).count() as u64;
     Ok(Ingested {
         samples,
         carriers,
