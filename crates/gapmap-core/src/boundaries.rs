@@ -921,38 +921,37 @@ impl<'a> Locator<'a> {
             let poly = &self.boundaries.shapes[u].0[k];
             // Edges outside the window's latitudes miss it (the box test
             // below would skip them): only the bands of the window are read.
-            let _ = self.banded[u][k].for_edges_meeting(poly, reach[1], reach[3], |seg| {
-                {
-                    let (a, b) = (seg.start, seg.end);
-                    if !segment_meets_box(a, b, reach) {
-                        return std::ops::ControlFlow::Continue(());
-                    }
-                    let (i0, i1) = (
-                        square_of(a.x.min(b.x) - m, x0),
-                        square_of(a.x.max(b.x) + m, x0),
-                    );
-                    let (j0, j1) = (
-                        square_of(a.y.min(b.y) - m, y0),
-                        square_of(a.y.max(b.y) + m, y0),
-                    );
-                    for j in j0..=j1 {
-                        for i in i0..=i1 {
-                            let sx = x0 + i as f64 * step;
-                            let sy = y0 + j as f64 * step;
-                            if !near_edge[j * GRID + i]
-                                && segment_meets_box(
-                                    a,
-                                    b,
-                                    [sx - m, sy - m, sx + step + m, sy + step + m],
-                                )
-                            {
-                                near_edge[j * GRID + i] = true;
-                            }
+            let marked = self.banded[u][k].for_edges_meeting(poly, reach[1], reach[3], |seg| {
+                let (a, b) = (seg.start, seg.end);
+                if !segment_meets_box(a, b, reach) {
+                    return std::ops::ControlFlow::Continue(());
+                }
+                let (i0, i1) = (
+                    square_of(a.x.min(b.x) - m, x0),
+                    square_of(a.x.max(b.x) + m, x0),
+                );
+                let (j0, j1) = (
+                    square_of(a.y.min(b.y) - m, y0),
+                    square_of(a.y.max(b.y) + m, y0),
+                );
+                for j in j0..=j1 {
+                    for i in i0..=i1 {
+                        let sx = x0 + i as f64 * step;
+                        let sy = y0 + j as f64 * step;
+                        if !near_edge[j * GRID + i]
+                            && segment_meets_box(
+                                a,
+                                b,
+                                [sx - m, sy - m, sx + step + m, sy + step + m],
+                            )
+                        {
+                            near_edge[j * GRID + i] = true;
                         }
                     }
                 }
                 std::ops::ControlFlow::Continue(())
             });
+            debug_assert!(marked.is_continue(), "marking reads every edge");
         }
         let mut grid = EdgeGrid {
             x0,

@@ -598,7 +598,7 @@ pub fn ingest(
     let started = std::time::Instant::now();
     let (mut check_place, mut account) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     let mut learn = std::time::Duration::ZERO;
-    // Cells met by the last chunk that are learned while the next is read.
+    // Cells the last chunk met, learned while the next is placed and checked.
     let mut pending: Option<Learning> = None;
     // Reserve once what the files announce (Parquet metadata) or suggest
     // (CSV line lengths): growing a vector of tens of millions of samples
@@ -693,7 +693,7 @@ pub fn ingest(
             );
             check_place += t1 - t0;
             account += t2 - t1;
-            let t3 = std::time::Instant::now();
+            // From the end of the checks: classifying may outlast them.
             if let Some((cells, hexagons, computed)) = classified {
                 for (loc, cells) in locators.iter_mut().zip(cells) {
                     if let (Some(loc), Some(cells)) = (loc, cells) {
@@ -705,7 +705,7 @@ pub fn ingest(
             if opts.fast_placement && !(unlearned.is_empty() && computed_cells.is_empty()) {
                 pending = Some((unlearned, computed_cells));
             }
-            learn += t3.elapsed();
+            learn += t2.elapsed();
             progress(acc.counts.read);
             Ok(())
         })?;
