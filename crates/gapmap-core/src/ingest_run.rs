@@ -730,20 +730,15 @@ pub fn ingest(
     };
     // The window is the data's own span unless given: then no sample lies
     // outside it, and the samples are not copied to find that out.
-    let outside = |s: &Sample| window.is_some_and(|(from, to)| s.month < from || s.month > to);
-    if let Some((from, to)) = window
-        && samples.par_iter().any(outside)
-    {
+    let inside = |s: &Sample| window.is_some_and(|(from, to)| s.month >= from && s.month <= to);
+    if window.is_some() && !samples.par_iter().all(inside) {
         let before = samples.len();
-        let keep: Vec<bool> = samples
-            .iter()
-            .map(|s| s.month >= from && s.month <= to)
-            .collect();
+        let keep: Vec<bool> = samples.iter().map(inside).collect();
         for v in &mut places {
             let mut k = keep.iter();
             v.retain(|_| k.next().copied().unwrap_or(false));
         }
-        samples.retain(|s| s.month >= from && s.month <= to);
+        samples.retain(inside);
         counts.excluded.outside_window = (before - samples.len()) as u64;
     }
     counts.accepted = samples.len() as u64;
