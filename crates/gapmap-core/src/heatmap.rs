@@ -101,6 +101,13 @@ pub struct MapLayer {
 /// The heatmap layers for the map report, each at the finest resolution
 /// (from the analysis resolution down) with at most `max_cells` cells; the
 /// statistics of a coarser cell are recomputed from its samples.
+///
+/// One pass over the samples serves every layer: they are read group by
+/// group of the coarsest resolution any layer needs, and each layer judges
+/// its cells within the group (a finer cell's samples are one stretch of
+/// its coarser parent's, as cell indices hold their ancestors' digits
+/// first). A pass per layer read each of 10 M samples five times, each read
+/// a cache miss.
 #[must_use]
 pub fn map_layers(
     ing: &Ingested,
@@ -110,73 +117,132 @@ pub fn map_layers(
 ) -> Vec<MapLayer> {
     use rayon::prelude::*;
     let names: Vec<&str> = layer_names(opts).collect();
-    names
+    let wants: Vec<Option<u16>> = names.iter().map(|l| carrier_filter(ing, l)).collect();
+    // One run of keys per analysis cell, sorted by carrier within it.
+    let runs: Vec<&[(u64, u16, u32)]> = order.0.par_chunk_by(|a, b| a.0 == b.0).collect();
+    let resolutions: Vec<Option<h3o::Resolution>> = wants
         .par_iter()
-        .map(|&layer| {
-            let want = carrier_filter(ing, layer);
-            let keep = |k: &&(u64, u16, u32)| want.is_none_or(|c| k.1 == c);
-            // The finest resolution with at most `max_cells` cells, found on
-            // the distinct cells (parents of distinct cells are the distinct
-            // parents), then one pass over the samples at that resolution.
-            let mut distinct: Vec<h3o::CellIndex> = order
-                .0
-                .par_chunk_by(|a, b| a.0 == b.0)
-                .filter_map(|run| run.iter().find(keep))
-                .filter_map(|k| h3o::CellIndex::try_from(k.0).ok())
+        .map(|&want| {
+            let distinct: Vec<h3o::CellIndex> = runs
+                .iter()
+                .filter(|run| {
+                    want.is_none_or(|c| {
+                        let at = run.partition_point(|k| k.1 < c);
+                        run.get(at).is_some_and(|k| k.1 == c)
+                    })
+                })
+                .filter_map(|run| h3o::CellIndex::try_from(run[0].0).ok())
                 .collect();
-            let mut res = distinct
-                .first()
-                .map_or(h3o::Resolution::Zero, |c| c.resolution());
-            while distinct.len() > max_cells {
-                let Some(coarser) = res.pred() else { break };
-                res = coarser;
-                for c in &mut distinct {
-                    *c = c.parent(res).unwrap_or(*c);
-                }
-                distinct.dedup(); // parents of sorted cells are sorted
-            }
-            // Cells of one resolution share a parent at `res` exactly when
-            // their bits above digit res + 1 agree (mode, resolution, base
-            // cell, first `res` digits): a shift, not two parent lookups per
-            // neighbouring pair of 10 M keys.
-            let shift = 3 * (15 - u32::from(u8::from(res)));
-            let cells = order
-                .0
-                .par_chunk_by(|a, b| a.0 >> shift == b.0 >> shift)
-                .map_init(
-                    || (Vec::<f64>::new(), Vec::<u32>::new()),
-                    |(dl, dev), g| {
-                        let cell = h3o::CellIndex::try_from(g[0].0).ok()?.parent(res)?;
-                        // Buffers reused from group to group (tens of thousands).
-                        dl.clear();
-                        dev.clear();
-                        for s in g.iter().filter(keep).map(|k| &ing.samples[k.2 as usize]) {
-                            dl.push(s.download);
-                            dev.push(s.device);
-                        }
-                        if dl.is_empty() {
-                            return None;
-                        }
-                        dev.sort_unstable();
-                        dev.dedup();
-                        let v = opts.rule.judge(dl, dev.len() as u64);
-                        let ring = cell
-                            .boundary()
-                            .iter()
-                            .map(|ll| (ll.lng(), ll.lat()))
-                            .collect();
-                        Some((v.status, v.median, v.samples, ring))
-                    },
+            map_resolution(distinct, max_cells)
+        })
+        .collect();
+    // Groups at the coarsest resolution a layer with cells has.
+    let Some(coarsest) = resolutions.iter().flatten().min().copied() else {
+        return names
+            .iter()
+            .map(|l| MapLayer {
+                carrier: (*l).to_owned(),
+                resolution: 0,
+                cells: Vec::new(),
+            })
+            .collect();
+    };
+    let shift_of = |res: h3o::Resolution| 3 * (15 - u32::from(u8::from(res)));
+    let coarse_shift = shift_of(coarsest);
+    let per_group: Vec<Vec<Vec<MapCell>>> = order
+        .0
+        .par_chunk_by(|a, b| a.0 >> coarse_shift == b.0 >> coarse_shift)
+        .map_init(
+            || {
+                (
+                    Vec::<(u64, u16, f64, u32)>::new(),
+                    Vec::<f64>::new(),
+                    Vec::<u32>::new(),
                 )
-                .flatten()
-                .collect();
-            MapLayer {
-                carrier: layer.to_owned(),
-                resolution: u8::from(res),
-                cells,
-            }
+            },
+            |(group, dl, dev), g| {
+                // Each sample read once (key, carrier, download, device),
+                // then every layer's cells judged from this copy in cache.
+                group.clear();
+                group.extend(g.iter().map(|k| {
+                    let s = &ing.samples[k.2 as usize];
+                    (k.0, k.1, s.download, s.device)
+                }));
+                wants
+                    .iter()
+                    .zip(&resolutions)
+                    .map(|(&want, res)| {
+                        let Some(res) = *res else { return Vec::new() };
+                        let shift = shift_of(res);
+                        group
+                            .chunk_by(|a, b| a.0 >> shift == b.0 >> shift)
+                            .filter_map(|cell_group| {
+                                let cell = h3o::CellIndex::try_from(cell_group[0].0)
+                                    .ok()?
+                                    .parent(res)?;
+                                dl.clear();
+                                dev.clear();
+                                for s in cell_group.iter().filter(|s| want.is_none_or(|c| s.1 == c))
+                                {
+                                    dl.push(s.2);
+                                    dev.push(s.3);
+                                }
+                                judge_map_cell(opts, cell, dl, dev)
+                            })
+                            .collect()
+                    })
+                    .collect()
+            },
+        )
+        .collect();
+    names
+        .iter()
+        .enumerate()
+        .map(|(li, layer)| MapLayer {
+            carrier: (*layer).to_owned(),
+            resolution: resolutions[li].map_or(0, u8::from),
+            cells: per_group
+                .iter()
+                .flat_map(|g| g[li].iter().cloned())
+                .collect(),
         })
         .collect()
+}
+
+/// The finest resolution, from that of `distinct` (sorted analysis cells)
+/// down, at which they have at most `max_cells` parents; `None` for no cells.
+fn map_resolution(mut distinct: Vec<h3o::CellIndex>, max_cells: usize) -> Option<h3o::Resolution> {
+    let mut res = distinct.first()?.resolution();
+    while distinct.len() > max_cells {
+        let Some(coarser) = res.pred() else { break };
+        res = coarser;
+        for c in &mut distinct {
+            *c = c.parent(res).unwrap_or(*c);
+        }
+        distinct.dedup(); // parents of sorted cells are sorted
+    }
+    Some(res)
+}
+
+/// A map cell's verdict from its downloads and devices (`None`: no samples).
+fn judge_map_cell(
+    opts: &GapOptions,
+    cell: h3o::CellIndex,
+    dl: &mut [f64],
+    dev: &mut Vec<u32>,
+) -> Option<MapCell> {
+    if dl.is_empty() {
+        return None;
+    }
+    dev.sort_unstable();
+    dev.dedup();
+    let v = opts.rule.judge(dl, dev.len() as u64);
+    let ring = cell
+        .boundary()
+        .iter()
+        .map(|ll| (ll.lng(), ll.lat()))
+        .collect();
+    Some((v.status, v.median, v.samples, ring))
 }
 
 /// Heatmap fields, in order.
@@ -481,4 +547,190 @@ pub fn write_heatmaps(
         cells: counts,
         files,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest_run::{Maybe, Sample};
+    use rand::{RngExt, SeedableRng};
+
+    /// The map layers a pass per layer at a time: the oracle of [`map_layers`]. Each at the finest resolution
+    /// (from the analysis resolution down) with at most `max_cells` cells; the
+    /// statistics of a coarser cell are recomputed from its samples.
+    pub(super) fn map_layers_per_layer(
+        ing: &Ingested,
+        opts: &GapOptions,
+        order: &CellOrder,
+        max_cells: usize,
+    ) -> Vec<MapLayer> {
+        use rayon::prelude::*;
+        let names: Vec<&str> = layer_names(opts).collect();
+        names
+            .par_iter()
+            .map(|&layer| {
+                let want = carrier_filter(ing, layer);
+                let keep = |k: &&(u64, u16, u32)| want.is_none_or(|c| k.1 == c);
+                // The finest resolution with at most `max_cells` cells, found on
+                // the distinct cells (parents of distinct cells are the distinct
+                // parents), then one pass over the samples at that resolution.
+                let mut distinct: Vec<h3o::CellIndex> = order
+                    .0
+                    .par_chunk_by(|a, b| a.0 == b.0)
+                    .filter_map(|run| run.iter().find(keep))
+                    .filter_map(|k| h3o::CellIndex::try_from(k.0).ok())
+                    .collect();
+                let mut res = distinct
+                    .first()
+                    .map_or(h3o::Resolution::Zero, |c| c.resolution());
+                while distinct.len() > max_cells {
+                    let Some(coarser) = res.pred() else { break };
+                    res = coarser;
+                    for c in &mut distinct {
+                        *c = c.parent(res).unwrap_or(*c);
+                    }
+                    distinct.dedup(); // parents of sorted cells are sorted
+                }
+                // Cells of one resolution share a parent at `res` exactly when
+                // their bits above digit res + 1 agree (mode, resolution, base
+                // cell, first `res` digits): a shift, not two parent lookups per
+                // neighbouring pair of 10 M keys.
+                let shift = 3 * (15 - u32::from(u8::from(res)));
+                let cells = order
+                    .0
+                    .par_chunk_by(|a, b| a.0 >> shift == b.0 >> shift)
+                    .map_init(
+                        || (Vec::<f64>::new(), Vec::<u32>::new()),
+                        |(dl, dev), g| {
+                            let cell = h3o::CellIndex::try_from(g[0].0).ok()?.parent(res)?;
+                            // Buffers reused from group to group (tens of thousands).
+                            dl.clear();
+                            dev.clear();
+                            for s in g.iter().filter(keep).map(|k| &ing.samples[k.2 as usize]) {
+                                dl.push(s.download);
+                                dev.push(s.device);
+                            }
+                            if dl.is_empty() {
+                                return None;
+                            }
+                            dev.sort_unstable();
+                            dev.dedup();
+                            let v = opts.rule.judge(dl, dev.len() as u64);
+                            let ring = cell
+                                .boundary()
+                                .iter()
+                                .map(|ll| (ll.lng(), ll.lat()))
+                                .collect();
+                            Some((v.status, v.median, v.samples, ring))
+                        },
+                    )
+                    .flatten()
+                    .collect();
+                MapLayer {
+                    carrier: layer.to_owned(),
+                    resolution: u8::from(res),
+                    cells,
+                }
+            })
+            .collect()
+    }
+
+    /// Samples around a few towns of the North and the South, in three
+    /// carriers, some flagged (left out of the map).
+    fn ingested(n: usize, seed: u64) -> Ingested {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let towns = [
+            (21.03, 105.85),
+            (20.86, 106.68),
+            (10.78, 106.70),
+            (16.05, 108.20),
+        ];
+        let samples = (0..n)
+            .map(|_| {
+                let (lat0, lon0) = towns[rng.random_range(0..towns.len())];
+                let lat = lat0 + rng.random_range(-0.6..0.6);
+                let lon = lon0 + rng.random_range(-0.6..0.6);
+                Sample {
+                    time: 1_750_000_000,
+                    lat,
+                    lon,
+                    download: f64::from(rng.random_range(0u32..60)) / 2.0,
+                    upload: Maybe::NONE,
+                    latency: Maybe::NONE,
+                    accuracy: Maybe::NONE,
+                    cell: h3o::LatLng::new(lat, lon)
+                        .expect("valid")
+                        .to_cell(h3o::Resolution::Eight),
+                    month: crate::month::Month::from_year_month(2025, 6).expect("month"),
+                    device: rng.random_range(0..400),
+                    // Unequal shares: layers of unequal cell counts.
+                    carrier: [0, 0, 0, 0, 0, 0, 1, 1, 1, 2][rng.random_range(0..10)],
+                    network: crate::schema::Network::G4,
+                    flags: u8::from(rng.random_range(0..20) == 0),
+                    snapped: false,
+                }
+            })
+            .collect();
+        Ingested {
+            samples,
+            carriers: ["Viettel", "MobiFone", "VinaPhone"]
+                .map(str::to_owned)
+                .to_vec(),
+            devices: 400,
+            rejects: Vec::new(),
+            counts: crate::ingest_run::RowCounts::default(),
+            window: None,
+            files: Vec::new(),
+            warnings: Vec::new(),
+            places: Vec::new(),
+            timings: Vec::new(),
+        }
+    }
+
+    fn gap_options() -> GapOptions {
+        GapOptions {
+            rule: crate::rule::Rule::default(),
+            // Vietnamobile has no sample: an empty layer.
+            carriers: ["Viettel", "Vietnamobile", "VinaPhone", "MobiFone"]
+                .map(str::to_owned)
+                .to_vec(),
+            village_radius_m: 1_000.0,
+            networks: None,
+            plausibility: crate::ingest_run::Plausibility::default(),
+            min_devices_public: 0,
+        }
+    }
+
+    #[test]
+    fn map_layers_in_one_pass_equal_a_pass_per_layer() {
+        // Oracle: each layer on its own pass, as before. Cell limits that
+        // put the layers at one, two or three resolutions, and none.
+        let opts = gap_options();
+        let mut mixed = 0;
+        for (seed, n) in [(1, 20_000), (2, 3_000), (3, 1)] {
+            let ing = ingested(n, seed);
+            let order = CellOrder::new(&ing, &opts);
+            for max_cells in [0, 3, 40, 300, 2_000, 1_000_000] {
+                let fast = map_layers(&ing, &opts, &order, max_cells);
+                let slow = map_layers_per_layer(&ing, &opts, &order, max_cells);
+                assert_eq!(fast.len(), slow.len());
+                for (a, b) in fast.iter().zip(&slow) {
+                    let what = format!("seed {seed}, max {max_cells}, {}", a.carrier);
+                    assert_eq!(
+                        (&a.carrier, a.resolution),
+                        (&b.carrier, b.resolution),
+                        "{what}"
+                    );
+                    assert_eq!(format!("{:?}", a.cells), format!("{:?}", b.cells), "{what}");
+                }
+                let resolutions: std::collections::BTreeSet<u8> = fast
+                    .iter()
+                    .filter(|l| !l.cells.is_empty())
+                    .map(|l| l.resolution)
+                    .collect();
+                mixed += usize::from(resolutions.len() > 1);
+            }
+        }
+        assert!(mixed > 0, "no case had layers at several resolutions");
+    }
 }
