@@ -235,51 +235,42 @@ fn read_csv(
     Ok(())
 }
 
-/// Writes one Parquet column into `rows` (one per row of the column),
-/// without a string per value. Numeric fields in number columns go in as
-/// values; other numbers are written in Rust's shortest round-trip form;
-/// time-zone-aware timestamps as RFC 3339 in UTC; naive timestamps without
-/// an offset, so that they are `bad_timestamp` (their zone is unknown).
-fn set_column(
+/// Whether a Parquet column of `field` is read as numbers: a numeric field
+/// in a float or integer column (values as they are, no text).
+pub(crate) fn typed_numbers(field: Field, s: &polars::prelude::Series) -> bool {
+    field.numeric() && (s.dtype().is_float() || s.dtype().is_integer())
+}
+
+/// A Parquet column read as text (not [`typed_numbers`]): text as it is;
+/// numbers in Rust's shortest round-trip form; time-zone-aware timestamps
+/// as RFC 3339 in UTC; naive timestamps without an offset, so that they are
+/// `bad_timestamp` (their zone is unknown); anything else as polars casts it.
+pub(crate) fn text_series(
     path: &Path,
     s: &polars::prelude::Series,
-    field: Field,
-    rows: &mut [RawRow],
-) -> Result<()> {
+) -> Result<polars::prelude::Series> {
+    use polars::prelude::{IntoSeries as _, StringChunked};
     use std::fmt::Write as _;
     let perr = |e: polars::prelude::PolarsError| Error::Parquet {
         path: path.to_owned(),
         message: e.to_string(),
     };
     let mut text = String::new();
-    if field.numeric() && (s.dtype().is_float() || s.dtype().is_integer()) {
-        // Typed numbers go in as values: what their text would parse to
-        // (Rust's float text round-trips), without writing it.
-        let c = s.cast(&DataType::Float64).map_err(perr)?;
-        for (row, v) in rows.iter_mut().zip(c.f64().map_err(perr)?.iter()) {
-            if let Some(x) = v {
-                row.set_number(field, x);
-            }
-        }
-        return Ok(());
-    }
-    match s.dtype().clone() {
-        DataType::String => {
-            for (row, v) in rows.iter_mut().zip(s.str().map_err(perr)?.iter()) {
-                if let Some(v) = v {
-                    row.set(field, v);
-                }
-            }
-        }
+    let formatted: StringChunked = match s.dtype().clone() {
+        DataType::String => return Ok(s.clone()),
         DataType::Float32 | DataType::Float64 => {
             let c = s.cast(&DataType::Float64).map_err(perr)?;
-            for (row, v) in rows.iter_mut().zip(c.f64().map_err(perr)?.iter()) {
-                if let Some(x) = v {
-                    text.clear();
-                    let _ = write!(text, "{x}");
-                    row.set(field, &text);
-                }
-            }
+            c.f64()
+                .map_err(perr)?
+                .iter()
+                .map(|v| {
+                    v.map(|x| {
+                        text.clear();
+                        let _ = write!(text, "{x}");
+                        text.clone()
+                    })
+                })
+                .collect()
         }
         DataType::Datetime(unit, tz) => {
             let c = s.cast(&DataType::Int64).map_err(perr)?;
@@ -288,34 +279,59 @@ fn set_column(
                 TimeUnit::Microseconds => 1_000_000,
                 TimeUnit::Milliseconds => 1_000,
             };
-            for (row, v) in rows.iter_mut().zip(c.i64().map_err(perr)?.iter()) {
-                let Some(x) = v else { continue };
-                let secs = x.div_euclid(per_sec);
-                #[allow(
-                    clippy::cast_possible_truncation,
-                    clippy::cast_sign_loss,
-                    reason = "remainder < 1e9"
-                )]
-                let nanos = (x.rem_euclid(per_sec) * (1_000_000_000 / per_sec)) as u32;
-                let Some(t) = chrono::DateTime::from_timestamp(secs, nanos) else {
-                    continue;
-                };
-                text.clear();
-                if tz.is_some() {
-                    text.push_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
-                } else {
-                    let _ = write!(text, "{}", t.naive_utc().format("%Y-%m-%dT%H:%M:%S"));
-                }
-                row.set(field, &text);
+            c.i64()
+                .map_err(perr)?
+                .iter()
+                .map(|v| {
+                    let x = v?;
+                    let secs = x.div_euclid(per_sec);
+                    #[allow(
+                        clippy::cast_possible_truncation,
+                        clippy::cast_sign_loss,
+                        reason = "remainder < 1e9"
+                    )]
+                    let nanos = (x.rem_euclid(per_sec) * (1_000_000_000 / per_sec)) as u32;
+                    let t = chrono::DateTime::from_timestamp(secs, nanos)?;
+                    Some(if tz.is_some() {
+                        t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                    } else {
+                        t.naive_utc().format("%Y-%m-%dT%H:%M:%S").to_string()
+                    })
+                })
+                .collect()
+        }
+        _ => return s.cast(&DataType::String).map_err(perr),
+    };
+    Ok(formatted.with_name(s.name().clone()).into_series())
+}
+
+/// Writes one Parquet column into `rows` (one per row of the column),
+/// without a string per value: numbers of [`typed_numbers`] columns go in
+/// as values (what their text would parse to), every other column as its
+/// [`text_series`].
+fn set_column(
+    path: &Path,
+    s: &polars::prelude::Series,
+    field: Field,
+    rows: &mut [RawRow],
+) -> Result<()> {
+    let perr = |e: polars::prelude::PolarsError| Error::Parquet {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    if typed_numbers(field, s) {
+        let c = s.cast(&DataType::Float64).map_err(perr)?;
+        for (row, v) in rows.iter_mut().zip(c.f64().map_err(perr)?.iter()) {
+            if let Some(x) = v {
+                row.set_number(field, x);
             }
         }
-        _ => {
-            let c = s.cast(&DataType::String).map_err(perr)?;
-            for (row, v) in rows.iter_mut().zip(c.str().map_err(perr)?.iter()) {
-                if let Some(v) = v {
-                    row.set(field, v);
-                }
-            }
+        return Ok(());
+    }
+    let text = text_series(path, s)?;
+    for (row, v) in rows.iter_mut().zip(text.str().map_err(perr)?.iter()) {
+        if let Some(v) = v {
+            row.set(field, v);
         }
     }
     Ok(())
@@ -501,11 +517,13 @@ fn parquet_slices(groups: &[usize]) -> Vec<(usize, usize)> {
     out
 }
 
-fn read_parquet(
+/// Reads a Parquet file a chunk of up to [`CHUNK_ROWS`] rows at a time,
+/// calling `on_part` with the chunk's first line, its rows and the columns
+/// of the fields the file has.
+fn read_parquet_parts(
     path: &Path,
     columns: &ColumnMap,
-    spare: &mut dyn FnMut() -> Vec<RawRow>,
-    on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
+    on_part: &mut dyn FnMut(u64, usize, Vec<(Field, polars::prelude::Series)>) -> Result<()>,
 ) -> Result<()> {
     check_footer(path)?;
     let open = || std::fs::File::open(path).map_err(|e| Error::io(path, e));
@@ -543,7 +561,6 @@ fn read_parquet(
             let n = CHUNK_ROWS.min(df.height() - at);
             #[allow(clippy::cast_possible_wrap, reason = "row counts fit i64")]
             let part = df.slice(at as i64, n);
-            let first = offset + at;
             let columns: Vec<(Field, polars::prelude::Series)> = wanted
                 .iter()
                 .map(|(field, name)| {
@@ -551,37 +568,7 @@ fn read_parquet(
                     Ok((*field, column.as_materialized_series().clone()))
                 })
                 .collect::<Result<_>>()?;
-            // Coordinates stored as text are typed here, while the block is
-            // in cache (the consumer types only CSV rows).
-            let text_coordinates = columns.iter().any(|(f, s)| {
-                matches!(f, Field::Lat | Field::Lon)
-                    && !(s.dtype().is_float() || s.dtype().is_integer())
-            });
-            let mut chunk = spare();
-            chunk.truncate(n);
-            chunk.resize_with(n, RawRow::default);
-            // Rows are filled in blocks that stay in cache while every
-            // column is written into them, and on both cores: one pass over
-            // the whole chunk per column missed the cache on every field.
-            chunk
-                .par_chunks_mut(FILL_BLOCK_ROWS)
-                .enumerate()
-                .try_for_each(|(b, rows)| {
-                    let start = b * FILL_BLOCK_ROWS;
-                    for (r, row) in rows.iter_mut().enumerate() {
-                        row.reset((first + start + r + 1) as u64, 160);
-                    }
-                    for (field, series) in &columns {
-                        #[allow(clippy::cast_possible_wrap, reason = "row counts fit i64")]
-                        let block = series.slice(start as i64, rows.len());
-                        set_column(path, &block, *field, rows)?;
-                    }
-                    if text_coordinates {
-                        rows.iter_mut().for_each(RawRow::type_coordinates);
-                    }
-                    Ok::<_, Error>(())
-                })?;
-            on_chunk(chunk)?;
+            on_part((offset + at + 1) as u64, n, columns)?;
             at += n;
         }
         // Slices start where the metadata says, so a short one does not
@@ -592,6 +579,81 @@ fn read_parquet(
         }
     }
     Ok(())
+}
+
+/// A Parquet file's rows as records.
+fn read_parquet(
+    path: &Path,
+    columns: &ColumnMap,
+    spare: &mut dyn FnMut() -> Vec<RawRow>,
+    on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
+) -> Result<()> {
+    read_parquet_parts(path, columns, &mut |first_line, n, columns| {
+        // Coordinates stored as text are typed here, while the block is
+        // in cache.
+        let text_coordinates = columns.iter().any(|(f, s)| {
+            matches!(f, Field::Lat | Field::Lon)
+                && !(s.dtype().is_float() || s.dtype().is_integer())
+        });
+        let mut chunk = spare();
+        chunk.truncate(n);
+        chunk.resize_with(n, RawRow::default);
+        // Rows are filled in blocks that stay in cache while every
+        // column is written into them, and on both cores: one pass over
+        // the whole chunk per column missed the cache on every field.
+        chunk
+            .par_chunks_mut(FILL_BLOCK_ROWS)
+            .enumerate()
+            .try_for_each(|(b, rows)| {
+                let start = b * FILL_BLOCK_ROWS;
+                for (r, row) in rows.iter_mut().enumerate() {
+                    row.reset(first_line + (start + r) as u64, 160);
+                }
+                for (field, series) in &columns {
+                    #[allow(clippy::cast_possible_wrap, reason = "row counts fit i64")]
+                    let block = series.slice(start as i64, rows.len());
+                    set_column(path, &block, *field, rows)?;
+                }
+                if text_coordinates {
+                    rows.iter_mut().for_each(RawRow::type_coordinates);
+                }
+                Ok::<_, Error>(())
+            })?;
+        on_chunk(chunk)
+    })
+}
+
+/// Rows as a reader hands them on.
+#[derive(Debug)]
+pub enum Chunk {
+    /// Row records (CSV).
+    Rows(Vec<RawRow>),
+    /// Decoded columns, read in place (Parquet).
+    Columns(Box<crate::columns::ColumnChunk>),
+}
+
+/// As [`read_rows_reusing`], but a Parquet file's rows come as the columns
+/// its reader decoded ([`Chunk::Columns`]), not copied into records.
+///
+/// # Errors
+/// As [`read_rows`].
+pub fn read_chunks(
+    path: &Path,
+    columns: &ColumnMap,
+    warnings: &mut Vec<String>,
+    spare: &mut dyn FnMut() -> Vec<RawRow>,
+    on_chunk: &mut dyn FnMut(Chunk) -> Result<()>,
+) -> Result<()> {
+    match Format::of(path)? {
+        Format::Csv => read_csv(path, columns, warnings, spare, &mut |rows| {
+            on_chunk(Chunk::Rows(rows))
+        }),
+        Format::Parquet => read_parquet_parts(path, columns, &mut |first_line, n, columns| {
+            on_chunk(Chunk::Columns(Box::new(crate::columns::ColumnChunk::new(
+                path, first_line, n, &columns,
+            )?)))
+        }),
+    }
 }
 
 #[cfg(test)]

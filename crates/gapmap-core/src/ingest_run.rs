@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use crate::carrier::CarrierTable;
 use crate::error::Result;
-use crate::ingest::read_rows_reusing;
+use crate::ingest::{Chunk, read_chunks};
 use crate::month::Month;
-use crate::schema::{ColumnMap, Field, Network, RejectReason, check_row};
+use crate::schema::{ColumnMap, Field, Fields, Network, RejectReason, check_row};
 use crate::vintage::{PlaceKind, Vintages};
 
 /// Settings of ingestion.
@@ -180,8 +180,8 @@ struct Passed<'r> {
 
 /// A piece of rows ready for accounting: passed, duplicates found,
 /// devices interned.
-struct Judged<'r> {
-    rows: &'r [crate::schema::RawRow],
+struct Judged<'r, R> {
+    rows: &'r [R],
     passed: Vec<Passed<'r>>,
     is_dup: Vec<bool>,
     device_of: Vec<u32>,
@@ -212,8 +212,8 @@ type Placed = Option<(crate::vintage::Places, h3o::CellIndex, bool)>;
 /// grids, polygons), where in input order nearly every lookup misses the
 /// cache at national scale. A cell the locators have not learned yet is
 /// placed by the exact test (the same answer).
-fn place_chunk(
-    rows: &[crate::schema::RawRow],
+fn place_chunk<R: Fields + Sync>(
+    rows: &[R],
     locators: &[Option<crate::boundaries::Locator<'_>>],
     memo: &crate::cell_memo::CellMemo,
     vintages: &Vintages,
@@ -267,8 +267,8 @@ fn place_chunk(
 /// Checks and digests of each row, in parallel, with its places from
 /// [`place_chunk`]; a row whose cell some locator had not learned reports
 /// it, to be learned for the chunks that follow.
-fn pass<'r>(
-    rows: &'r [crate::schema::RawRow],
+fn pass<'r, R: Fields + Sync>(
+    rows: &'r [R],
     placed: &mut [Placed],
     vintages: &Vintages,
     opts: &'r IngestOptions,
@@ -392,7 +392,7 @@ fn dedup_and_intern(
 impl Accounts {
     /// Accounts for a piece's rows in input order: each is accepted,
     /// excluded or rejected with one reason.
-    fn account(&mut self, file: u32, judged: Judged<'_>, vintages: &Vintages) {
+    fn account<R: Fields>(&mut self, file: u32, judged: Judged<'_, R>, vintages: &Vintages) {
         let Judged {
             rows,
             passed,
@@ -405,7 +405,7 @@ impl Accounts {
                 self.counts.rejected.add(reason);
                 self.rejects.push(Reject {
                     file,
-                    line: row.line,
+                    line: row.line(),
                     reason,
                     test_id: row.get(Field::TestId).unwrap_or_default().to_owned(),
                 });
@@ -571,6 +571,110 @@ pub struct Ingested {
     pub timings: Vec<(&'static str, std::time::Duration)>,
 }
 
+/// The state of ingestion between chunks.
+struct Run<'v> {
+    locators: Vec<Option<crate::boundaries::Locator<'v>>>,
+    memo: crate::cell_memo::CellMemo,
+    acc: Accounts,
+    device_ix: Vec<HashMap<u128, u32>>,
+    seen_ids: Vec<HashSet<u128>>,
+    /// Cells the last chunk met, learned while the next is placed and checked.
+    pending: Option<Learning>,
+    check_place: std::time::Duration,
+    account: std::time::Duration,
+    learn: std::time::Duration,
+}
+
+impl Run<'_> {
+    /// Checks, places and accounts for a chunk's rows, in input order.
+    fn chunk<R: Fields + Sync>(
+        &mut self,
+        file: u32,
+        chunk: &[R],
+        vintages: &Vintages,
+        opts: &IngestOptions,
+    ) {
+        let t0 = std::time::Instant::now();
+        let Self {
+            locators,
+            memo,
+            acc,
+            device_ix,
+            seen_ids,
+            pending,
+            ..
+        } = self;
+        // The cells the chunk before met and no locator or memo knew are
+        // classified while this chunk is placed and checked (both only
+        // read the locators and the memo; a cell not learned yet takes
+        // the exact test, the same answer), and learned after it.
+        let (((unlearned, computed_cells), (t1, t2)), classified) = rayon::join(
+            || {
+                let (mut placed, computed_cells) =
+                    place_chunk(chunk, locators, memo, vintages, opts);
+                // The chunk goes in pieces: while one piece is
+                // de-duplicated and accounted for (in input order, on one
+                // thread but for the shards of its hash tables), the next
+                // is checked on the other core, so the ordered part is not
+                // a serial step.
+                let mut ready: Option<(&[R], Vec<Passed<'_>>)> = None;
+                let mut unlearned: Vec<h3o::CellIndex> = Vec::new();
+                let mut judge = |rows, passed: Vec<Passed<'_>>, acc: &mut Accounts| {
+                    let (is_dup, device_of) = dedup_and_intern(&passed, seen_ids, device_ix);
+                    let judged = Judged {
+                        rows,
+                        passed,
+                        is_dup,
+                        device_of,
+                    };
+                    acc.account(file, judged, vintages);
+                };
+                for (piece, placed) in chunk.chunks(PIECE_ROWS).zip(placed.chunks_mut(PIECE_ROWS)) {
+                    let (passed, ()) = rayon::join(
+                        || pass(piece, placed, vintages, opts),
+                        || {
+                            if let Some((rows, passed)) = ready.take() {
+                                judge(rows, passed, acc);
+                            }
+                        },
+                    );
+                    unlearned.extend(passed.iter().filter_map(|p| p.unlearned));
+                    ready = Some((piece, passed));
+                }
+                let t1 = std::time::Instant::now();
+                if let Some((rows, passed)) = ready.take() {
+                    judge(rows, passed, acc);
+                }
+                ((unlearned, computed_cells), (t1, std::time::Instant::now()))
+            },
+            || {
+                pending.take().map(|(unlearned, computed): Learning| {
+                    let cells: Vec<_> = locators
+                        .iter()
+                        .map(|loc| loc.as_ref().map(|loc| loc.classify_new(&unlearned)))
+                        .collect();
+                    (cells, memo.build_new(&computed), computed)
+                })
+            },
+        );
+        self.check_place += t1 - t0;
+        self.account += t2 - t1;
+        // From the end of the checks: classifying may outlast them.
+        if let Some((cells, hexagons, computed)) = classified {
+            for (loc, cells) in self.locators.iter_mut().zip(cells) {
+                if let (Some(loc), Some(cells)) = (loc, cells) {
+                    loc.insert_classified(cells);
+                }
+            }
+            self.memo.insert_built(hexagons, &computed);
+        }
+        if opts.fast_placement && !(unlearned.is_empty() && computed_cells.is_empty()) {
+            self.pending = Some((unlearned, computed_cells));
+        }
+        self.learn += t2.elapsed();
+    }
+}
+
 /// Reads, checks, de-duplicates and places every row of every file.
 ///
 /// `progress` is called after each chunk with the rows read so far.
@@ -582,24 +686,27 @@ pub fn ingest(
     opts: &IngestOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Ingested> {
-    let mut locators = vintages.locators(opts.snap_m);
-    let mut memo = crate::cell_memo::CellMemo::new(opts.resolution);
-    let mut acc = Accounts {
-        samples: Vec::new(),
-        rejects: Vec::new(),
-        counts: RowCounts::default(),
-        places: vec![Vec::new(); vintages.sets.len()],
-        carriers: Vec::new(),
-        span: None,
+    let mut run = Run {
+        locators: vintages.locators(opts.snap_m),
+        memo: crate::cell_memo::CellMemo::new(opts.resolution),
+        acc: Accounts {
+            samples: Vec::new(),
+            rejects: Vec::new(),
+            counts: RowCounts::default(),
+            places: vec![Vec::new(); vintages.sets.len()],
+            carriers: Vec::new(),
+            span: None,
+        },
+        device_ix: (0..SHARDS).map(|_| HashMap::default()).collect(),
+        seen_ids: Vec::new(),
+        pending: None,
+        check_place: std::time::Duration::ZERO,
+        account: std::time::Duration::ZERO,
+        learn: std::time::Duration::ZERO,
     };
-    let mut device_ix: Vec<HashMap<u128, u32>> = (0..SHARDS).map(|_| HashMap::default()).collect();
     let mut warnings = Vec::new();
 
     let started = std::time::Instant::now();
-    let (mut check_place, mut account) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
-    let mut learn = std::time::Duration::ZERO;
-    // Cells the last chunk met, learned while the next is placed and checked.
-    let mut pending: Option<Learning> = None;
     // Reserve once what the files announce (Parquet metadata) or suggest
     // (CSV line lengths): growing a vector of tens of millions of samples
     // copies it and holds both copies at once. A quarter more for estimates
@@ -611,12 +718,12 @@ pub fn ingest(
         .iter()
         .filter_map(|f| crate::ingest::row_count_hint(f))
         .sum();
-    acc.samples.reserve(announced + announced / 4);
-    for v in &mut acc.places {
+    run.acc.samples.reserve(announced + announced / 4);
+    for v in &mut run.acc.places {
         v.reserve(announced + announced / 4);
     }
     let (id_shard_count, id_shard_rows) = id_shards(announced);
-    let mut seen_ids: Vec<HashSet<u128>> = (0..id_shard_count)
+    run.seen_ids = (0..id_shard_count)
         .map(|_| {
             HashSet::with_capacity_and_hasher(id_shard_rows, foldhash::fast::FixedState::default())
         })
@@ -624,92 +731,29 @@ pub fn ingest(
     for (file_no, path) in opts.files.iter().enumerate() {
         #[allow(clippy::cast_possible_truncation, reason = "file counts fit u32")]
         let file = file_no as u32;
-        let text_file = crate::ingest::Format::of(path)? == crate::ingest::Format::Csv;
         read_pipelined(path, &opts.columns, &mut warnings, &mut |chunk| {
-            let t0 = std::time::Instant::now();
-            // Parquet rows come typed from the reader (text coordinates
-            // included); CSV rows are typed here, off the reader's thread.
-            if text_file {
-                chunk
-                    .par_iter_mut()
-                    .for_each(crate::schema::RawRow::type_coordinates);
-            }
-            let chunk: &[crate::schema::RawRow] = chunk;
-            // The cells the chunk before met and no locator or memo knew are
-            // classified while this chunk is placed and checked (both only
-            // read the locators and the memo; a cell not learned yet takes
-            // the exact test, the same answer), and learned after it.
-            let (((unlearned, computed_cells), (t1, t2)), classified) = rayon::join(
-                || {
-                    let (mut placed, computed_cells) =
-                        place_chunk(chunk, &locators, &memo, vintages, opts);
-                    // The chunk goes in pieces: while one piece is
-                    // de-duplicated and accounted for (in input order, on one
-                    // thread but for the shards of its hash tables), the next
-                    // is checked on the other core, so the ordered part is not
-                    // a serial step.
-                    let mut ready: Option<(&[crate::schema::RawRow], Vec<Passed<'_>>)> = None;
-                    let mut unlearned: Vec<h3o::CellIndex> = Vec::new();
-                    let mut judge = |rows, passed: Vec<Passed<'_>>, acc: &mut Accounts| {
-                        let (is_dup, device_of) =
-                            dedup_and_intern(&passed, &mut seen_ids, &mut device_ix);
-                        let judged = Judged {
-                            rows,
-                            passed,
-                            is_dup,
-                            device_of,
-                        };
-                        acc.account(file, judged, vintages);
-                    };
-                    for (piece, placed) in
-                        chunk.chunks(PIECE_ROWS).zip(placed.chunks_mut(PIECE_ROWS))
-                    {
-                        let (passed, ()) = rayon::join(
-                            || pass(piece, placed, vintages, opts),
-                            || {
-                                if let Some((rows, passed)) = ready.take() {
-                                    judge(rows, passed, &mut acc);
-                                }
-                            },
-                        );
-                        unlearned.extend(passed.iter().filter_map(|p| p.unlearned));
-                        ready = Some((piece, passed));
-                    }
-                    let t1 = std::time::Instant::now();
-                    if let Some((rows, passed)) = ready.take() {
-                        judge(rows, passed, &mut acc);
-                    }
-                    ((unlearned, computed_cells), (t1, std::time::Instant::now()))
-                },
-                || {
-                    pending.take().map(|(unlearned, computed): Learning| {
-                        let cells: Vec<_> = locators
-                            .iter()
-                            .map(|loc| loc.as_ref().map(|loc| loc.classify_new(&unlearned)))
-                            .collect();
-                        (cells, memo.build_new(&computed), computed)
-                    })
-                },
-            );
-            check_place += t1 - t0;
-            account += t2 - t1;
-            // From the end of the checks: classifying may outlast them.
-            if let Some((cells, hexagons, computed)) = classified {
-                for (loc, cells) in locators.iter_mut().zip(cells) {
-                    if let (Some(loc), Some(cells)) = (loc, cells) {
-                        loc.insert_classified(cells);
-                    }
+            match chunk {
+                // CSV rows are typed here, off the reader's thread.
+                Chunk::Rows(rows) => {
+                    rows.par_iter_mut()
+                        .for_each(crate::schema::RawRow::type_coordinates);
+                    run.chunk(file, rows, vintages, opts);
                 }
-                memo.insert_built(hexagons, &computed);
+                // Parquet rows are read where the reader decoded them.
+                Chunk::Columns(columns) => run.chunk(file, &columns.rows(), vintages, opts),
             }
-            if opts.fast_placement && !(unlearned.is_empty() && computed_cells.is_empty()) {
-                pending = Some((unlearned, computed_cells));
-            }
-            learn += t2.elapsed();
-            progress(acc.counts.read);
+            progress(run.acc.counts.read);
             Ok(())
         })?;
     }
+    let Run {
+        acc,
+        device_ix,
+        check_place,
+        account,
+        learn,
+        ..
+    } = run;
     let read = started
         .elapsed()
         .saturating_sub(check_place + account + learn);
@@ -762,25 +806,25 @@ pub fn ingest(
     })
 }
 
-/// [`read_rows_reusing`] on its own thread, a few chunks ahead of `on_chunk` on
-/// this one: reading (CSV parsing above all, which is sequential) overlaps
-/// with checking and placing the chunk before, and at most
-/// `AHEAD` + 2 chunks are in memory. Warnings are the reader's, in order.
+/// [`read_chunks`] on its own thread, a few chunks ahead of `on_chunk` on
+/// this one: reading (CSV parsing above all, which is sequential; Parquet
+/// decoding) overlaps with checking and placing the chunk before, and at
+/// most `AHEAD` + 2 chunks are in memory. Warnings are the reader's, in order.
 fn read_pipelined(
     path: &std::path::Path,
     columns: &ColumnMap,
     warnings: &mut Vec<String>,
-    on_chunk: &mut dyn FnMut(&mut [crate::schema::RawRow]) -> Result<()>,
+    on_chunk: &mut dyn FnMut(&mut Chunk) -> Result<()>,
 ) -> Result<()> {
     const AHEAD: usize = 2;
     let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
-    // Chunks go back to the reader once checked, to be refilled: no
+    // Row records go back to the reader once checked, to be refilled: no
     // allocation and no free per row, across threads.
     let (spare_tx, spare_rx) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
             let mut warnings = Vec::new();
-            let read = read_rows_reusing(
+            let read = read_chunks(
                 path,
                 columns,
                 &mut warnings,
@@ -800,8 +844,10 @@ fn read_pipelined(
             if consumed.is_err() {
                 break;
             }
-            // The reader may have finished: then the chunk is dropped here.
-            let _ = spare_tx.send(chunk);
+            // The reader may have finished: then the rows are dropped here.
+            if let Chunk::Rows(rows) = chunk {
+                let _ = spare_tx.send(rows);
+            }
         }
         drop(rx);
         let (read, reader_warnings) = match reader.join() {

@@ -13,6 +13,7 @@ pub mod carrier;
 pub mod cell_memo;
 pub mod cell_table;
 pub mod codes;
+pub mod columns;
 pub mod error;
 pub mod gaps;
 pub mod geodesy;

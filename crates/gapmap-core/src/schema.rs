@@ -102,7 +102,7 @@ impl Field {
         )
     }
 
-    const fn index(self) -> usize {
+    pub(crate) const fn index(self) -> usize {
         self as usize
     }
 }
@@ -279,6 +279,59 @@ impl RawRow {
         }
         let (a, b) = self.spans[field.index()];
         Some(&self.buf[a as usize..b as usize])
+    }
+}
+
+/// A row's fields as the checks read them: a [`RawRow`] (CSV), or a row of
+/// the columns a Parquet reader decoded ([`crate::columns::ColumnRow`]),
+/// read in place. Text is trimmed; a field of only whitespace is absent.
+pub trait Fields {
+    /// 1-based physical line of a CSV file (header = line 1) or 1-based row of a Parquet file.
+    fn line(&self) -> u64;
+    /// The row has fewer fields than the header.
+    fn truncated(&self) -> bool;
+    /// Whether a field is present (as text or as a number).
+    fn has(&self, field: Field) -> bool;
+    /// A field's text, if present as text (a typed number has none).
+    fn get(&self, field: Field) -> Option<&str>;
+    /// A numeric field: `None` when absent, `Some(None)` when its text is
+    /// not a number.
+    fn number(&self, field: Field) -> Option<Option<f64>>;
+}
+
+impl<T: Fields + ?Sized> Fields for &T {
+    fn line(&self) -> u64 {
+        (**self).line()
+    }
+    fn truncated(&self) -> bool {
+        (**self).truncated()
+    }
+    fn has(&self, field: Field) -> bool {
+        (**self).has(field)
+    }
+    fn get(&self, field: Field) -> Option<&str> {
+        (**self).get(field)
+    }
+    fn number(&self, field: Field) -> Option<Option<f64>> {
+        (**self).number(field)
+    }
+}
+
+impl Fields for RawRow {
+    fn line(&self) -> u64 {
+        self.line
+    }
+    fn truncated(&self) -> bool {
+        self.truncated
+    }
+    fn has(&self, field: Field) -> bool {
+        Self::has(self, field)
+    }
+    fn get(&self, field: Field) -> Option<&str> {
+        Self::get(self, field)
+    }
+    fn number(&self, field: Field) -> Option<Option<f64>> {
+        Self::number(self, field)
     }
 }
 
@@ -623,7 +676,7 @@ fn plausible_position(lat: f64, lon: f64) -> bool {
 /// The (lon, lat) of a row when its coordinates pass [`check_row`]'s
 /// coordinate checks (other checks aside).
 #[must_use]
-pub fn row_position(row: &RawRow) -> Option<(f64, f64)> {
+pub fn row_position(row: &impl Fields) -> Option<(f64, f64)> {
     let lat = finite(row.number(Field::Lat))?;
     let lon = finite(row.number(Field::Lon))?;
     plausible_position(lat, lon).then_some((lon, lat))
@@ -633,8 +686,8 @@ pub fn row_position(row: &RawRow) -> Option<(f64, f64)> {
 ///
 /// # Errors
 /// The first failing check's reason.
-pub fn check_row(row: &RawRow) -> Result<CheckedRow<'_>, RejectReason> {
-    if row.truncated || Field::ALL.iter().any(|f| f.required() && !row.has(*f)) {
+pub fn check_row<R: Fields>(row: &R) -> Result<CheckedRow<'_>, RejectReason> {
+    if row.truncated() || Field::ALL.iter().any(|f| f.required() && !row.has(*f)) {
         return Err(RejectReason::MissingField);
     }
     let req = |f: Field| row.get(f).unwrap_or_default();
