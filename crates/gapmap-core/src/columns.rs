@@ -119,7 +119,10 @@ impl Fields for ColumnRow<'_> {
 
     fn get(&self, field: Field) -> Option<&str> {
         match &self.chunk.fields[field.index()] {
-            FieldColumn::Text(a) => a.get(self.index).map(str::trim).filter(|v| !v.is_empty()),
+            FieldColumn::Text(a) => a
+                .get(self.index)
+                .map(crate::schema::trim_field)
+                .filter(|v| !v.is_empty()),
             FieldColumn::Absent | FieldColumn::Numbers(_) => None,
         }
     }

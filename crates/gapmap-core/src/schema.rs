@@ -223,7 +223,7 @@ impl RawRow {
 
     /// Sets a field; whitespace-only values count as absent.
     pub fn set(&mut self, field: Field, value: &str) {
-        let v = value.trim();
+        let v = trim_field(value);
         if v.is_empty() {
             return;
         }
@@ -279,6 +279,19 @@ impl RawRow {
         }
         let (a, b) = self.spans[field.index()];
         Some(&self.buf[a as usize..b as usize])
+    }
+}
+
+/// A field's text without surrounding whitespace (as [`str::trim`]), at
+/// the cost of two byte tests when it starts and ends with a printable
+/// ASCII character, as nearly every field does.
+#[inline]
+pub(crate) fn trim_field(v: &str) -> &str {
+    let printable = |b: Option<&u8>| b.is_some_and(|b| (b'!'..=b'~').contains(b));
+    if printable(v.as_bytes().first()) && printable(v.as_bytes().last()) {
+        v
+    } else {
+        v.trim()
     }
 }
 
@@ -539,27 +552,6 @@ const fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// The (year, month, day) of a day number (Hinnant's `civil_from_days`).
-const fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
-}
-
 /// The common exports' form, `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`,
 /// with every field in its everyday range, parsed without chrono (a row's
 /// hot path). Anything else, leap seconds and odd spellings included, is
@@ -621,12 +613,23 @@ fn local_time_fast(s: &str) -> Option<(Month, i32, i64)> {
     if !(1..=days_in_month).contains(&d) || h > 23 || mi > 59 || sec > 59 {
         return None;
     }
-    let time = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset;
-    let local_day = (time + i64::from(LOCAL_OFFSET_SECONDS)).div_euclid(86_400);
-    let (ly, lm, _) = civil_from_days(local_day);
+    let days = days_from_civil(y, mo, d);
+    let of_day = h * 3600 + mi * 60 + sec;
+    let time = days * 86_400 + of_day - offset;
+    // The local date is the written one moved by the zones, -1 to +2 days
+    // (offsets are under a day): the month is the written one or a
+    // neighbour, without converting the day number back to a date.
+    let shift = (of_day - offset + i64::from(LOCAL_OFFSET_SECONDS)).div_euclid(86_400);
+    let (ly, lm) = match d + shift {
+        ..=0 if mo == 1 => (y - 1, 12),
+        ..=0 => (y, mo - 1),
+        ld if ld > days_in_month && mo == 12 => (y + 1, 1),
+        ld if ld > days_in_month => (y, mo + 1),
+        _ => (y, mo),
+    };
     Some((
         Month::from_year_month(i32::try_from(ly).ok()?, u32::try_from(lm).ok()?)?,
-        i32::try_from(local_day).ok()?,
+        i32::try_from(days + shift).ok()?,
         time,
     ))
 }
@@ -943,6 +946,33 @@ mod tests {
             check_row(&with(Field::Download, "10000")).map(|c| c.download),
             Ok(10_000.0)
         );
+    }
+
+    #[test]
+    fn fields_trim_as_str_trim_does() {
+        // Oracle: str::trim. Unicode spaces (no-break, ideographic), the
+        // vertical tab and controls that are no whitespace, at either end.
+        for v in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "\tLTE\r\n",
+            "\u{a0}t1",
+            "t1\u{a0}",
+            "\u{3000}x\u{3000}",
+            "\u{b}x",
+            "x\u{b}",
+            "\u{1}x\u{1}",
+            "~",
+            "!a~",
+            "Việt",
+            "ệ",
+            "\u{85}x",
+        ] {
+            assert_eq!(trim_field(v), v.trim(), "{v:?}");
+        }
     }
 
     #[test]
