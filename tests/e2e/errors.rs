@@ -331,3 +331,25 @@ fn a_damaged_parquet_file_is_an_error_not_a_crash() {
         "{err}"
     );
 }
+
+#[test]
+fn a_parquet_column_shorter_than_its_rows_is_an_error_not_lost_fields() {
+    // Found by the parquet_samples fuzz target (2026-12-02): damaged pages
+    // decode to 40 device ids for 41 rows. Read as records, the last row
+    // lost its device id silently (a missing_field reject); now the file is
+    // reported, with the column and rows.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = crate::util::analyze_default_run(
+        &crate::util::fixture("short_column.parquet"),
+        &dir.path().join("out"),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("short_column.parquet")
+            && err.contains("column device_id has 40 values in rows 1–41")
+            && err.contains("export it again"),
+        "{err}"
+    );
+    assert!(!dir.path().join("out/quota.csv").exists());
+}

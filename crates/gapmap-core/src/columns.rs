@@ -49,6 +49,7 @@ impl ColumnChunk {
         };
         let mut fields: [FieldColumn; FIELD_COUNT] = std::array::from_fn(|_| FieldColumn::Absent);
         for (field, s) in columns {
+            // The reader checks this; a row past a column's end would panic.
             if s.len() != len {
                 return Err(Error::Parquet {
                     path: path.to_owned(),

@@ -565,6 +565,19 @@ fn read_parquet_parts(
                 .iter()
                 .map(|(field, name)| {
                     let column = guarded(path, || part.column(name).cloned())?;
+                    // Damaged pages can decode to fewer values than the
+                    // row group has rows (found by fuzzing).
+                    if column.len() != n {
+                        return Err(damaged(
+                            path,
+                            &format!(
+                                "column {name} has {} values in rows {}–{}",
+                                column.len(),
+                                offset + at + 1,
+                                offset + at + n
+                            ),
+                        ));
+                    }
                     Ok((*field, column.as_materialized_series().clone()))
                 })
                 .collect::<Result<_>>()?;
