@@ -77,6 +77,56 @@ fn rows(points: &[(f64, f64)]) -> Vec<RawRow> {
         .collect()
 }
 
+/// The rows of [`rows`] written as a Parquet file (text fields as text,
+/// numbers as Float64) and read back as ingestion reads it.
+fn parquet_chunks(points: &[(f64, f64)]) -> Vec<gapmap_core::columns::ColumnChunk> {
+    use polars::prelude::{Column, DataFrame, ParquetWriter};
+    let n = points.len();
+    let text = |f: &dyn Fn(usize) -> String| (0..n).map(f).collect::<Vec<String>>();
+    let mut df = DataFrame::new(
+        n,
+        vec![
+            Column::new("test_id".into(), text(&|i| format!("T{i:012}"))),
+            Column::new("timestamp".into(), vec!["2025-06-18T01:40:30+07:00"; n]),
+            Column::new(
+                "lat".into(),
+                points.iter().map(|p| p.1).collect::<Vec<f64>>(),
+            ),
+            Column::new(
+                "lon".into(),
+                points.iter().map(|p| p.0).collect::<Vec<f64>>(),
+            ),
+            Column::new("carrier".into(), vec!["Viettel"; n]),
+            Column::new("network".into(), vec!["LTE"; n]),
+            Column::new("download_mbps".into(), vec![42.17f64; n]),
+            Column::new("upload_mbps".into(), vec![7.97f64; n]),
+            Column::new("latency_ms".into(), vec![33.0f64; n]),
+            Column::new("device_id".into(), text(&|i| format!("dev-{}", i % 5000))),
+        ],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("points.parquet");
+    ParquetWriter::new(std::fs::File::create(&path).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let mut chunks = Vec::new();
+    gapmap_core::ingest::read_chunks(
+        &path,
+        &Default::default(),
+        &mut Vec::new(),
+        &mut Vec::new,
+        &mut |chunk| {
+            if let gapmap_core::ingest::Chunk::Columns(c) = chunk {
+                chunks.push(*c);
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+    chunks
+}
+
 fn kernels(c: &mut Criterion) {
     let points = points();
     let b = Boundaries::load(
@@ -96,6 +146,14 @@ fn kernels(c: &mut Criterion) {
     let raw = rows(&points);
     g.bench_function("check_row", |bench| {
         bench.iter(|| raw.iter().filter(|r| check_row(r).is_ok()).count());
+    });
+    // The same rows as ingestion reads a Parquet file: in place, in the
+    // decoded columns (numbers typed, as exporters write them).
+    let chunks = parquet_chunks(&points);
+    let in_place: Vec<_> = chunks.iter().flat_map(|c| c.rows()).collect();
+    assert_eq!(in_place.len(), raw.len());
+    g.bench_function("check_row, Parquet rows in place", |bench| {
+        bench.iter(|| in_place.iter().filter(|r| check_row(*r).is_ok()).count());
     });
     g.bench_function("h3 cell, resolution 8", |bench| {
         bench.iter(|| {
