@@ -586,15 +586,16 @@ struct Run<'v> {
 }
 
 impl Run<'_> {
-    /// Checks, places and accounts for a chunk's rows, in input order.
+    /// Checks, places and accounts for a chunk's rows, in input order;
+    /// the check stage's time counts from `t0`.
     fn chunk<R: Fields + Sync>(
         &mut self,
+        t0: std::time::Instant,
         file: u32,
         chunk: &[R],
         vintages: &Vintages,
         opts: &IngestOptions,
     ) {
-        let t0 = std::time::Instant::now();
         let Self {
             locators,
             memo,
@@ -732,15 +733,18 @@ pub fn ingest(
         #[allow(clippy::cast_possible_truncation, reason = "file counts fit u32")]
         let file = file_no as u32;
         read_pipelined(path, &opts.columns, &mut warnings, &mut |chunk| {
+            let started = std::time::Instant::now();
             match chunk {
                 // CSV rows are typed here, off the reader's thread.
                 Chunk::Rows(rows) => {
                     rows.par_iter_mut()
                         .for_each(crate::schema::RawRow::type_coordinates);
-                    run.chunk(file, rows, vintages, opts);
+                    run.chunk(started, file, rows, vintages, opts);
                 }
                 // Parquet rows are read where the reader decoded them.
-                Chunk::Columns(columns) => run.chunk(file, &columns.rows(), vintages, opts),
+                Chunk::Columns(columns) => {
+                    run.chunk(started, file, &columns.rows(), vintages, opts);
+                }
             }
             progress(run.acc.counts.read);
             Ok(())
