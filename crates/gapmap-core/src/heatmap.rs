@@ -555,10 +555,9 @@ mod tests {
     use crate::ingest_run::{Maybe, Sample};
     use rand::{RngExt, SeedableRng};
 
-    /// The map layers a pass per layer at a time: the oracle of [`map_layers`]. Each at the finest resolution
-    /// (from the analysis resolution down) with at most `max_cells` cells; the
-    /// statistics of a coarser cell are recomputed from its samples.
-    pub(super) fn map_layers_per_layer(
+    /// The oracle of [`map_layers`]: its code before it served every layer
+    /// in one pass, a pass over the samples per layer.
+    fn map_layers_per_layer(
         ing: &Ingested,
         opts: &GapOptions,
         order: &CellOrder,
@@ -610,18 +609,8 @@ mod tests {
                                 dl.push(s.download);
                                 dev.push(s.device);
                             }
-                            if dl.is_empty() {
-                                return None;
-                            }
-                            dev.sort_unstable();
-                            dev.dedup();
-                            let v = opts.rule.judge(dl, dev.len() as u64);
-                            let ring = cell
-                                .boundary()
-                                .iter()
-                                .map(|ll| (ll.lng(), ll.lat()))
-                                .collect();
-                            Some((v.status, v.median, v.samples, ring))
+                            // The verdict is not what this oracle checks.
+                            judge_map_cell(opts, cell, dl, dev)
                         },
                     )
                     .flatten()
