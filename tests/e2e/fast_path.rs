@@ -97,3 +97,80 @@ fn fast_placement_is_byte_identical_to_the_exact_test_nationally() {
             > 100
     );
 }
+
+#[test]
+fn fast_placement_is_byte_identical_across_two_polygon_vintages() {
+    // The memo of hexagons keeps each boundary set's cell-table value beside
+    // a cell; two sets numbered differently (the 2009 communes and the 2025
+    // ones of the default data, dated view) must each get their own. Enough
+    // rows (ten 32 768-row chunks) for the memo and the locators to learn.
+    let repo = crate::util::repo();
+    let (old, new, villages) = (
+        repo.join("data/vn_default/communes.geojson"),
+        repo.join("data/vn_2025_default/communes_2025.geojson"),
+        repo.join("data/vn_default/villages.geojson"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let samples = dir.path().join("two_vintages.parquet");
+    gapmap_ok(&[
+        "--quiet",
+        "simulate",
+        "--boundaries",
+        s(&old),
+        "--villages",
+        s(&villages),
+        "--out",
+        s(&samples),
+        "--samples",
+        "160000",
+        "--from",
+        "2025-06",
+        "--to",
+        "2025-07",
+        "--seed",
+        "5",
+    ]);
+    let new_spec = format!("2025-07-01={}", s(&new));
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "--quiet",
+            "analyze",
+            "--samples",
+            s(&samples),
+            "--boundaries",
+            s(&old),
+            "--boundaries",
+            &new_spec,
+            "--levels",
+            gapmap_core::boundaries::DEFAULT_LEVELS,
+            "--levels",
+            "province=province_code:province,commune=commune_code:commune",
+            "--out",
+            s(&out),
+        ];
+        args.extend_from_slice(extra);
+        gapmap_ok(&args);
+        out
+    };
+    let fast = run("fast", &[]);
+    let exact = run("exact", &["--exact-placement"]);
+    let (a, b) = (files(&fast), files(&exact));
+    assert_eq!(a, b);
+    for f in &a {
+        let (x, y) = (
+            std::fs::read(fast.join(f)).expect("read"),
+            std::fs::read(exact.join(f)).expect("read"),
+        );
+        assert!(
+            x == y,
+            "{f} differs between the fast and the exact placement"
+        );
+    }
+    // Both vintages reported units: June on the old, July on the new.
+    let quota = std::fs::read_to_string(fast.join("quota.csv")).expect("quota");
+    assert!(
+        quota.contains("2025-06") && quota.contains("2025-07"),
+        "{quota:.300}"
+    );
+}

@@ -669,6 +669,14 @@ impl BandedPolygon {
 #[derive(Debug)]
 pub struct ClassifiedCells(Vec<(h3o::CellIndex, CellClass)>);
 
+impl ClassifiedCells {
+    /// The cells classified.
+    #[must_use]
+    pub fn cells(&self) -> Vec<h3o::CellIndex> {
+        self.0.iter().map(|c| c.0).collect()
+    }
+}
+
 /// A cell's unit (or [`NOT_INTERIOR`]) and, near an edge, the polygon parts
 /// (unit, part) a point in it may lie in, with its grid of squares.
 type CellClass = (u32, Option<(Vec<(u32, u32)>, EdgeGrid)>);
@@ -1082,11 +1090,26 @@ impl<'a> Locator<'a> {
         lon: f64,
         lat: f64,
     ) -> (Option<Placement>, bool) {
-        let value = match self.cells.get(cell) {
-            None => return (self.locate(lon, lat), false),
-            Some(NOT_INTERIOR) => return (self.locate(lon, lat), true),
-            Some(v) if v & NEAR_EDGE == 0 => return (Some(Placement::Inside(v)), true),
-            Some(v) => (v & !NEAR_EDGE) as usize,
+        self.locate_by_value(self.cell_value(cell), lon, lat)
+    }
+
+    /// What the cell table holds for a cell: [`crate::cell_table::RESERVED`]
+    /// when it has not learned it; for callers that keep it beside other
+    /// data of the cell ([`Locator::locate_by_value`]).
+    #[must_use]
+    pub fn cell_value(&self, cell: h3o::CellIndex) -> u32 {
+        self.cells.get(cell).unwrap_or(crate::cell_table::RESERVED)
+    }
+
+    /// As [`Locator::locate_cached`], with the cell's [`Locator::cell_value`]
+    /// already looked up.
+    #[must_use]
+    pub fn locate_by_value(&self, value: u32, lon: f64, lat: f64) -> (Option<Placement>, bool) {
+        let value = match value {
+            crate::cell_table::RESERVED => return (self.locate(lon, lat), false),
+            NOT_INTERIOR => return (self.locate(lon, lat), true),
+            v if v & NEAR_EDGE == 0 => return (Some(Placement::Inside(v)), true),
+            v => (v & !NEAR_EDGE) as usize,
         };
         if let Some(u) = self.edge_grids[value].answer(lon, lat) {
             return (Some(Placement::Inside(u)), true);

@@ -165,6 +165,9 @@ fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     ]
 }
 
+/// Boundary sets whose cell-table values a hexagon keeps ([`CellMemo::cell_valued`]).
+pub const VALUED_SETS: usize = 2;
+
 /// A cell's six edge planes: unit normals pointing inwards.
 #[derive(Debug)]
 struct Hexagon {
@@ -172,6 +175,13 @@ struct Hexagon {
     centre: [f64; 3],
     normals: [[f64; 3]; 6],
     margin: f64,
+    /// The cell's value in each set's cell table, as the caller last set it
+    /// ([`CellMemo::set_value`]; [`crate::cell_table::RESERVED`]: not learned),
+    /// so that placing a point the hexagon holds needs no second lookup
+    /// (in the same cache lines as the normals just read). A cell table
+    /// never changes a value it holds, so a copy can only lag (`RESERVED`),
+    /// and a lagging copy sends the point to the exact test: the same answer.
+    values: [u32; VALUED_SETS],
 }
 
 impl Hexagon {
@@ -227,6 +237,7 @@ impl Hexagon {
             centre,
             normals,
             margin: 1e-3 * shortest,
+            values: [crate::cell_table::RESERVED; VALUED_SETS],
         })
     }
 
@@ -240,6 +251,18 @@ impl Hexagon {
 /// [`CellMemo::insert_built`].
 #[derive(Debug)]
 pub struct BuiltHexagons(Vec<(h3o::CellIndex, Option<Hexagon>)>);
+
+impl BuiltHexagons {
+    /// The cells whose hexagons were built.
+    #[must_use]
+    pub fn cells(&self) -> Vec<h3o::CellIndex> {
+        self.0
+            .iter()
+            .filter(|c| c.1.is_some())
+            .map(|c| c.0)
+            .collect()
+    }
+}
 
 /// H3 cells of points inside hexagons met before in their square.
 #[derive(Debug)]
@@ -305,6 +328,19 @@ impl CellMemo {
     #[must_use]
     #[inline]
     pub fn cell(&self, square: u64, lat: f64, lon: f64) -> Option<h3o::CellIndex> {
+        self.cell_valued(square, lat, lon).map(|(c, _)| c)
+    }
+
+    /// As [`CellMemo::cell`], with the values the caller set for the cell
+    /// ([`CellMemo::set_value`]).
+    #[must_use]
+    #[inline]
+    pub fn cell_valued(
+        &self,
+        square: u64,
+        lat: f64,
+        lon: f64,
+    ) -> Option<(h3o::CellIndex, &[u32; VALUED_SETS])> {
         let candidates = self.squares.get(&square)?;
         let p = unit_vector(lat.to_radians(), lon.to_radians());
         let hexagons = || {
@@ -318,12 +354,22 @@ impl CellMemo {
         // on the order: at most one hexagon holds a point by the margin).
         let nearest = hexagons().max_by(|a, b| dot(a.centre, p).total_cmp(&dot(b.centre, p)))?;
         if nearest.holds(p) {
-            return Some(nearest.cell);
+            return Some((nearest.cell, &nearest.values));
         }
         hexagons()
             .filter(|h| !std::ptr::eq(*h, nearest))
             .find(|h| h.holds(p))
-            .map(|h| h.cell)
+            .map(|h| (h.cell, &h.values))
+    }
+
+    /// Keeps `value` as the cell's value in boundary set `set` (below
+    /// [`VALUED_SETS`]), when the memo has the cell's hexagon.
+    pub fn set_value(&mut self, cell: h3o::CellIndex, set: usize, value: u32) {
+        if let Some(&slot) = self.slots.get(&u64::from(cell))
+            && slot != NONE
+        {
+            self.hexagons[slot as usize].values[set] = value;
+        }
     }
 
     /// Remembers the cells h3o gave points of these squares.

@@ -220,6 +220,7 @@ fn place_chunk<R: Fields + Sync>(
     opts: &IngestOptions,
 ) -> (Vec<Placed>, Vec<(u64, h3o::CellIndex)>) {
     let resolution = opts.resolution;
+    let valued = locators.len() <= crate::cell_memo::VALUED_SETS;
     #[allow(
         clippy::cast_possible_truncation,
         reason = "chunks hold under 2^32 rows"
@@ -237,16 +238,27 @@ fn place_chunk<R: Fields + Sync>(
         .par_iter()
         .map(|&(square, lon, lat, _)| {
             let memoised = if opts.fast_placement {
-                memo.cell(square, lat, lon)
+                memo.cell_valued(square, lat, lon)
             } else {
                 None
             };
-            let (cell, computed) = match memoised {
-                Some(c) => (c, false),
-                None => (h3o::LatLng::new(lat, lon).ok()?.to_cell(resolution), true),
+            // The memo keeps the cell's cell-table values (up to
+            // VALUED_SETS sets), so its points skip that lookup.
+            let (all, known, cell, computed) = match memoised {
+                Some((c, values)) if valued => {
+                    let (all, known) = vintages.place_all_valued(locators, values, lon, lat);
+                    (all, known, c, false)
+                }
+                _ => {
+                    let (cell, computed) = match memoised {
+                        Some((c, _)) => (c, false),
+                        None => (h3o::LatLng::new(lat, lon).ok()?.to_cell(resolution), true),
+                    };
+                    let fast = opts.fast_placement.then_some(cell);
+                    let (all, known) = vintages.place_all_cached(locators, fast, lon, lat);
+                    (all, known, cell, computed)
+                }
             };
-            let fast = opts.fast_placement.then_some(cell);
-            let (all, known) = vintages.place_all_cached(locators, fast, lon, lat);
             Some((cell, all, known, computed))
         })
         .collect();
@@ -662,12 +674,26 @@ impl Run<'_> {
         self.account += t2 - t1;
         // From the end of the checks: classifying may outlast them.
         if let Some((cells, hexagons, computed)) = classified {
+            // Cells whose values in the memo may change: those the locators
+            // learn, and those the memo learns.
+            let mut changed = hexagons.cells();
             for (loc, cells) in self.locators.iter_mut().zip(cells) {
                 if let (Some(loc), Some(cells)) = (loc, cells) {
+                    changed.extend(cells.cells());
                     loc.insert_classified(cells);
                 }
             }
             self.memo.insert_built(hexagons, &computed);
+            // The memo's copy of each set's value, as the locators now hold it.
+            if self.locators.len() <= crate::cell_memo::VALUED_SETS {
+                for cell in changed {
+                    for (set, loc) in self.locators.iter().enumerate() {
+                        if let Some(loc) = loc {
+                            self.memo.set_value(cell, set, loc.cell_value(cell));
+                        }
+                    }
+                }
+            }
         }
         if opts.fast_placement && !(unlearned.is_empty() && computed_cells.is_empty()) {
             self.pending = Some((unlearned, computed_cells));

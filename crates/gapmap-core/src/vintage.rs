@@ -582,16 +582,44 @@ impl Vintages {
         lon: f64,
         lat: f64,
     ) -> (Places, bool) {
+        self.place_all_with(locators, lon, lat, |_, loc| match cell {
+            Some(c) => loc.locate_cached(c, lon, lat),
+            None => (loc.locate(lon, lat), true),
+        })
+    }
+
+    /// As [`Vintages::place_all_cached`], with each set's cell-table value
+    /// for the point's cell already looked up ([`Locator::cell_value`]), as
+    /// the memo of hexagons keeps it beside the cell.
+    #[must_use]
+    pub fn place_all_valued(
+        &self,
+        locators: &[Option<Locator<'_>>],
+        values: &[u32],
+        lon: f64,
+        lat: f64,
+    ) -> (Places, bool) {
+        self.place_all_with(locators, lon, lat, |v, loc| {
+            loc.locate_by_value(values[v], lon, lat)
+        })
+    }
+
+    /// Places a point in every set, each polygon set's locator asked by
+    /// `locate` (set index, locator → placement, whether the cell was learned).
+    fn place_all_with(
+        &self,
+        locators: &[Option<Locator<'_>>],
+        lon: f64,
+        lat: f64,
+        locate: impl Fn(usize, &Locator<'_>) -> (Option<Placement>, bool),
+    ) -> (Places, bool) {
         let mut known = true;
         let mut out = Places::new();
-        for (v, loc) in self.sets.iter().zip(locators) {
-            let located = loc.as_ref().map(|loc| match cell {
-                Some(c) => {
-                    let (placed, learned) = loc.locate_cached(c, lon, lat);
-                    known &= learned;
-                    placed
-                }
-                None => loc.locate(lon, lat),
+        for (i, (v, loc)) in self.sets.iter().zip(locators).enumerate() {
+            let located = loc.as_ref().map(|loc| {
+                let (placed, learned) = locate(i, loc);
+                known &= learned;
+                placed
             });
             let p = match (located, &v.crosswalk) {
                 (Some(located), _) => match located {
