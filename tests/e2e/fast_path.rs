@@ -28,6 +28,36 @@ fn files(dir: &Path) -> Vec<String> {
     out
 }
 
+/// Runs `analyze` with `args` (and `--out`) with the fast placement and
+/// with `--exact-placement`, and asserts every output byte-identical;
+/// returns the fast run's directory and its files.
+fn fast_equals_exact(dir: &Path, args: &[&str]) -> (std::path::PathBuf, Vec<String>) {
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let mut all = vec!["--quiet", "analyze"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--out", s(&out)]);
+        all.extend_from_slice(extra);
+        gapmap_ok(&all);
+        out
+    };
+    let fast = run("fast", &[]);
+    let exact = run("exact", &["--exact-placement"]);
+    let (a, b) = (files(&fast), files(&exact));
+    assert_eq!(a, b);
+    for f in &a {
+        let (x, y) = (
+            std::fs::read(fast.join(f)).expect("read"),
+            std::fs::read(exact.join(f)).expect("read"),
+        );
+        assert!(
+            x == y,
+            "{f} differs between the fast and the exact placement"
+        );
+    }
+    (fast, a)
+}
+
 #[test]
 fn fast_placement_is_byte_identical_to_the_exact_test_nationally() {
     let shared = shared();
@@ -51,41 +81,20 @@ fn fast_placement_is_byte_identical_to_the_exact_test_nationally() {
         "--seed",
         "11",
     ]);
-    let run = |name: &str, extra: &[&str]| {
-        let out = dir.path().join(name);
-        let mut args = vec![
-            "--quiet",
-            "analyze",
+    let (fast, outputs) = fast_equals_exact(
+        dir.path(),
+        &[
             "--samples",
             s(&samples),
             "--boundaries",
             s(&b),
             "--villages",
             s(&v),
-            "--out",
-            s(&out),
             "--heatmap-format",
             "geojson,parquet",
-        ];
-        args.extend_from_slice(extra);
-        gapmap_ok(&args);
-        out
-    };
-    let fast = run("fast", &[]);
-    let exact = run("exact", &["--exact-placement"]);
-    let (a, b) = (files(&fast), files(&exact));
-    assert_eq!(a, b);
-    assert!(a.len() >= 20, "{a:?}");
-    for f in &a {
-        let (x, y) = (
-            std::fs::read(fast.join(f)).expect("read"),
-            std::fs::read(exact.join(f)).expect("read"),
-        );
-        assert!(
-            x == y,
-            "{f} differs between the fast and the exact placement"
-        );
-    }
+        ],
+    );
+    assert!(outputs.len() >= 20, "{outputs:?}");
     // The check can fail: the run placed samples in many communes, with
     // snapping and outside rejects (so both paths of the locator ran).
     let summary = crate::util::json(&fast.join("summary.json"));
@@ -131,11 +140,9 @@ fn fast_placement_is_byte_identical_across_two_polygon_vintages() {
         "5",
     ]);
     let new_spec = format!("2025-07-01={}", s(&new));
-    let run = |name: &str, extra: &[&str]| {
-        let out = dir.path().join(name);
-        let mut args = vec![
-            "--quiet",
-            "analyze",
+    let (fast, _) = fast_equals_exact(
+        dir.path(),
+        &[
             "--samples",
             s(&samples),
             "--boundaries",
@@ -146,27 +153,8 @@ fn fast_placement_is_byte_identical_across_two_polygon_vintages() {
             gapmap_core::boundaries::DEFAULT_LEVELS,
             "--levels",
             "province=province_code:province,commune=commune_code:commune",
-            "--out",
-            s(&out),
-        ];
-        args.extend_from_slice(extra);
-        gapmap_ok(&args);
-        out
-    };
-    let fast = run("fast", &[]);
-    let exact = run("exact", &["--exact-placement"]);
-    let (a, b) = (files(&fast), files(&exact));
-    assert_eq!(a, b);
-    for f in &a {
-        let (x, y) = (
-            std::fs::read(fast.join(f)).expect("read"),
-            std::fs::read(exact.join(f)).expect("read"),
-        );
-        assert!(
-            x == y,
-            "{f} differs between the fast and the exact placement"
-        );
-    }
+        ],
+    );
     // Both vintages reported units: June on the old, July on the new.
     let quota = std::fs::read_to_string(fast.join("quota.csv")).expect("quota");
     assert!(
