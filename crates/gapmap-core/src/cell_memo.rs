@@ -362,13 +362,15 @@ impl CellMemo {
             .map(|h| (h.cell, &h.values))
     }
 
-    /// Keeps `value` as the cell's value in boundary set `set` (below
-    /// [`VALUED_SETS`]), when the memo has the cell's hexagon.
+    /// Keeps `value` as the cell's value in boundary set `set`, when the
+    /// memo has the cell's hexagon and the set is one of the first
+    /// [`VALUED_SETS`] (the others are not kept).
     pub fn set_value(&mut self, cell: h3o::CellIndex, set: usize, value: u32) {
         if let Some(&slot) = self.slots.get(&u64::from(cell))
             && slot != NONE
+            && let Some(kept) = self.hexagons[slot as usize].values.get_mut(set)
         {
-            self.hexagons[slot as usize].values[set] = value;
+            *kept = value;
         }
     }
 
@@ -642,5 +644,27 @@ mod tests {
         let square = memo.square(21.0, 105.8);
         memo.learn(&[(square, cell)]);
         assert_eq!(memo.cell(square, 21.0, 105.8), None);
+    }
+
+    #[test]
+    fn a_cell_keeps_the_values_of_the_first_sets_only() {
+        use crate::cell_table::RESERVED;
+        let resolution = h3o::Resolution::Eight;
+        let mut memo = CellMemo::new(resolution);
+        let cell = h3o::LatLng::new(21.0, 105.8)
+            .expect("valid")
+            .to_cell(resolution);
+        let centre = h3o::LatLng::from(cell);
+        let (lat, lon) = (centre.lat(), centre.lng());
+        let square = memo.square(lat, lon);
+        memo.learn(&[(square, cell)]);
+        let values = |memo: &CellMemo| memo.cell_valued(square, lat, lon).map(|(c, v)| (c, *v));
+        assert_eq!(values(&memo), Some((cell, [RESERVED; VALUED_SETS])));
+        memo.set_value(cell, 0, 5);
+        // A set past the kept ones is not kept (its caller looks it up).
+        memo.set_value(cell, VALUED_SETS, 7);
+        let mut want = [RESERVED; VALUED_SETS];
+        want[0] = 5;
+        assert_eq!(values(&memo), Some((cell, want)));
     }
 }

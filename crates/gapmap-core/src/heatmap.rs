@@ -136,17 +136,14 @@ pub fn map_layers(
             map_resolution(distinct, max_cells)
         })
         .collect();
-    // Groups at the coarsest resolution a layer with cells has.
-    let Some(coarsest) = resolutions.iter().flatten().min().copied() else {
-        return names
-            .iter()
-            .map(|l| MapLayer {
-                carrier: (*l).to_owned(),
-                resolution: 0,
-                cells: Vec::new(),
-            })
-            .collect();
-    };
+    // Groups at the coarsest resolution a layer with cells has (no layer
+    // has any only when there are no samples, and then no groups).
+    let coarsest = resolutions
+        .iter()
+        .flatten()
+        .min()
+        .copied()
+        .unwrap_or(h3o::Resolution::Zero);
     let shift_of = |res: h3o::Resolution| 3 * (15 - u32::from(u8::from(res)));
     let coarse_shift = shift_of(coarsest);
     let per_group: Vec<Vec<Vec<MapCell>>> = order

@@ -604,10 +604,9 @@ fn read_parquet(
     read_parquet_parts(path, columns, &mut |first_line, n, columns| {
         // Coordinates stored as text are typed here, while the block is
         // in cache.
-        let text_coordinates = columns.iter().any(|(f, s)| {
-            matches!(f, Field::Lat | Field::Lon)
-                && !(s.dtype().is_float() || s.dtype().is_integer())
-        });
+        let text_coordinates = columns
+            .iter()
+            .any(|(f, s)| matches!(f, Field::Lat | Field::Lon) && !typed_numbers(*f, s));
         let mut chunk = spare();
         chunk.truncate(n);
         chunk.resize_with(n, RawRow::default);

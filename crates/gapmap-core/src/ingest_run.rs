@@ -220,7 +220,6 @@ fn place_chunk<R: Fields + Sync>(
     opts: &IngestOptions,
 ) -> (Vec<Placed>, Vec<(u64, h3o::CellIndex)>) {
     let resolution = opts.resolution;
-    let valued = locators.len() <= crate::cell_memo::VALUED_SETS;
     #[allow(
         clippy::cast_possible_truncation,
         reason = "chunks hold under 2^32 rows"
@@ -242,24 +241,21 @@ fn place_chunk<R: Fields + Sync>(
             } else {
                 None
             };
-            // The memo keeps the cell's cell-table values (up to
+            // The memo keeps the cell's cell-table values (of the first
             // VALUED_SETS sets), so its points skip that lookup.
-            let (all, known, cell, computed) = match memoised {
-                Some((c, values)) if valued => {
-                    let (all, known) = vintages.place_all_valued(locators, values, lon, lat);
-                    (all, known, c, false)
+            let (cell, all, known) = match memoised {
+                Some((c, values)) => {
+                    let (all, known) = vintages.place_all_valued(locators, c, values, lon, lat);
+                    (c, all, known)
                 }
-                _ => {
-                    let (cell, computed) = match memoised {
-                        Some((c, _)) => (c, false),
-                        None => (h3o::LatLng::new(lat, lon).ok()?.to_cell(resolution), true),
-                    };
-                    let fast = opts.fast_placement.then_some(cell);
+                None => {
+                    let c = h3o::LatLng::new(lat, lon).ok()?.to_cell(resolution);
+                    let fast = opts.fast_placement.then_some(c);
                     let (all, known) = vintages.place_all_cached(locators, fast, lon, lat);
-                    (all, known, cell, computed)
+                    (c, all, known)
                 }
             };
-            Some((cell, all, known, computed))
+            Some((cell, all, known, memoised.is_none()))
         })
         .collect();
     let mut out: Vec<Placed> = vec![None; rows.len()];
@@ -684,13 +680,13 @@ impl Run<'_> {
                 }
             }
             self.memo.insert_built(hexagons, &computed);
-            // The memo's copy of each set's value, as the locators now hold it.
-            if self.locators.len() <= crate::cell_memo::VALUED_SETS {
-                for cell in changed {
-                    for (set, loc) in self.locators.iter().enumerate() {
-                        if let Some(loc) = loc {
-                            self.memo.set_value(cell, set, loc.cell_value(cell));
-                        }
+            // The memo's copy of the first sets' values, as the locators
+            // now hold them.
+            for cell in changed {
+                let sets = self.locators.iter().enumerate();
+                for (set, loc) in sets.take(crate::cell_memo::VALUED_SETS) {
+                    if let Some(loc) = loc {
+                        self.memo.set_value(cell, set, loc.cell_value(cell));
                     }
                 }
             }
@@ -713,27 +709,6 @@ pub fn ingest(
     opts: &IngestOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Ingested> {
-    let mut run = Run {
-        locators: vintages.locators(opts.snap_m),
-        memo: crate::cell_memo::CellMemo::new(opts.resolution),
-        acc: Accounts {
-            samples: Vec::new(),
-            rejects: Vec::new(),
-            counts: RowCounts::default(),
-            places: vec![Vec::new(); vintages.sets.len()],
-            carriers: Vec::new(),
-            span: None,
-        },
-        device_ix: (0..SHARDS).map(|_| HashMap::default()).collect(),
-        seen_ids: Vec::new(),
-        pending: None,
-        check_place: std::time::Duration::ZERO,
-        account: std::time::Duration::ZERO,
-        learn: std::time::Duration::ZERO,
-    };
-    let mut warnings = Vec::new();
-
-    let started = std::time::Instant::now();
     // Reserve once what the files announce (Parquet metadata) or suggest
     // (CSV line lengths): growing a vector of tens of millions of samples
     // copies it and holds both copies at once. A quarter more for estimates
@@ -745,16 +720,38 @@ pub fn ingest(
         .iter()
         .filter_map(|f| crate::ingest::row_count_hint(f))
         .sum();
-    run.acc.samples.reserve(announced + announced / 4);
-    for v in &mut run.acc.places {
-        v.reserve(announced + announced / 4);
-    }
+    let reserved = announced + announced / 4;
     let (id_shard_count, id_shard_rows) = id_shards(announced);
-    run.seen_ids = (0..id_shard_count)
-        .map(|_| {
-            HashSet::with_capacity_and_hasher(id_shard_rows, foldhash::fast::FixedState::default())
-        })
-        .collect();
+    let mut run = Run {
+        locators: vintages.locators(opts.snap_m),
+        memo: crate::cell_memo::CellMemo::new(opts.resolution),
+        acc: Accounts {
+            samples: Vec::with_capacity(reserved),
+            rejects: Vec::new(),
+            counts: RowCounts::default(),
+            // Not `vec![…; n]`: a clone of a vector keeps no capacity.
+            places: (0..vintages.sets.len())
+                .map(|_| Vec::with_capacity(reserved))
+                .collect(),
+            carriers: Vec::new(),
+            span: None,
+        },
+        device_ix: (0..SHARDS).map(|_| HashMap::default()).collect(),
+        seen_ids: (0..id_shard_count)
+            .map(|_| {
+                HashSet::with_capacity_and_hasher(
+                    id_shard_rows,
+                    foldhash::fast::FixedState::default(),
+                )
+            })
+            .collect(),
+        pending: None,
+        check_place: std::time::Duration::ZERO,
+        account: std::time::Duration::ZERO,
+        learn: std::time::Duration::ZERO,
+    };
+    let mut warnings = Vec::new();
+    let started = std::time::Instant::now();
     for (file_no, path) in opts.files.iter().enumerate() {
         #[allow(clippy::cast_possible_truncation, reason = "file counts fit u32")]
         let file = file_no as u32;

@@ -588,19 +588,22 @@ impl Vintages {
         })
     }
 
-    /// As [`Vintages::place_all_cached`], with each set's cell-table value
-    /// for the point's cell already looked up ([`Locator::cell_value`]), as
-    /// the memo of hexagons keeps it beside the cell.
+    /// As [`Vintages::place_all_cached`] for a point of `cell`, with the
+    /// first sets' cell-table values for the cell already looked up
+    /// ([`Locator::cell_value`]), as the memo of hexagons keeps them beside
+    /// the cell; sets beyond `values` look the cell up.
     #[must_use]
     pub fn place_all_valued(
         &self,
         locators: &[Option<Locator<'_>>],
+        cell: h3o::CellIndex,
         values: &[u32],
         lon: f64,
         lat: f64,
     ) -> (Places, bool) {
-        self.place_all_with(locators, lon, lat, |v, loc| {
-            loc.locate_by_value(values[v], lon, lat)
+        self.place_all_with(locators, lon, lat, |v, loc| match values.get(v) {
+            Some(&value) => loc.locate_by_value(value, lon, lat),
+            None => loc.locate_cached(cell, lon, lat),
         })
     }
 
