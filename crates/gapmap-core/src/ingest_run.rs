@@ -709,6 +709,27 @@ pub fn ingest(
     opts: &IngestOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Ingested> {
+    let mut run = Run {
+        locators: vintages.locators(opts.snap_m),
+        memo: crate::cell_memo::CellMemo::new(opts.resolution),
+        acc: Accounts {
+            samples: Vec::new(),
+            rejects: Vec::new(),
+            counts: RowCounts::default(),
+            places: vec![Vec::new(); vintages.sets.len()],
+            carriers: Vec::new(),
+            span: None,
+        },
+        device_ix: (0..SHARDS).map(|_| HashMap::default()).collect(),
+        seen_ids: Vec::new(),
+        pending: None,
+        check_place: std::time::Duration::ZERO,
+        account: std::time::Duration::ZERO,
+        learn: std::time::Duration::ZERO,
+    };
+    let mut warnings = Vec::new();
+
+    let started = std::time::Instant::now();
     // Reserve once what the files announce (Parquet metadata) or suggest
     // (CSV line lengths): growing a vector of tens of millions of samples
     // copies it and holds both copies at once. A quarter more for estimates
@@ -720,38 +741,16 @@ pub fn ingest(
         .iter()
         .filter_map(|f| crate::ingest::row_count_hint(f))
         .sum();
-    let reserved = announced + announced / 4;
+    run.acc.samples.reserve(announced + announced / 4);
+    for v in &mut run.acc.places {
+        v.reserve(announced + announced / 4);
+    }
     let (id_shard_count, id_shard_rows) = id_shards(announced);
-    let mut run = Run {
-        locators: vintages.locators(opts.snap_m),
-        memo: crate::cell_memo::CellMemo::new(opts.resolution),
-        acc: Accounts {
-            samples: Vec::with_capacity(reserved),
-            rejects: Vec::new(),
-            counts: RowCounts::default(),
-            // Not `vec![…; n]`: a clone of a vector keeps no capacity.
-            places: (0..vintages.sets.len())
-                .map(|_| Vec::with_capacity(reserved))
-                .collect(),
-            carriers: Vec::new(),
-            span: None,
-        },
-        device_ix: (0..SHARDS).map(|_| HashMap::default()).collect(),
-        seen_ids: (0..id_shard_count)
-            .map(|_| {
-                HashSet::with_capacity_and_hasher(
-                    id_shard_rows,
-                    foldhash::fast::FixedState::default(),
-                )
-            })
-            .collect(),
-        pending: None,
-        check_place: std::time::Duration::ZERO,
-        account: std::time::Duration::ZERO,
-        learn: std::time::Duration::ZERO,
-    };
-    let mut warnings = Vec::new();
-    let started = std::time::Instant::now();
+    run.seen_ids = (0..id_shard_count)
+        .map(|_| {
+            HashSet::with_capacity_and_hasher(id_shard_rows, foldhash::fast::FixedState::default())
+        })
+        .collect();
     for (file_no, path) in opts.files.iter().enumerate() {
         #[allow(clippy::cast_possible_truncation, reason = "file counts fit u32")]
         let file = file_no as u32;
