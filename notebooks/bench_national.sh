@@ -6,6 +6,10 @@
 #   full — every output: villages, plan, GeoJSON heatmaps, report.html, …
 #   dense — the job on the communes densified to ~500 vertices each
 #          (notebooks/densify.py; new vertices on the old edges)
+#   peer — the issue's fastest peer on the same file, polars + h3ronpy +
+#          shapely (notebooks/peer_polars_shapely.py), when its Python
+#          packages are installed (notebooks/requirements-peer.txt);
+#          GAPMAP_BENCH_PEER=0 leaves it out
 # Prints wall time, CPU time (user + sys), peak RSS and the per-stage wall
 # times (--timings), and appends the table to notebooks/bench_results.md.
 # Each run is repeated GAPMAP_BENCH_REPEAT times (default 3) and the run of
@@ -25,13 +29,17 @@ work=${GAPMAP_BENCH_DIR:-$(mktemp -d)}
 mkdir -p "$work"
 rows=()
 stages=()
+runs=(job full dense)
+if [ "${GAPMAP_BENCH_PEER:-1}" != 0 ] && python3 -c 'import polars, h3ronpy, shapely, pyarrow' 2>/dev/null; then
+  runs+=(peer)
+fi
 dense=$work/communes_dense.geojson
 [ -f "$dense" ] || python3 notebooks/densify.py "$communes" "$dense" 500
 for n in ${sizes//,/ }; do
   s="$work/s_$n.parquet"
   [ -f "$s" ] || "$bin" --quiet simulate --boundaries "$communes" --villages "$villages" \
       --out "$s" --samples "$n" --seed "$seed"
-  for run in job full dense; do
+  for run in "${runs[@]}"; do
     b=$communes
     case $run in
       job) extra=(--heatmap-format parquet) ;;
@@ -40,9 +48,14 @@ for n in ${sizes//,/ }; do
     esac
     walls=()
     for ((r = 1; r <= ${GAPMAP_BENCH_REPEAT:-3}; r++)); do
-      /usr/bin/time -f "%e %U %S %M" -o "$work/time_$r" "$bin" --quiet --timings analyze \
-        --samples "$s" --boundaries "$b" --out "$work/o_${run}_$n" "${extra[@]}" \
-        > /dev/null 2> "$work/timings_$r"
+      if [ "$run" = peer ]; then
+        /usr/bin/time -f "%e %U %S %M" -o "$work/time_$r" python3 notebooks/peer_polars_shapely.py \
+          "$s" "$communes" "$work/o_${run}_$n" > /dev/null 2> "$work/timings_$r"
+      else
+        /usr/bin/time -f "%e %U %S %M" -o "$work/time_$r" "$bin" --quiet --timings analyze \
+          --samples "$s" --boundaries "$b" --out "$work/o_${run}_$n" "${extra[@]}" \
+          > /dev/null 2> "$work/timings_$r"
+      fi
       walls+=("$(cut -d' ' -f1 "$work/time_$r") $r")
     done
     # The run of median wall time, and the fastest and slowest wall times.
@@ -52,7 +65,7 @@ for n in ${sizes//,/ }; do
     read -r wall user sys kib < "$work/time_$median"
     cpu=$(echo "$user + $sys" | bc)
     rows+=("| $run | $n | $wall | $range | $cpu | $((kib / 1024)) |")
-    stages+=("$run $n: $(grep 'gapmap: timing' "$work/timings_$median" | sed 's/gapmap: timing //; s/  */ /g' | paste -sd ';' -)")
+    stages+=("$run $n: $(grep -E '^(gapmap: timing|peer:) ' "$work/timings_$median" | sed 's/gapmap: timing //; s/peer: //; s/  */ /g' | paste -sd ';' -)")
     echo "${rows[-1]}" >&2
   done
 done
