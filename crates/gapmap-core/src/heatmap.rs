@@ -416,7 +416,7 @@ fn write_parquet_table(path: &Path, features: &[(Shape, Vec<Prop>)]) -> Result<(
     use rayon::prelude::*;
     let mut columns = Vec::with_capacity(FIELDS.len());
     for (i, name) in FIELDS.iter().enumerate() {
-        // In parallel: a number goes through its CSV text (so that both
+        // In parallel: a number is the value of its CSV text (so that both
         // tables agree), a few hundred thousand per column.
         let values = features.par_iter().map(|(_, p)| &p[i]);
         let column = match features.first().map(|(_, p)| &p[i]) {
@@ -435,7 +435,10 @@ fn write_parquet_table(path: &Path, features: &[(Shape, Vec<Prop>)]) -> Result<(
             Some(Prop::Num(..) | Prop::Raw(_)) => Column::new(
                 (*name).into(),
                 values
-                    .map(|p| prop_text(p).parse::<f64>().ok())
+                    .map(|p| match p {
+                        Prop::Num(v, d) => crate::output::decimal_value(*v, *d),
+                        _ => prop_text(p).parse::<f64>().ok(),
+                    })
                     .collect::<Vec<Option<f64>>>(),
             ),
             _ if *name == "h3" || *name == "carrier" || *name == "status" => Column::new(

@@ -95,6 +95,37 @@ pub fn fmt_decimal(v: Option<f64>, decimals: usize) -> String {
     s
 }
 
+/// The number [`fmt_decimal`] writes, as a reader parses it back
+/// (`fmt_decimal(v, decimals).parse()`), without writing the text: the
+/// heatmap tables hold a million of them at national scale.
+///
+/// `v · 10^decimals` is rounded once by the multiplication, by at most
+/// half an ulp; far from a half-integer that cannot change which integer
+/// `k` is nearest, and `k / 10^decimals` is the correctly rounded value of
+/// the decimal text, as its parse is. Values near a half, huge or not
+/// finite take the text.
+#[must_use]
+pub fn decimal_value(v: Option<f64>, decimals: usize) -> Option<f64> {
+    let v = v?;
+    if decimals <= 15 && v.is_finite() {
+        #[allow(clippy::cast_possible_truncation, reason = "decimals <= 15")]
+        let scale = 10f64.powi(decimals as i32); // exact up to 10^22
+        let t = v * scale;
+        // Below 2^52 every half-integer is representable and t - trunc(t)
+        // is exact.
+        if t.abs() < 4.0e15 {
+            let to_half = ((t - t.trunc()).abs() - 0.5).abs();
+            // The product's error is under |t|·2^-53; keep a wide margin.
+            if to_half > t.abs() * 1e-14 + 1e-300 {
+                let k = t.round();
+                // "-0" is written "0".
+                return Some(if k == 0.0 { 0.0 } else { k / scale });
+            }
+        }
+    }
+    fmt_decimal(Some(v), decimals).parse().ok()
+}
+
 /// A probability with 6 significant digits, written without exponent.
 #[must_use]
 pub fn fmt_probability(v: Option<f64>) -> String {
@@ -124,6 +155,71 @@ mod tests {
         assert_eq!(fmt_decimal(Some(-0.0001), 3), "0");
         assert_eq!(fmt_decimal(None, 3), "");
         assert_eq!(fmt_decimal(Some(1234.0), 0), "1234");
+    }
+
+    /// The oracle is the text itself: written by `fmt_decimal`, parsed by
+    /// the standard library; compared bit for bit (so -0 and 0 differ).
+    #[test]
+    fn decimal_values_are_the_written_text_parsed() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+        let oracle = |v: f64, d: usize| fmt_decimal(Some(v), d).parse::<f64>().ok();
+        let mut values: Vec<f64> = vec![
+            0.0,
+            -0.0,
+            -0.0001,
+            0.0005,
+            0.0015,
+            0.0025,
+            1.0005,
+            2.675,
+            1e-320,
+            -1e-320,
+            1e300,
+            -1e300,
+            4.0e15,
+            1.5e16,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.1 + 0.2,
+            10_000.0,
+        ];
+        for _ in 0..20_000 {
+            // Speeds as measured (two decimals) and derived (medians,
+            // shares), ties at every decimal count, and any magnitude.
+            let cents = f64::from(rng.random_range(0u32..1_000_000)) / 100.0;
+            let tie = f64::from(rng.random_range(0u32..100_000)) + 0.5;
+            let exp = rng.random_range(-20i32..20);
+            values.extend([
+                cents,
+                (cents + f64::from(rng.random_range(0u32..100)) / 100.0) / 2.0,
+                tie / 10f64.powi(rng.random_range(0i32..8)),
+                -cents,
+                rng.random::<f64>(),
+                rng.random::<f64>() * 10f64.powi(exp),
+                f64::from_bits(rng.random::<u64>()),
+            ]);
+        }
+        let mut fast = 0usize;
+        for &v in &values {
+            for d in [0, 1, 2, 3, 4, 6, 15, 16, 20] {
+                let got = decimal_value(Some(v), d);
+                let want = oracle(v, d);
+                assert_eq!(
+                    got.map(f64::to_bits),
+                    want.map(f64::to_bits),
+                    "{v:e} at {d} decimals: {got:?} against the text's {want:?}"
+                );
+                // How many took the arithmetic, not the text.
+                let t = v * 10f64.powi(i32::try_from(d).unwrap_or(0));
+                fast += usize::from(d <= 15 && t.abs() < 4.0e15);
+            }
+        }
+        assert!(fast > values.len() * 4, "most values take the arithmetic");
+        assert_eq!(decimal_value(None, 3), None);
     }
 
     #[test]
