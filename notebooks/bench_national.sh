@@ -40,21 +40,21 @@ for n in ${sizes//,/ }; do
   [ -f "$s" ] || "$bin" --quiet simulate --boundaries "$communes" --villages "$villages" \
       --out "$s" --samples "$n" --seed "$seed"
   for run in "${runs[@]}"; do
-    b=$communes
+    out=$work/o_${run}_$n
+    analyze=("$bin" --quiet --timings analyze --samples "$s" --out "$out")
     case $run in
-      job) extra=(--heatmap-format parquet) ;;
-      full) extra=(--villages "$villages") ;;
-      dense) extra=(--heatmap-format parquet); b=$dense ;;
+      job) cmd=("${analyze[@]}" --boundaries "$communes" --heatmap-format parquet) ;;
+      full) cmd=("${analyze[@]}" --boundaries "$communes" --villages "$villages") ;;
+      dense) cmd=("${analyze[@]}" --boundaries "$dense" --heatmap-format parquet) ;;
+      peer) cmd=(python3 notebooks/peer_polars_shapely.py "$s" "$communes" "$out") ;;
     esac
     walls=()
     for ((r = 1; r <= ${GAPMAP_BENCH_REPEAT:-3}; r++)); do
-      if [ "$run" = peer ]; then
-        /usr/bin/time -f "%e %U %S %M" -o "$work/time_$r" python3 notebooks/peer_polars_shapely.py \
-          "$s" "$communes" "$work/o_${run}_$n" > /dev/null 2> "$work/timings_$r"
-      else
-        /usr/bin/time -f "%e %U %S %M" -o "$work/time_$r" "$bin" --quiet --timings analyze \
-          --samples "$s" --boundaries "$b" --out "$work/o_${run}_$n" "${extra[@]}" \
-          > /dev/null 2> "$work/timings_$r"
+      if ! /usr/bin/time -f "%e %U %S %M" -o "$work/time_$r" "${cmd[@]}" \
+          > /dev/null 2> "$work/timings_$r"; then
+        cat "$work/timings_$r" >&2
+        echo "bench_national.sh: the $run run on $n samples failed (above)" >&2
+        exit 1
       fi
       walls+=("$(cut -d' ' -f1 "$work/time_$r") $r")
     done
