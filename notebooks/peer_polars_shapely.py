@@ -32,7 +32,9 @@ from h3ronpy.vector import coordinates_to_cells
 
 
 def main():
-    samples, communes, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    if len(sys.argv) != 4:
+        sys.exit("usage: peer_polars_shapely.py SAMPLES.parquet COMMUNES.geojson OUT_DIR")
+    samples, communes, out = sys.argv[1:]
     os.makedirs(out, exist_ok=True)
     t0 = last = time.perf_counter()
 
@@ -60,8 +62,9 @@ def main():
     lat = df["lat"].to_numpy()
     lon = df["lon"].to_numpy()
     # The fastest shapely form measured here: the tree's box candidates,
-    # then contains_xy on them (2.5x faster than predicate="within"), on
-    # both cores (shapely releases the GIL).
+    # then contains_xy on them (0.42 s against 0.85 s for
+    # predicate="within" on 200 000 points), split over two threads
+    # (shapely releases the GIL; little gained here).
     def locate(part):
         lo, hi = part
         idx, poly = tree.query(shapely.points(lon[lo:hi], lat[lo:hi]))
