@@ -376,3 +376,145 @@ fn duplicates_and_rejects_keep_input_order_across_pieces_and_chunks() {
     assert_eq!(summary["rows"]["read"], N);
     assert_eq!(summary["rows"]["accepted"], N - want.len());
 }
+
+/// The local (UTC+7) month of a simulated timestamp, worked out from its
+/// text alone: `…+07:00` is local already; `…Z` moves to the next month
+/// from 17:00 on a month's last day.
+fn local_month(timestamp: &str) -> String {
+    let (year, month): (i32, u32) = (
+        timestamp[0..4].parse().unwrap(),
+        timestamp[5..7].parse().unwrap(),
+    );
+    let (day, hour): (u32, u32) = (
+        timestamp[8..10].parse().unwrap(),
+        timestamp[11..13].parse().unwrap(),
+    );
+    let last_day = match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    let next = timestamp.ends_with('Z') && day == last_day && hour >= 17;
+    assert!(
+        next || timestamp.ends_with('Z') || timestamp.ends_with("+07:00"),
+        "{timestamp}"
+    );
+    match (next, month) {
+        (false, _) => format!("{year:04}-{month:02}"),
+        (true, 12) => format!("{:04}-01", year + 1),
+        (true, _) => format!("{year:04}-{:02}", month + 1),
+    }
+}
+
+/// Samples outside `--from`/`--to` are dropped while the rows are read (so
+/// that memory holds only the window's); the results are those of the
+/// window's rows alone, cut from the file by hand.
+#[test]
+fn a_window_analyses_exactly_the_rows_of_its_months() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, v) = crate::util::default_data();
+    let all = dir.path().join("three_months.csv");
+    gapmap_ok(&[
+        "simulate",
+        "--boundaries",
+        s(&b),
+        "--villages",
+        s(&v),
+        "--out",
+        s(&all),
+        "--from",
+        "2025-05",
+        "--to",
+        "2025-07",
+        "--samples",
+        "2000",
+        "--dirty-rate",
+        "0",
+    ]);
+    let text = std::fs::read_to_string(&all).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let time_col = header.split(',').position(|h| h == "timestamp").unwrap();
+    let (mut june, mut others) = (vec![header], 0u64);
+    for line in lines {
+        if local_month(line.split(',').nth(time_col).unwrap()) == "2025-06" {
+            june.push(line);
+        } else {
+            others += 1;
+        }
+    }
+    assert!(
+        june.len() > 1000 && others > 2000,
+        "{} {others}",
+        june.len()
+    );
+    let cut = dir.path().join("june.csv");
+    std::fs::write(&cut, june.join("\n") + "\n").unwrap();
+
+    let (windowed, alone) = (dir.path().join("windowed"), dir.path().join("alone"));
+    gapmap_ok(&[
+        "analyze",
+        "--samples",
+        s(&all),
+        "--boundaries",
+        s(&b),
+        "--out",
+        s(&windowed),
+        "--from",
+        "2025-06",
+        "--to",
+        "2025-06",
+    ]);
+    crate::util::analyze_default(&cut, &alone);
+    for file in [
+        "quota.csv",
+        "unit_stats.csv",
+        "units.geojson",
+        "heatmap/all.geojson",
+        "heatmap/viettel.geojson",
+    ] {
+        let read = |dir: &std::path::Path| std::fs::read_to_string(dir.join(file)).unwrap();
+        assert!(read(&windowed) == read(&alone), "{file} differs");
+    }
+    // Rows are checked before their month is: the window's run rejects
+    // June's rows the cut's run rejects, and those of May and July.
+    let rejected_ids = |dir: &std::path::Path, keep: &dyn Fn(&str) -> bool| {
+        let (_, rows) = read_csv(&dir.join("rejects.csv"));
+        rows.into_iter()
+            .map(|r| r[3].clone())
+            .filter(|id| keep(id))
+            .collect::<Vec<_>>()
+    };
+    let june_ids: std::collections::HashSet<&str> = june
+        .iter()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    let of_june = rejected_ids(&windowed, &|id| june_ids.contains(id));
+    assert_eq!(of_june, rejected_ids(&alone, &|_| true));
+    assert!(rejected_ids(&windowed, &|_| true).len() > of_june.len());
+    let (w, a) = (
+        json(&windowed.join("summary.json")),
+        json(&alone.join("summary.json")),
+    );
+    let (w, a) = (&w["rows"], &a["rows"]);
+    assert_eq!(w["read"], text.lines().count() as u64 - 1);
+    assert_eq!(w["accepted"], a["accepted"]);
+    assert_eq!(a["excluded"]["outside_window"], 0);
+    // Every row of May and July is rejected, or excluded as Wi-Fi or as
+    // outside the window.
+    let not_accepted = |r: &serde_json::Value| {
+        let rejected: u64 = r["rejected"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum();
+        r["excluded"]["outside_window"].as_u64().unwrap()
+            + r["excluded"]["wifi"].as_u64().unwrap()
+            + rejected
+    };
+    assert_eq!(not_accepted(w), not_accepted(a) + others);
+    assert!(w["excluded"]["outside_window"].as_u64().unwrap() > 2000);
+}

@@ -33,6 +33,8 @@ use gapmap_core::vintage::{View, Vintage, VintageSpec, Vintages};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod memory;
+
 const DEMO_COMMUNES: &str = include_str!("../../../data/vn_default/communes.geojson");
 const DEMO_VILLAGES: &str = include_str!("../../../data/vn_default/villages.geojson");
 const DEMO_COMMUNES_2025: &str =
@@ -606,6 +608,9 @@ fn prepare_out(out: &Path) -> Result<()> {
 
 fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
     prepare_out(&args.out)?;
+    if let Some(w) = memory::check(&args.samples, args.from.is_some() || args.to.is_some()) {
+        say!("gapmap: warning: {w}");
+    }
     let started = std::time::Instant::now();
     let vintages = args.boundary.load()?;
     let load = started.elapsed();

@@ -118,6 +118,23 @@ impl Sample {
     }
 }
 
+/// Peak memory of an analysis, per row of its sample files: measured on
+/// the national job (`notebooks/bench_national.sh`, 2009 communes, ~90 %
+/// of rows accepted), 1 334 MiB at 10 M rows and 389 MiB at 1 M, and
+/// 10 634 MiB at 100 M rows from CSV: 108–110 bytes a row above a fixed
+/// part of boundaries, cell tables and report pages.
+pub const PEAK_BYTES_PER_ROW: u64 = 110;
+
+/// The fixed part of [`PEAK_BYTES_PER_ROW`]'s measure (national communes).
+pub const PEAK_BYTES_FIXED: u64 = 300 << 20;
+
+/// About how much memory an analysis of `rows` sample rows takes at its
+/// peak, when every row lies in the window (a window holds only its own).
+#[must_use]
+pub const fn estimated_peak_bytes(rows: u64) -> u64 {
+    PEAK_BYTES_FIXED.saturating_add(rows.saturating_mul(PEAK_BYTES_PER_ROW))
+}
+
 /// Shards of the device table (a power of two: a device's number carries its shard).
 const SHARDS: usize = 16;
 
@@ -199,6 +216,10 @@ struct Accounts {
     places: Vec<Vec<(u32, PlaceKind, u32)>>,
     carriers: Vec<String>,
     span: Option<(Month, Month)>,
+    /// The window's given bounds (`--from`, `--to`): a sample outside them
+    /// is counted and dropped here, so memory holds only the window's.
+    from: Option<Month>,
+    to: Option<Month>,
 }
 
 /// A row's places in every vintage, its cell, and whether every locator
@@ -449,6 +470,12 @@ impl Accounts {
                     (self.carriers.len() - 1) as u16
                 }
             };
+            // After the carrier is interned: the carriers' order stays that
+            // of every accepted row, whatever the window.
+            if self.from.is_some_and(|a| m < a) || self.to.is_some_and(|b| m > b) {
+                self.counts.excluded.outside_window += 1;
+                continue;
+            }
             // Devices are interned by a 128-bit digest: their ids are
             // never needed again (no output may carry them).
             let device = device_of[ri];
@@ -719,6 +746,8 @@ pub fn ingest(
             places: vec![Vec::new(); vintages.sets.len()],
             carriers: Vec::new(),
             span: None,
+            from: opts.from,
+            to: opts.to,
         },
         device_ix: (0..SHARDS).map(|_| HashMap::default()).collect(),
         seen_ids: Vec::new(),
@@ -784,12 +813,13 @@ pub fn ingest(
         .elapsed()
         .saturating_sub(check_place + account + learn);
     let Accounts {
-        mut samples,
+        samples,
         rejects,
         mut counts,
-        mut places,
+        places,
         carriers,
         span,
+        ..
     } = acc;
 
     let window = match (opts.from, opts.to, span) {
@@ -798,19 +828,12 @@ pub fn ingest(
         (None, Some(b), s) => Some((s.map_or(b, |s| s.0.min(b)), b)),
         (None, None, s) => s,
     };
-    // The window is the data's own span unless given: then no sample lies
-    // outside it, and the samples are not copied to find that out.
-    let inside = |s: &Sample| window.is_some_and(|(from, to)| s.month >= from && s.month <= to);
-    if window.is_some() && !samples.par_iter().all(inside) {
-        let before = samples.len();
-        let keep: Vec<bool> = samples.iter().map(inside).collect();
-        for v in &mut places {
-            let mut k = keep.iter();
-            v.retain(|_| k.next().copied().unwrap_or(false));
-        }
-        samples.retain(inside);
-        counts.excluded.outside_window = (before - samples.len()) as u64;
-    }
+    // Samples outside given bounds were dropped while accounting; the
+    // data's own span bounds the rest.
+    debug_assert!(
+        window.is_none_or(|(from, to)| samples.iter().all(|s| s.month >= from && s.month <= to)),
+        "every sample lies in the window"
+    );
     counts.accepted = samples.len() as u64;
     counts.snapped = samples.par_iter().filter(|s| s.snapped).count() as u64;
     Ok(Ingested {
