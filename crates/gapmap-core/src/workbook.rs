@@ -18,18 +18,20 @@ fn headers(
     extra: &[(String, String)],
     bold: &Format,
 ) -> Result<(), XlsxError> {
-    let mut c: u16 = 0;
-    for (vi, en, w) in cols {
-        ws.write_string_with_format(0, c, *vi, bold)?;
-        ws.write_string_with_format(1, c, *en, bold)?;
-        ws.set_column_width(c, *w)?;
-        c += 1;
+    let names = cols.iter().map(|(vi, en, w)| (*vi, *en, *w)).chain(
+        extra
+            .iter()
+            .map(|(vi, en)| (vi.as_str(), en.as_str(), 16.0)),
+    );
+    // Row by row: a sheet kept in a temporary file cannot go back a row.
+    for (c, (_, _, width)) in (0u16..).zip(names.clone()) {
+        ws.set_column_width(c, width)?;
     }
-    for (vi, en) in extra {
+    for (c, (vi, _, _)) in (0u16..).zip(names.clone()) {
         ws.write_string_with_format(0, c, vi, bold)?;
+    }
+    for (c, (_, en, _)) in (0u16..).zip(names) {
         ws.write_string_with_format(1, c, en, bold)?;
-        ws.set_column_width(c, 16)?;
-        c += 1;
     }
     ws.set_freeze_panes(2, 0)?;
     Ok(())
@@ -102,7 +104,11 @@ pub fn write_report_xlsx(
         num(ws, r, 6, q.samples).map_err(fail)?;
     }
 
-    let ws = wb.add_worksheet();
+    // The units sheet (a year of national months: 140 000 rows) goes to a
+    // temporary file in the output directory row by row, not to memory
+    // (400 MiB); its strings stay shared, as in a sheet Excel saves.
+    wb.set_tempdir(out).map_err(fail)?;
+    let ws = wb.add_worksheet_with_low_memory().map_err(fail)?;
     ws.set_name("Đơn vị").map_err(fail)?;
     let cols: [Column; 14] = [
         ("Tháng", "Month", 9.0),
