@@ -413,25 +413,9 @@ fn local_month(timestamp: &str) -> String {
 #[test]
 fn a_window_analyses_exactly_the_rows_of_its_months() {
     let dir = tempfile::tempdir().unwrap();
-    let (b, v) = crate::util::default_data();
+    let (b, _) = crate::util::default_data();
     let all = dir.path().join("three_months.csv");
-    gapmap_ok(&[
-        "simulate",
-        "--boundaries",
-        s(&b),
-        "--villages",
-        s(&v),
-        "--out",
-        s(&all),
-        "--from",
-        "2025-05",
-        "--to",
-        "2025-07",
-        "--samples",
-        "2000",
-        "--dirty-rate",
-        "0",
-    ]);
+    crate::util::simulate_default_months(&all, 42, 2000, 0.0, ("2025-05", "2025-07"));
     let text = std::fs::read_to_string(&all).unwrap();
     let mut lines = text.lines();
     let header = lines.next().unwrap();

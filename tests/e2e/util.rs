@@ -67,6 +67,18 @@ pub fn default_data() -> (PathBuf, PathBuf) {
 
 /// Simulates one month (2025-06) over the default data into `out`.
 pub fn simulate_default(out: &Path, seed: u64, samples: u64, dirty_rate: f64) {
+    simulate_default_months(out, seed, samples, dirty_rate, ("2025-06", "2025-06"));
+}
+
+/// Simulates the months `from..=to` over the default data into `out`
+/// (`samples` a month).
+pub fn simulate_default_months(
+    out: &Path,
+    seed: u64,
+    samples: u64,
+    dirty_rate: f64,
+    (from, to): (&str, &str),
+) {
     let (b, v) = default_data();
     let (seed, samples, dirty) = (
         seed.to_string(),
@@ -84,7 +96,9 @@ pub fn simulate_default(out: &Path, seed: u64, samples: u64, dirty_rate: f64) {
         "--seed",
         &seed,
         "--from",
-        "2025-06",
+        from,
+        "--to",
+        to,
         "--samples",
         &samples,
         "--dirty-rate",
