@@ -8,16 +8,51 @@ use gapmap_core::ingest_run::estimated_peak_bytes;
 
 /// The memory this process may still take, in bytes: the system's
 /// available memory (`MemAvailable`), or less if a control group (a
-/// container, a systemd slice) leaves less. `None` where neither is known.
+/// container, a systemd slice, cgroup v1 or v2) leaves less. `None` where
+/// neither is known.
 pub fn available_bytes() -> Option<u64> {
-    let system = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| meminfo_available(&t));
-    let read = |name: &str| std::fs::read_to_string(Path::new("/sys/fs/cgroup").join(name));
-    let group = match (read("memory.max"), read("memory.current")) {
-        (Ok(max), Ok(current)) => cgroup_headroom(&max, &current),
-        _ => None,
+    let read = |p: &Path| std::fs::read_to_string(p).ok();
+    let system = read(Path::new("/proc/meminfo")).and_then(|t| meminfo_available(&t));
+    let (v2, v1) = read(Path::new("/proc/self/cgroup"))
+        .map(|t| cgroup_paths(&t))
+        .unwrap_or_default();
+    let root = Path::new("/sys/fs/cgroup");
+    let mut group: Option<u64> = None;
+    let mut narrow = |h: Option<u64>| {
+        if let Some(h) = h {
+            group = Some(group.map_or(h, |g| g.min(h)));
+        }
     };
+    // v1: the memory controller's `hierarchical_memory_limit` already
+    // takes the ancestors' limits into account.
+    if let Some(path) = v1 {
+        let dir = root.join("memory").join(path.trim_start_matches('/'));
+        let stat = read(&dir.join("memory.stat")).unwrap_or_default();
+        let usage = read(&dir.join("memory.usage_in_bytes")).and_then(|t| t.trim().parse().ok());
+        narrow(
+            stat_value(&stat, "hierarchical_memory_limit").and_then(|limit| {
+                let cache = stat_value(&stat, "total_active_file").unwrap_or(0)
+                    + stat_value(&stat, "total_inactive_file").unwrap_or(0);
+                headroom(limit, usage?, cache)
+            }),
+        );
+    }
+    // v2: each level's `memory.max`, up to the root (pure v2, or the
+    // hybrid layout's `unified` mount).
+    if let Some(path) = v2 {
+        for base in [root.to_path_buf(), root.join("unified")] {
+            let mut dir = Some(base.join(path.trim_start_matches('/')));
+            while let Some(d) = dir.filter(|d| d.starts_with(&base)) {
+                let max = read(&d.join("memory.max")).and_then(|t| t.trim().parse().ok());
+                let current = read(&d.join("memory.current")).and_then(|t| t.trim().parse().ok());
+                let stat = read(&d.join("memory.stat")).unwrap_or_default();
+                let cache = stat_value(&stat, "active_file").unwrap_or(0)
+                    + stat_value(&stat, "inactive_file").unwrap_or(0);
+                narrow(max.zip(current).and_then(|(m, c)| headroom(m, c, cache)));
+                dir = d.parent().map(Path::to_path_buf);
+            }
+        }
+    }
     match (system, group) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -32,12 +67,38 @@ fn meminfo_available(meminfo: &str) -> Option<u64> {
     (words.next() == Some("kB")).then(|| kib.saturating_mul(1024))
 }
 
-/// What a control group's limit (`memory.max`: bytes or `max`) leaves
-/// above its use (`memory.current`); `None` without a limit.
-fn cgroup_headroom(max: &str, current: &str) -> Option<u64> {
-    let max: u64 = max.trim().parse().ok()?;
-    let current: u64 = current.trim().parse().ok()?;
-    Some(max.saturating_sub(current))
+/// The process's control group in `/proc/self/cgroup`: its cgroup v2 path
+/// (`0::path`) and its cgroup v1 memory controller's path.
+fn cgroup_paths(text: &str) -> (Option<String>, Option<String>) {
+    let (mut v2, mut v1) = (None, None);
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if id == "0" && controllers.is_empty() {
+            v2 = Some(path.to_owned());
+        } else if controllers.split(',').any(|c| c == "memory") {
+            v1 = Some(path.to_owned());
+        }
+    }
+    (v2, v1)
+}
+
+/// A `key value` line's value in a cgroup's `memory.stat`.
+fn stat_value(stat: &str, key: &str) -> Option<u64> {
+    stat.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// What a control group's `limit` leaves above its `usage`, its file cache
+/// (which the kernel reclaims before failing) not counted as used; `None`
+/// when the limit is none (cgroup v1 writes "none" as about 2^63).
+fn headroom(limit: u64, usage: u64, file_cache: u64) -> Option<u64> {
+    (limit < 1 << 62).then(|| limit.saturating_sub(usage.saturating_sub(file_cache)))
 }
 
 /// The warning for `rows` sample rows when their analysis needs more than
@@ -87,13 +148,34 @@ mod tests {
     }
 
     #[test]
-    fn cgroup_headroom_is_limit_minus_use() {
+    fn cgroup_paths_of_v1_v2_and_hybrid_layouts() {
+        let v1 = "9:name=systemd:/\n4:memory:/process_api/6c35\n3:cpuset:/\n0::/\n";
         assert_eq!(
-            cgroup_headroom("4294967296\n", "1073741824\n"),
-            Some(3 << 30)
+            cgroup_paths(v1),
+            (Some("/".to_owned()), Some("/process_api/6c35".to_owned()))
         );
-        assert_eq!(cgroup_headroom("max\n", "1073741824\n"), None);
-        assert_eq!(cgroup_headroom("100\n", "200\n"), Some(0));
+        let v2 = "0::/system.slice/gapmap.service\n";
+        assert_eq!(
+            cgroup_paths(v2),
+            (Some("/system.slice/gapmap.service".to_owned()), None)
+        );
+        let joint = "5:cpu,memory,pids:/batch\n";
+        assert_eq!(cgroup_paths(joint), (None, Some("/batch".to_owned())));
+    }
+
+    #[test]
+    fn cgroup_headroom_is_limit_minus_use_without_file_cache() {
+        let stat = "cache 3452170240\nrss 286588928\nhierarchical_memory_limit 4294967296\n\
+                    total_active_file 2000\ntotal_inactive_file 1000\n";
+        assert_eq!(stat_value(stat, "hierarchical_memory_limit"), Some(4 << 30));
+        assert_eq!(stat_value(stat, "total_active_file"), Some(2000));
+        assert_eq!(stat_value(stat, "active_file"), None);
+        // 4 GiB limit, 1 GiB used of which 3 000 bytes are file cache.
+        assert_eq!(headroom(4 << 30, (1 << 30) + 3000, 3000), Some(3 << 30));
+        assert_eq!(headroom(100, 200, 0), Some(0));
+        assert_eq!(headroom(100, 50, 80), Some(100));
+        // cgroup v1's "no limit".
+        assert_eq!(headroom(9_223_372_036_854_771_712, 1, 0), None);
     }
 
     #[test]
