@@ -489,15 +489,7 @@ fn a_window_analyses_exactly_the_rows_of_its_months() {
     // Every row of May and July is rejected, or excluded as Wi-Fi or as
     // outside the window.
     let not_accepted = |r: &serde_json::Value| {
-        let rejected: u64 = r["rejected"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|n| n.as_u64().unwrap())
-            .sum();
-        r["excluded"]["outside_window"].as_u64().unwrap()
-            + r["excluded"]["wifi"].as_u64().unwrap()
-            + rejected
+        crate::util::total(&r["rejected"]) + crate::util::total(&r["excluded"])
     };
     assert_eq!(not_accepted(w), not_accepted(a) + others);
     assert!(w["excluded"]["outside_window"].as_u64().unwrap() > 2000);

@@ -185,18 +185,8 @@ fn garbage_rows_are_rejected_not_fatal() {
     let summary = crate::util::json(&out.join("summary.json"));
     let rows = &summary["rows"];
     let read = rows["read"].as_u64().unwrap();
-    let rejected: u64 = rows["rejected"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    let excluded: u64 = rows["excluded"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
+    let rejected = crate::util::total(&rows["rejected"]);
+    let excluded = crate::util::total(&rows["excluded"]);
     assert_eq!(
         read,
         rows["accepted"].as_u64().unwrap() + rejected + excluded

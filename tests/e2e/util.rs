@@ -53,6 +53,16 @@ pub fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("read json")).expect("parse json")
 }
 
+/// The sum of a JSON object's counts (`summary.json`'s `rejected`, `excluded`).
+pub fn total(counts: &serde_json::Value) -> u64 {
+    counts
+        .as_object()
+        .expect("an object of counts")
+        .values()
+        .map(|n| n.as_u64().expect("a count"))
+        .sum()
+}
+
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
