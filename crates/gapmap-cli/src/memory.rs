@@ -43,12 +43,18 @@ pub fn available_bytes() -> Option<u64> {
         for base in [root.to_path_buf(), root.join("unified")] {
             let mut dir = Some(base.join(path.trim_start_matches('/')));
             while let Some(d) = dir.filter(|d| d.starts_with(&base)) {
-                let max = read(&d.join("memory.max")).and_then(|t| t.trim().parse().ok());
-                let current = read(&d.join("memory.current")).and_then(|t| t.trim().parse().ok());
-                let stat = read(&d.join("memory.stat")).unwrap_or_default();
-                let cache = stat_value(&stat, "active_file").unwrap_or(0)
-                    + stat_value(&stat, "inactive_file").unwrap_or(0);
-                narrow(max.zip(current).and_then(|(m, c)| headroom(m, c, cache)));
+                let number = |name: &str| read(&d.join(name)).and_then(|t| t.trim().parse().ok());
+                // `memory.max` is "max" where this level sets no limit.
+                narrow(
+                    number("memory.max")
+                        .zip(number("memory.current"))
+                        .and_then(|(m, c)| {
+                            let stat = read(&d.join("memory.stat")).unwrap_or_default();
+                            let cache = stat_value(&stat, "active_file").unwrap_or(0)
+                                + stat_value(&stat, "inactive_file").unwrap_or(0);
+                            headroom(m, c, cache)
+                        }),
+                );
                 dir = d.parent().map(Path::to_path_buf);
             }
         }

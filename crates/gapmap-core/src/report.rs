@@ -529,6 +529,52 @@ pub fn months(window: Option<(Month, Month)>) -> Vec<Month> {
         .unwrap_or_default()
 }
 
+/// One unit of one level of a reported set in one month, with its statistics.
+pub(crate) struct UnitRow<'a> {
+    pub month: Month,
+    pub set: &'a ReportSet<'a>,
+    /// Level index.
+    pub li: usize,
+    pub level: &'a crate::boundaries::LevelSpec,
+    /// Unit index within the level.
+    pub ui: usize,
+    pub unit: &'a crate::boundaries::Unit,
+    /// Its statistics (`empty` when it has no sample that month).
+    pub stats: &'a UnitMonth,
+}
+
+/// Every unit of the reports in their order: month by month, each month
+/// on the sets that report it, level by level (`quota.csv`,
+/// `unit_stats.csv`, `report.xlsx`).
+pub(crate) fn unit_rows<'a>(
+    months: &'a [Month],
+    sets: &'a [ReportSet<'a>],
+    empty: &'a UnitMonth,
+) -> impl Iterator<Item = UnitRow<'a>> {
+    months.iter().flat_map(move |&month| {
+        sets.iter()
+            .filter(move |s| s.months.contains(&month))
+            .flat_map(move |set| {
+                let b = set.boundaries;
+                b.levels.0.iter().enumerate().flat_map(move |(li, level)| {
+                    b.units[li].iter().enumerate().map(move |(ui, unit)| {
+                        #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
+                        let stats = set.stats[li].get(&(month, ui as u32)).unwrap_or(empty);
+                        UnitRow {
+                            month,
+                            set,
+                            li,
+                            level,
+                            ui,
+                            unit,
+                            stats,
+                        }
+                    })
+                })
+            })
+    })
+}
+
 /// Writes `quota.csv` and `unit_stats.csv` (month by month, each month on
 /// the sets that report it, in order), and returns the per-level summary.
 ///
@@ -542,14 +588,13 @@ pub fn write_quota_and_stats(
     reach: Option<&VillageReach>,
 ) -> Result<Vec<QuotaSummary>> {
     let months = months(ing.window);
-    let empty = UnitMonth::default();
     let mut summary = Vec::new();
     for &month in &months {
         for set in sets.iter().filter(|s| s.months.contains(&month)) {
             let b = set.boundaries;
             for (li, level) in b.levels.0.iter().enumerate() {
                 let (mut met, mut level_samples) = (0u64, 0u64);
-                for (ui, _) in b.units[li].iter().enumerate() {
+                for ui in 0..b.units[li].len() {
                     #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
                     let n = set.stats[li]
                         .get(&(month, ui as u32))
@@ -576,60 +621,40 @@ pub fn write_quota_and_stats(
             }
         }
     }
-    // Every (month, set, level, unit) in the files' order, with its
-    // statistics. The rows are made as they are written: a year of national
-    // statistics is 640 000 rows of 12 fields, 300 MiB held as strings.
-    let empty = &empty;
-    let months = &months;
-    let units = || {
-        months.iter().flat_map(move |&month| {
-            sets.iter()
-                .filter(move |s| s.months.contains(&month))
-                .flat_map(move |set| {
-                    let b = set.boundaries;
-                    b.levels.0.iter().enumerate().flat_map(move |(li, level)| {
-                        b.units[li].iter().enumerate().map(move |(ui, unit)| {
-                            #[allow(
-                                clippy::cast_possible_truncation,
-                                reason = "unit counts fit u32"
-                            )]
-                            let um = set.stats[li].get(&(month, ui as u32)).unwrap_or(empty);
-                            (month, set, li, level, ui, unit, um)
-                        })
-                    })
-                })
-        })
-    };
-    let quota_rows = units().map(|(month, set, li, level, ui, unit, um)| {
-        let b = set.boundaries;
+    // The rows are made as they are written: a year of national statistics
+    // is 640 000 rows of 12 fields, 300 MiB held as strings.
+    let empty = UnitMonth::default();
+    let units = || unit_rows(&months, sets, &empty);
+    let quota_rows = units().map(|row| {
+        let (li, ui, um) = (row.li, row.ui, row.stats);
         let n = um.all.samples;
-        let ok = n >= quota;
-        let parent = unit
+        let parent = row
+            .unit
             .parent
-            .map(|p| b.units[li - 1][p as usize].code.clone())
+            .map(|p| row.set.boundaries.units[li - 1][p as usize].code.clone())
             .unwrap_or_default();
         #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
-        let village_measured = reach.filter(|r| r.label == set.label).map(|r| {
+        let village_measured = reach.filter(|r| r.label == row.set.label).map(|r| {
             (
                 r.measured
-                    .get(&(month, li, ui as u32))
+                    .get(&(row.month, li, ui as u32))
                     .copied()
                     .unwrap_or(0),
                 r.total[li][ui],
             )
         });
         [
-            month.to_string(),
-            level.name.clone(),
-            unit.code.clone(),
-            unit.name.clone(),
+            row.month.to_string(),
+            row.level.name.clone(),
+            row.unit.code.clone(),
+            row.unit.name.clone(),
             parent,
             n.to_string(),
             um.all.devices.to_string(),
             quota.to_string(),
-            ok.to_string(),
+            (n >= quota).to_string(),
             quota.saturating_sub(n).to_string(),
-            set.label.to_owned(),
+            row.set.label.to_owned(),
             um.all.effective.to_string(),
             um.all.cells.to_string(),
             village_measured
@@ -664,17 +689,18 @@ pub fn write_quota_and_stats(
         ],
         quota_rows,
     )?;
-    let stat_rows = units().flat_map(|(month, set, _, level, _, unit, um)| {
-        let groups = std::iter::once(("ALL", &um.all)).chain(
-            um.by_carrier
+    let stat_rows = units().flat_map(|row| {
+        let groups = std::iter::once(("ALL", &row.stats.all)).chain(
+            row.stats
+                .by_carrier
                 .iter()
                 .map(|(c, g)| (ing.carriers[*c as usize].as_str(), g)),
         );
         groups.map(move |(carrier, g)| {
             [
-                month.to_string(),
-                level.name.clone(),
-                unit.code.clone(),
+                row.month.to_string(),
+                row.level.name.clone(),
+                row.unit.code.clone(),
                 carrier.to_owned(),
                 g.samples.to_string(),
                 g.devices.to_string(),
@@ -683,7 +709,7 @@ pub fn write_quota_and_stats(
                 fmt_decimal(g.download_p90, DECIMALS),
                 fmt_decimal(g.upload_median, DECIMALS),
                 fmt_decimal(g.latency_median, DECIMALS),
-                set.label.to_owned(),
+                row.set.label.to_owned(),
             ]
         })
     });

@@ -7,7 +7,7 @@ use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, Workbook, Worksheet,
 
 use crate::error::{Error, Result};
 use crate::output::write_atomic;
-use crate::report::{GroupStats, QuotaSummary, ReportSet, UnitMonth};
+use crate::report::{GroupStats, QuotaSummary, ReportSet, UnitMonth, unit_rows};
 
 /// A column: Vietnamese header, English header, width.
 type Column = (&'static str, &'static str, f64);
@@ -137,60 +137,52 @@ pub fn write_report_xlsx(
         .collect();
     headers(ws, &cols, &extra, &bold).map_err(fail)?;
     let empty = UnitMonth::default();
-    let mut r: u32 = 2;
     let months: Vec<_> = {
         let mut m: Vec<_> = sets.iter().flat_map(|s| s.months.iter().copied()).collect();
         m.sort_unstable();
         m.dedup();
         m
     };
-    for month in months {
-        for set in sets.iter().filter(|s| s.months.contains(&month)) {
-            let b = set.boundaries;
-            let finest = b.units.len() - 1;
-            for (li, level) in b.levels.0.iter().enumerate() {
-                for (ui, unit) in b.units[li].iter().enumerate() {
-                    #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
-                    let um = set.stats[li].get(&(month, ui as u32)).unwrap_or(&empty);
-                    let n = um.all.samples;
-                    ws.write_string(r, 0, month.to_string()).map_err(fail)?;
-                    ws.write_string(r, 1, set.label).map_err(fail)?;
-                    ws.write_string(r, 2, &level.name).map_err(fail)?;
-                    ws.write_string(r, 3, &unit.code).map_err(fail)?;
-                    ws.write_string(r, 4, &unit.name).map_err(fail)?;
-                    if let Some(p) = unit.parent {
-                        ws.write_string(r, 5, &b.units[li - 1][p as usize].code)
-                            .map_err(fail)?;
-                    }
-                    num(ws, r, 6, n).map_err(fail)?;
-                    num(ws, r, 7, um.all.devices).map_err(fail)?;
-                    num(ws, r, 8, quota).map_err(fail)?;
-                    ws.write_boolean(r, 9, n >= quota).map_err(fail)?;
-                    num(ws, r, 10, quota.saturating_sub(n)).map_err(fail)?;
-                    if let Some((label, per_unit)) = reach
-                        && li == finest
-                        && label == set.label
-                    {
-                        let (v, hit) = per_unit[ui];
-                        num(ws, r, 11, v).map_err(fail)?;
-                        num(ws, r, 12, hit).map_err(fail)?;
-                    }
-                    for (k, c) in carriers.iter().enumerate() {
-                        let g: Option<&GroupStats> = um
-                            .by_carrier
-                            .iter()
-                            .find(|(ci, _)| carrier_names.get(*ci as usize) == Some(c))
-                            .map(|(_, g)| g);
-                        if let Some(m) = g.and_then(|g| g.download_median) {
-                            #[allow(clippy::cast_possible_truncation, reason = "few carriers")]
-                            ws.write_number_with_format(r, 14 + k as u16, m, &mbps)
-                                .map_err(fail)?;
-                        }
-                    }
-                    r += 1;
-                }
+    let mut r: u32 = 2;
+    for row in unit_rows(&months, sets, &empty) {
+        let (set, unit, li, um) = (row.set, row.unit, row.li, row.stats);
+        let b = set.boundaries;
+        let n = um.all.samples;
+        ws.write_string(r, 0, row.month.to_string()).map_err(fail)?;
+        ws.write_string(r, 1, set.label).map_err(fail)?;
+        ws.write_string(r, 2, &row.level.name).map_err(fail)?;
+        ws.write_string(r, 3, &unit.code).map_err(fail)?;
+        ws.write_string(r, 4, &unit.name).map_err(fail)?;
+        if let Some(p) = unit.parent {
+            ws.write_string(r, 5, &b.units[li - 1][p as usize].code)
+                .map_err(fail)?;
+        }
+        num(ws, r, 6, n).map_err(fail)?;
+        num(ws, r, 7, um.all.devices).map_err(fail)?;
+        num(ws, r, 8, quota).map_err(fail)?;
+        ws.write_boolean(r, 9, n >= quota).map_err(fail)?;
+        num(ws, r, 10, quota.saturating_sub(n)).map_err(fail)?;
+        if let Some((label, per_unit)) = reach
+            && li == b.units.len() - 1
+            && label == set.label
+        {
+            let (v, hit) = per_unit[row.ui];
+            num(ws, r, 11, v).map_err(fail)?;
+            num(ws, r, 12, hit).map_err(fail)?;
+        }
+        for (k, c) in carriers.iter().enumerate() {
+            let g: Option<&GroupStats> = um
+                .by_carrier
+                .iter()
+                .find(|(ci, _)| carrier_names.get(*ci as usize) == Some(c))
+                .map(|(_, g)| g);
+            if let Some(m) = g.and_then(|g| g.download_median) {
+                #[allow(clippy::cast_possible_truncation, reason = "few carriers")]
+                ws.write_number_with_format(r, 14 + k as u16, m, &mbps)
+                    .map_err(fail)?;
             }
         }
+        r += 1;
     }
     if r > 2 {
         #[allow(clippy::cast_possible_truncation, reason = "few carriers")]
