@@ -24,7 +24,7 @@ use gapmap_core::manifest;
 use gapmap_core::month::Month;
 use gapmap_core::rule::{Rule, Status};
 use gapmap_core::schema::{ColumnMap, Network};
-use gapmap_core::simulate::{SimOptions, simulate, write_samples, write_truth};
+use gapmap_core::simulate::{SimOptions, write_simulated, write_truth};
 use gapmap_core::villages::{VillageProperties, load_villages, villages_from};
 use gapmap_core::vintage::{View, Vintage, VintageSpec, Vintages};
 
@@ -688,20 +688,16 @@ fn run_simulate(args: &SimulateArgs) -> Result<()> {
         name: args.village_name.clone(),
     };
     let villages = load_villages(&args.villages, &props)?;
-    let out = simulate(
+    let out = write_simulated(
+        &args.out,
         &boundaries,
         &villages,
         &sim_options(&args.sim, ("2025-06", "2025-06"))?,
     )?;
-    write_samples(&args.out, &out.rows)?;
     if let Some(t) = &args.truth {
         write_truth(t, &out.truth)?;
     }
-    say!(
-        "gapmap: wrote {} rows to {}",
-        out.rows.len(),
-        args.out.display()
-    );
+    say!("gapmap: wrote {} rows to {}", out.rows, args.out.display());
     Ok(())
 }
 
@@ -760,19 +756,19 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
         &VillageProperties::default(),
     )?;
     // Twelve months across the reform of 1 July 2025.
-    let sim = simulate(
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let samples = args.out.join("samples.csv");
+    let sim = write_simulated(
+        &samples,
         &boundaries,
         &villages,
         &sim_options(&args.sim, ("2024-08", "2025-07"))?,
     )?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let samples = args.out.join("samples.csv");
-    write_samples(&samples, &sim.rows)?;
     write_truth(&args.out.join("truth.csv"), &sim.truth)?;
     say!(
         "gapmap: simulated {} rows over {} communes and {} villages (Bắc Kạn, Quảng Ninh) → {}",
-        sim.rows.len(),
+        sim.rows,
         boundaries.finest().len(),
         villages.len(),
         samples.display()

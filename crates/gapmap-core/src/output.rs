@@ -5,8 +5,65 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Writes a file atomically: the content goes to a temporary file in the same
-/// directory, which is renamed over the target only when complete.
+/// A file written in place of its target only when complete: the content
+/// goes to a temporary file in the same directory, renamed over the target
+/// by [`AtomicFile::commit`]; dropped before that, it leaves nothing.
+#[derive(Debug)]
+pub struct AtomicFile {
+    path: std::path::PathBuf,
+    out: std::io::BufWriter<tempfile::NamedTempFile>,
+}
+
+impl AtomicFile {
+    /// Starts writing `path` (its directory is created if need be).
+    ///
+    /// # Errors
+    /// The directory is not writable.
+    pub fn create(path: &Path) -> Result<Self> {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".gapmap-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| Error::io(dir, e))?;
+        Ok(Self {
+            path: path.to_owned(),
+            out: std::io::BufWriter::with_capacity(1 << 20, tmp),
+        })
+    }
+
+    /// Where the content goes (buffered).
+    pub fn writer(&mut self) -> &mut dyn Write {
+        &mut self.out
+    }
+
+    /// Puts the complete file in place of its target.
+    ///
+    /// # Errors
+    /// Writing, syncing or renaming fails.
+    pub fn commit(self) -> Result<()> {
+        let Self { path, out } = self;
+        let tmp = out
+            .into_inner()
+            .map_err(|e| Error::io(&path, e.into_error()))?;
+        tmp.as_file().sync_all().map_err(|e| Error::io(&path, e))?;
+        // Temporary files are private (0600); outputs are for others to read too.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+                .map_err(|e| Error::io(&path, e))?;
+        }
+        tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+        Ok(())
+    }
+}
+
+/// Writes a file atomically (see [`AtomicFile`]).
 ///
 /// # Errors
 /// The directory is not writable, or writing fails.
@@ -14,31 +71,9 @@ pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".gapmap-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    {
-        let mut buf = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        write(&mut buf).map_err(|e| Error::io(path, e))?;
-        buf.flush().map_err(|e| Error::io(path, e))?;
-    }
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    // Temporary files are private (0600); outputs are for others to read too.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-            .map_err(|e| Error::io(path, e))?;
-    }
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    let mut file = AtomicFile::create(path)?;
+    write(file.writer()).map_err(|e| Error::io(path, e))?;
+    file.commit()
 }
 
 /// Writes a value as pretty-printed JSON with a trailing newline, atomically.

@@ -33,6 +33,7 @@ use std::path::Path;
 use geo::InteriorPoint;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use crate::boundaries::{Boundaries, Locator};
 use crate::error::{Error, Result};
@@ -290,302 +291,505 @@ fn model_median(base: f64, d: f64, dead_zone_m: f64) -> (f64, bool) {
 struct UnitPlan {
     centre: (f64, f64),
     villages: Vec<usize>,
+    /// Cumulative activity of `villages`, to pick one.
+    village_cum: Vec<f64>,
     town: bool,
     weight: f64,
 }
 
-/// Runs the simulation.
-///
-/// # Errors
-/// No usable units.
-#[allow(clippy::too_many_lines, reason = "one model, read top to bottom")]
-pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Result<SimOutput> {
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let finest = b.finest();
-    let locator = Locator::new(b, 0.0);
-    // Villages by unit (no snapping, as in the analysis).
-    let mut village_unit: Vec<Option<u32>> = Vec::with_capacity(villages.len());
-    let mut units: Vec<UnitPlan> = b
-        .shapes
-        .iter()
-        .zip(finest)
-        .map(|(shape, u)| {
-            let c = shape
-                .interior_point()
-                .map_or((0.0, 0.0), |p| (p.x(), p.y()));
-            let lower = u.name.to_lowercase();
-            let town = lower.starts_with("phường")
-                || lower.starts_with("thị trấn")
-                || lower.starts_with("phuong");
-            UnitPlan {
-                centre: c,
-                villages: Vec::new(),
-                town,
-                weight: 0.0,
-            }
-        })
-        .collect();
-    for (i, v) in villages.iter().enumerate() {
-        let u = locator.locate(v.lon, v.lat).map(|p| p.unit());
-        if let Some(u) = u {
-            units[u as usize].villages.push(i);
-        }
-        village_unit.push(u);
-    }
-    if units.is_empty() {
-        return Err(Error::Config(
-            "simulate: the boundaries have no units".to_owned(),
-        ));
-    }
-    // Volume weights: population^0.8 × log-normal mobilisation. Population:
-    // sum of known village populations, else a rural default.
-    for u in &mut units {
-        let pop: f64 = u
-            .villages
-            .iter()
-            .filter_map(|&v| villages[v].population)
-            .sum::<f64>()
-            .max(3_000.0)
-            + 1_000.0 * u.villages.len() as f64;
-        u.weight = pop.powf(0.8) * (1.2 * normal(&mut rng)).exp() * if u.town { 2.0 } else { 1.0 };
-    }
-    // Sites per carrier: at villages and unit centres, jittered 300 m.
-    let mut sites: Vec<rstar::RTree<[f64; 2]>> = Vec::new();
-    for c in &opts.carriers {
-        let mut pts = Vec::new();
-        for u in &units {
-            if rng.random::<f64>() < c.centre_site {
-                let (x, y) = jitter(&mut rng, u.centre.0, u.centre.1, 300.0);
-                pts.push([x, y]);
-            }
-        }
-        for v in villages {
-            if rng.random::<f64>() < c.village_site {
-                let (x, y) = jitter(&mut rng, v.lon, v.lat, 300.0);
-                pts.push([x, y]);
-            }
-        }
-        sites.push(rstar::RTree::bulk_load(pts));
-    }
-    // Terrain shadows per village and carrier.
-    let nc = opts.carriers.len();
-    let shadow: Vec<bool> = (0..villages.len() * nc)
-        .map(|i| rng.random::<f64>() < opts.carriers[i % nc].shadow)
-        .collect();
-    let nearest_site = |ci: usize, lon: f64, lat: f64| -> f64 {
-        sites[ci]
-            .nearest_neighbor([lon, lat])
-            .map_or(f64::INFINITY, |s| haversine_m(lon, lat, s[0], s[1]))
-    };
-    let share = cumulative(opts.carriers.iter().map(|c| c.share));
-    let unit_cum = cumulative(units.iter().map(|u| u.weight));
-    // Village activity: some villages see no tester at all.
-    let activity: Vec<f64> = villages
-        .iter()
-        .map(|_| (1.5 * normal(&mut rng) - 0.5).exp())
-        .collect();
+/// A unit's devices (carrier, Android; the `k`th is named `dev-{unit code}-{k}`)
+/// and their cumulative test rates.
+type Pool = (Vec<(usize, bool)>, Vec<f64>);
 
-    struct Draft {
-        fields: [String; 11],
-        download: f64,
-        upload_ratio: f64,
-        mobile: bool,
-        dead: bool,
-    }
-    let mut drafts: Vec<Draft> = Vec::new();
-    type Pool = (Vec<(String, usize, bool)>, Vec<f64>);
-    let mut device_pools: HashMap<usize, Pool> = HashMap::new();
-    let mut test_no: u64 = 0;
-    for month in opts.from.through(opts.to) {
-        let (m_first, days) = month_bounds(month);
-        for _ in 0..opts.samples_per_month {
-            let ui = pick(&mut rng, &unit_cum);
-            let unit = &units[ui];
-            // Device pool of the unit, created on first use: about 6 tests per device.
-            let pool = device_pools.entry(ui).or_insert_with(|| {
-                let expected = opts.samples_per_month as f64 * unit.weight
-                    / unit_cum.last().copied().unwrap_or(1.0);
-                let n = ((expected / 6.0).ceil() as usize).clamp(1, 5_000);
-                let devices = (0..n)
-                    .map(|k| {
-                        let carrier = pick(&mut rng, &share);
-                        let android = rng.random::<f64>() < 0.75;
-                        (format!("dev-{}-{k}", finest[ui].code), carrier, android)
-                    })
-                    .collect::<Vec<_>>();
-                // Android devices run auto-tests: three times the rate of iOS.
-                let cum = cumulative(devices.iter().map(|d| if d.2 { 3.0 } else { 1.0 }));
-                (devices, cum)
-            });
-            let (device, ci, android) = pool.0[pick(&mut rng, &pool.1)].clone();
-            // Place.
-            let (lon, lat) =
-                if rng.random::<f64>() < opts.campaign_share || unit.villages.is_empty() {
-                    let sigma = if unit.villages.is_empty() {
-                        1_500.0
-                    } else {
-                        300.0
-                    };
-                    jitter(&mut rng, unit.centre.0, unit.centre.1, sigma)
-                } else {
-                    let vc = cumulative(unit.villages.iter().map(|&v| activity[v]));
-                    let v = &villages[unit.villages[pick(&mut rng, &vc)]];
-                    jitter(&mut rng, v.lon, v.lat, 400.0)
-                };
-            // Network.
-            let r: f64 = rng.random();
-            let five_g = if unit.town { 0.25 } else { 0.03 };
-            let (network, tech) = if r < 0.08 {
-                ("WIFI", 2.0)
-            } else if r < 0.08 + five_g {
-                (["5G", "NR"][usize::from(rng.random::<bool>())], 3.0)
-            } else if r < 0.14 + five_g {
-                (["3G", "WCDMA", "HSPA"][rng.random_range(0..3)], 0.15)
-            } else if r < 0.15 + five_g {
-                ("2G", 0.02)
-            } else {
-                (["4G", "LTE", "lte"][rng.random_range(0..3)], 1.0)
-            };
-            let carrier = &opts.carriers[ci];
-            let d = nearest_site(ci, lon, lat);
-            // A shadow covers a hamlet's area: the test's nearest village of its unit within 2 km.
-            let area = unit
+/// Rows made, dirtied and handed on at a time (a Parquet row group each):
+/// what the generator holds is this batch, whatever the sample count.
+const BATCH_ROWS: usize = 1 << 18;
+
+/// The model's fixed parts, drawn first from the seed.
+struct Model<'a> {
+    opts: &'a SimOptions,
+    finest: &'a [crate::boundaries::Unit],
+    villages: &'a [Village],
+    village_unit: Vec<Option<u32>>,
+    units: Vec<UnitPlan>,
+    sites: Vec<rstar::RTree<[f64; 2]>>,
+    /// Per village and carrier: in a terrain shadow.
+    shadow: Vec<bool>,
+    share: Vec<f64>,
+    unit_cum: Vec<f64>,
+}
+
+/// The random stream of tests after the model's fixed parts, with the
+/// device pools it creates on the way.
+struct Tests {
+    rng: ChaCha8Rng,
+    pools: HashMap<usize, Pool>,
+    test_no: u64,
+}
+
+/// Everything a test's row is made from, drawn in the model's order.
+struct Draw {
+    unit: usize,
+    device: usize,
+    android: bool,
+    lon: f64,
+    lat: f64,
+    network: &'static str,
+    fail: bool,
+    /// Before calibration.
+    download: f64,
+    mobile: bool,
+    dead: bool,
+    time: chrono::NaiveDateTime,
+    utc: bool,
+    test_no: u64,
+    latency: f64,
+    spelling: &'static str,
+    upload_ratio: f64,
+}
+
+impl<'a> Model<'a> {
+    fn new(
+        b: &'a Boundaries,
+        villages: &'a [Village],
+        opts: &'a SimOptions,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self> {
+        let finest = b.finest();
+        let locator = Locator::new(b, 0.0);
+        // Villages by unit (no snapping, as in the analysis).
+        let mut village_unit: Vec<Option<u32>> = Vec::with_capacity(villages.len());
+        let mut units: Vec<UnitPlan> = b
+            .shapes
+            .iter()
+            .zip(finest)
+            .map(|(shape, u)| {
+                let c = shape
+                    .interior_point()
+                    .map_or((0.0, 0.0), |p| (p.x(), p.y()));
+                let lower = u.name.to_lowercase();
+                let town = lower.starts_with("phường")
+                    || lower.starts_with("thị trấn")
+                    || lower.starts_with("phuong");
+                UnitPlan {
+                    centre: c,
+                    villages: Vec::new(),
+                    village_cum: Vec::new(),
+                    town,
+                    weight: 0.0,
+                }
+            })
+            .collect();
+        for (i, v) in villages.iter().enumerate() {
+            let u = locator.locate(v.lon, v.lat).map(|p| p.unit());
+            if let Some(u) = u {
+                units[u as usize].villages.push(i);
+            }
+            village_unit.push(u);
+        }
+        if units.is_empty() {
+            return Err(Error::Config(
+                "simulate: the boundaries have no units".to_owned(),
+            ));
+        }
+        // Volume weights: population^0.8 × log-normal mobilisation. Population:
+        // sum of known village populations, else a rural default.
+        for u in &mut units {
+            let pop: f64 = u
                 .villages
                 .iter()
-                .map(|&vi| {
-                    (
-                        haversine_m(lon, lat, villages[vi].lon, villages[vi].lat),
-                        vi,
-                    )
+                .filter_map(|&v| villages[v].population)
+                .sum::<f64>()
+                .max(3_000.0)
+                + 1_000.0 * u.villages.len() as f64;
+            u.weight = pop.powf(0.8) * (1.2 * normal(rng)).exp() * if u.town { 2.0 } else { 1.0 };
+        }
+        // Sites per carrier: at villages and unit centres, jittered 300 m.
+        let mut sites: Vec<rstar::RTree<[f64; 2]>> = Vec::new();
+        for c in &opts.carriers {
+            let mut pts = Vec::new();
+            for u in &units {
+                if rng.random::<f64>() < c.centre_site {
+                    let (x, y) = jitter(rng, u.centre.0, u.centre.1, 300.0);
+                    pts.push([x, y]);
+                }
+            }
+            for v in villages {
+                if rng.random::<f64>() < c.village_site {
+                    let (x, y) = jitter(rng, v.lon, v.lat, 300.0);
+                    pts.push([x, y]);
+                }
+            }
+            sites.push(rstar::RTree::bulk_load(pts));
+        }
+        // Terrain shadows per village and carrier.
+        let nc = opts.carriers.len();
+        let shadow: Vec<bool> = (0..villages.len() * nc)
+            .map(|i| rng.random::<f64>() < opts.carriers[i % nc].shadow)
+            .collect();
+        let share = cumulative(opts.carriers.iter().map(|c| c.share));
+        let unit_cum = cumulative(units.iter().map(|u| u.weight));
+        // Village activity: some villages see no tester at all.
+        let activity: Vec<f64> = villages
+            .iter()
+            .map(|_| (1.5 * normal(rng) - 0.5).exp())
+            .collect();
+        for u in &mut units {
+            u.village_cum = cumulative(u.villages.iter().map(|&v| activity[v]));
+        }
+        Ok(Self {
+            opts,
+            finest,
+            villages,
+            village_unit,
+            units,
+            sites,
+            shadow,
+            share,
+            unit_cum,
+        })
+    }
+
+    fn nearest_site(&self, ci: usize, lon: f64, lat: f64) -> f64 {
+        self.sites[ci]
+            .nearest_neighbor([lon, lat])
+            .map_or(f64::INFINITY, |s| haversine_m(lon, lat, s[0], s[1]))
+    }
+
+    /// The next test of a month that starts at local midnight `m_first`
+    /// and has `days` days.
+    fn draw(&self, tests: &mut Tests, m_first: chrono::NaiveDateTime, days: u32) -> Draw {
+        let opts = self.opts;
+        let Tests {
+            rng,
+            pools,
+            test_no,
+        } = tests;
+        let ui = pick(rng, &self.unit_cum);
+        let unit = &self.units[ui];
+        // Device pool of the unit, created on first use: about 6 tests per device.
+        let pool = pools.entry(ui).or_insert_with(|| {
+            let expected = opts.samples_per_month as f64 * unit.weight
+                / self.unit_cum.last().copied().unwrap_or(1.0);
+            let n = ((expected / 6.0).ceil() as usize).clamp(1, 5_000);
+            let devices = (0..n)
+                .map(|_| {
+                    let carrier = pick(rng, &self.share);
+                    (carrier, rng.random::<f64>() < 0.75)
                 })
-                .filter(|(d, _)| *d <= 2_000.0)
-                .min_by(|a, b| a.0.total_cmp(&b.0));
-            let shadowed = area.is_some_and(|(_, vi)| shadow[vi * nc + ci]);
-            let (median, dead) = model_median(
-                carrier.speed,
-                if shadowed { f64::INFINITY } else { d },
-                opts.dead_zone_m,
-            );
-            let mobile = network != "WIFI";
-            let fail = rng.random::<f64>()
-                < if dead && mobile {
-                    FAIL_DEAD
-                } else {
-                    FAIL_EVERYWHERE
-                };
-            let download = if fail {
-                0.0
-            } else if mobile {
-                (if dead { median } else { median * tech }) * (SIGMA * normal(&mut rng)).exp()
+                .collect::<Vec<_>>();
+            // Android devices run auto-tests: three times the rate of iOS.
+            let cum = cumulative(devices.iter().map(|d| if d.1 { 3.0 } else { 1.0 }));
+            (devices, cum)
+        });
+        let device = pick(rng, &pool.1);
+        let (ci, android) = pool.0[device];
+        // Place.
+        let (lon, lat) = if rng.random::<f64>() < opts.campaign_share || unit.villages.is_empty() {
+            let sigma = if unit.villages.is_empty() {
+                1_500.0
             } else {
-                tech * (SIGMA * normal(&mut rng)).exp()
+                300.0
             };
-            // Time: 06:00–22:00 local, any day of the month; 30 % written in UTC.
-            let day = rng.random_range(0..days);
-            let secs = 6 * 3600 + rng.random_range(0..16 * 3600);
-            let t = m_first
-                + chrono::Duration::days(i64::from(day))
-                + chrono::Duration::seconds(i64::from(secs));
-            let ts = if rng.random::<f64>() < 0.3 {
-                (t - chrono::Duration::hours(7))
-                    .format("%Y-%m-%dT%H:%M:%SZ")
-                    .to_string()
+            jitter(rng, unit.centre.0, unit.centre.1, sigma)
+        } else {
+            let v = &self.villages[unit.villages[pick(rng, &unit.village_cum)]];
+            jitter(rng, v.lon, v.lat, 400.0)
+        };
+        // Network.
+        let r: f64 = rng.random();
+        let five_g = if unit.town { 0.25 } else { 0.03 };
+        let (network, tech) = if r < 0.08 {
+            ("WIFI", 2.0)
+        } else if r < 0.08 + five_g {
+            (["5G", "NR"][usize::from(rng.random::<bool>())], 3.0)
+        } else if r < 0.14 + five_g {
+            (["3G", "WCDMA", "HSPA"][rng.random_range(0..3)], 0.15)
+        } else if r < 0.15 + five_g {
+            ("2G", 0.02)
+        } else {
+            (["4G", "LTE", "lte"][rng.random_range(0..3)], 1.0)
+        };
+        let carrier = &opts.carriers[ci];
+        let d = self.nearest_site(ci, lon, lat);
+        // A shadow covers a hamlet's area: the test's nearest village of its unit within 2 km.
+        let area = unit
+            .villages
+            .iter()
+            .map(|&vi| {
+                let v = &self.villages[vi];
+                (haversine_m(lon, lat, v.lon, v.lat), vi)
+            })
+            .filter(|(d, _)| *d <= 2_000.0)
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        let shadowed = area.is_some_and(|(_, vi)| self.shadow[vi * opts.carriers.len() + ci]);
+        let (median, dead) = model_median(
+            carrier.speed,
+            if shadowed { f64::INFINITY } else { d },
+            opts.dead_zone_m,
+        );
+        let mobile = network != "WIFI";
+        let fail = rng.random::<f64>()
+            < if dead && mobile {
+                FAIL_DEAD
             } else {
-                t.format("%Y-%m-%dT%H:%M:%S+07:00").to_string()
+                FAIL_EVERYWHERE
             };
-            test_no += 1;
-            let latency = 18.0 + d / 400.0 + 10.0 * (0.5 * normal(&mut rng)).exp();
-            let spelling = carrier.spellings[rng.random_range(0..carrier.spellings.len())];
-            drafts.push(Draft {
-                fields: [
-                    format!("T{:08x}{:04x}", opts.seed as u32, test_no),
-                    ts,
-                    format!("{lat:.6}"),
-                    format!("{lon:.6}"),
-                    spelling.to_owned(),
-                    network.to_owned(),
-                    String::new(),
-                    String::new(),
-                    if fail {
-                        String::new()
-                    } else {
-                        fmt_decimal(Some(latency), 1)
-                    },
-                    device,
-                    if android { "android" } else { "ios" }.to_owned(),
-                ],
-                download,
-                upload_ratio: 0.2 + 0.3 * rng.random::<f64>(),
-                mobile,
-                dead,
-            });
+        let download = if fail {
+            0.0
+        } else if mobile {
+            (if dead { median } else { median * tech }) * (SIGMA * normal(rng)).exp()
+        } else {
+            tech * (SIGMA * normal(rng)).exp()
+        };
+        // Time: 06:00–22:00 local, any day of the month; 30 % written in UTC.
+        let day = rng.random_range(0..days);
+        let secs = 6 * 3600 + rng.random_range(0..16 * 3600);
+        let time = m_first
+            + chrono::Duration::days(i64::from(day))
+            + chrono::Duration::seconds(i64::from(secs));
+        let utc = rng.random::<f64>() < 0.3;
+        *test_no += 1;
+        let latency = 18.0 + d / 400.0 + 10.0 * (0.5 * normal(rng)).exp();
+        let spelling = carrier.spellings[rng.random_range(0..carrier.spellings.len())];
+        Draw {
+            unit: ui,
+            device,
+            android,
+            lon,
+            lat,
+            network,
+            fail,
+            download,
+            mobile,
+            dead,
+            time,
+            utc,
+            test_no: *test_no,
+            latency,
+            spelling,
+            upload_ratio: 0.2 + 0.3 * rng.random::<f64>(),
         }
     }
+
+    /// A drawn test's row, its speeds calibrated by `scale`.
+    fn row(&self, d: &Draw, scale: f64) -> SimRow {
+        let ts = if d.utc {
+            (d.time - chrono::Duration::hours(7))
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string()
+        } else {
+            d.time.format("%Y-%m-%dT%H:%M:%S+07:00").to_string()
+        };
+        let dl = match (d.mobile, d.dead) {
+            (true, false) => d.download * scale,
+            (true, true) => d.download,
+            (false, _) => d.download * 40.0,
+        };
+        // No radio carries more than its peak (EDGE, DC-HSPA+): stay 10 % under it.
+        let dl = crate::ingest_run::network_peak_mbps(crate::schema::Network::parse(d.network))
+            .map_or(dl, |p| dl.min(0.9 * p));
+        SimRow {
+            fields: [
+                format!("T{:08x}{:04x}", self.opts.seed as u32, d.test_no),
+                ts,
+                format!("{:.6}", d.lat),
+                format!("{:.6}", d.lon),
+                d.spelling.to_owned(),
+                d.network.to_owned(),
+                fmt_decimal(Some(dl.min(9_999.0)), 2),
+                fmt_decimal(Some(dl * d.upload_ratio), 2),
+                if d.fail {
+                    String::new()
+                } else {
+                    fmt_decimal(Some(d.latency), 1)
+                },
+                format!("dev-{}-{}", self.finest[d.unit].code, d.device),
+                if d.android { "android" } else { "ios" }.to_owned(),
+            ],
+        }
+    }
+
+    /// Ground truth (4G, per village inside a unit, per carrier).
+    fn truth(&self, scale: f64) -> Vec<Truth> {
+        let mut truth = Vec::new();
+        let nc = self.opts.carriers.len();
+        for (vi, v) in self.villages.iter().enumerate() {
+            let Some(u) = self.village_unit[vi] else {
+                continue;
+            };
+            for (ci, c) in self.opts.carriers.iter().enumerate() {
+                let d = self.nearest_site(ci, v.lon, v.lat);
+                let shadowed = self.shadow[vi * nc + ci];
+                let (m, dead) = model_median(
+                    c.speed,
+                    if shadowed { f64::INFINITY } else { d },
+                    self.opts.dead_zone_m,
+                );
+                let true_median = if dead {
+                    mixture_median(m, SIGMA, FAIL_DEAD)
+                } else {
+                    mixture_median(m * scale, SIGMA, FAIL_EVERYWHERE)
+                };
+                truth.push(Truth {
+                    village_id: v.id.clone(),
+                    unit_code: self.finest[u as usize].code.clone(),
+                    carrier: c.name.to_owned(),
+                    nearest_site_m: d,
+                    true_median_mbps: true_median,
+                    dead_zone: dead,
+                });
+            }
+        }
+        truth
+    }
+
+    /// Every test of the window, in order.
+    fn each_test(&self, tests: &mut Tests, mut on: impl FnMut(Draw) -> Result<()>) -> Result<()> {
+        for month in self.opts.from.through(self.opts.to) {
+            let (m_first, days) = month_bounds(month);
+            for _ in 0..self.opts.samples_per_month {
+                let d = self.draw(tests, m_first, days);
+                on(d)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a simulation wrote.
+#[derive(Debug, Clone)]
+pub struct SimSummary {
+    /// Sample rows, dirty ones included.
+    pub rows: u64,
+    /// Ground truth per village (inside a unit) and carrier.
+    pub truth: Vec<Truth>,
+    /// The speed scale applied to reach the national calibration mean.
+    pub scale: f64,
+}
+
+/// Runs the simulation, handing its rows to `emit` in order, a batch at a
+/// time: memory holds one batch (and the model), whatever the sample count.
+///
+/// The speeds are calibrated on the whole window's mean, so the tests are
+/// drawn twice from the same stream: once to sum their speeds, once to
+/// write them.
+///
+/// # Errors
+/// No usable units, or an error of `emit`.
+pub fn simulate_batches(
+    b: &Boundaries,
+    villages: &[Village],
+    opts: &SimOptions,
+    emit: &mut dyn FnMut(&[SimRow]) -> Result<()>,
+) -> Result<SimSummary> {
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let model = Model::new(b, villages, opts, &mut rng)?;
+    let stream = rng.clone();
     // Calibrate: the mean mobile download equals the national figure. Dead-zone
     // tests are a physical floor and are not scaled; live tests are scaled so
     // that (scale × Σ live + Σ dead) / n = target.
-    let target = national_mean_mbps(opts.to.year());
     let (mut live_sum, mut dead_sum, mut n) = (0.0, 0.0, 0usize);
-    for d in drafts.iter().filter(|d| d.mobile) {
-        n += 1;
-        if d.dead {
-            dead_sum += d.download
-        } else {
-            live_sum += d.download
+    let mut tests = Tests {
+        rng,
+        pools: HashMap::new(),
+        test_no: 0,
+    };
+    model.each_test(&mut tests, |d| {
+        if d.mobile {
+            n += 1;
+            if d.dead {
+                dead_sum += d.download;
+            } else {
+                live_sum += d.download;
+            }
         }
-    }
+        Ok(())
+    })?;
+    let target = national_mean_mbps(opts.to.year());
     #[allow(clippy::cast_precision_loss, reason = "sample counts")]
     let scale = if live_sum > 0.0 {
         ((target * n as f64 - dead_sum) / live_sum).max(0.0)
     } else {
         1.0
     };
-    let mut rows: Vec<SimRow> = drafts
-        .into_iter()
-        .map(|mut d| {
-            let dl = match (d.mobile, d.dead) {
-                (true, false) => d.download * scale,
-                (true, true) => d.download,
-                (false, _) => d.download * 40.0,
-            };
-            // No radio carries more than its peak (EDGE, DC-HSPA+): stay 10 % under it.
-            let dl =
-                crate::ingest_run::network_peak_mbps(crate::schema::Network::parse(&d.fields[5]))
-                    .map_or(dl, |p| dl.min(0.9 * p));
-            d.fields[6] = fmt_decimal(Some(dl.min(9_999.0)), 2);
-            d.fields[7] = fmt_decimal(Some(dl * d.upload_ratio), 2);
-            SimRow { fields: d.fields }
-        })
-        .collect();
-    dirty(&mut rng, &mut rows, opts.dirty_rate);
-    // Ground truth (4G, per village inside a unit, per carrier).
-    let mut truth = Vec::new();
-    for (vi, v) in villages.iter().enumerate() {
-        let Some(u) = village_unit[vi] else { continue };
-        for (ci, c) in opts.carriers.iter().enumerate() {
-            let d = nearest_site(ci, v.lon, v.lat);
-            let shadowed = shadow[vi * nc + ci];
-            let (m, dead) = model_median(
-                c.speed,
-                if shadowed { f64::INFINITY } else { d },
-                opts.dead_zone_m,
-            );
-            let true_median = if dead {
-                mixture_median(m, SIGMA, FAIL_DEAD)
-            } else {
-                mixture_median(m * scale, SIGMA, FAIL_EVERYWHERE)
-            };
-            truth.push(Truth {
-                village_id: v.id.clone(),
-                unit_code: finest[u as usize].code.clone(),
-                carrier: c.name.to_owned(),
-                nearest_site_m: d,
-                true_median_mbps: true_median,
-                dead_zone: dead,
-            });
+    // The dirt's draws follow the tests' in the stream.
+    let drawn = usize::try_from(tests.test_no).map_err(|_| {
+        Error::Config("simulate: more samples than this machine can count".to_owned())
+    })?;
+    let mut dirt = Dirt::new(tests.rng, opts.dirty_rate, drawn);
+    let mut tests = Tests {
+        rng: stream,
+        pools: HashMap::new(),
+        test_no: 0,
+    };
+    let mut rows = 0u64;
+    let mut draws = Vec::with_capacity(BATCH_ROWS.min(drawn));
+    let mut out = Vec::new();
+    let mut pass_on = |draws: &mut Vec<Draw>, out: &mut Vec<SimRow>| {
+        // Text is made on every core; the dirt is drawn in row order.
+        let made: Vec<SimRow> = draws.par_iter().map(|d| model.row(d, scale)).collect();
+        draws.clear();
+        for row in made {
+            dirt.pass(row, out);
         }
+        rows += out.len() as u64;
+        let emitted = emit(out);
+        out.clear();
+        emitted
+    };
+    model.each_test(&mut tests, |d| {
+        draws.push(d);
+        if draws.len() == BATCH_ROWS {
+            pass_on(&mut draws, &mut out)?;
+        }
+        Ok(())
+    })?;
+    pass_on(&mut draws, &mut out)?;
+    dirt.finish(&mut out);
+    if !out.is_empty() {
+        rows += out.len() as u64;
+        emit(&out)?;
     }
-    Ok(SimOutput { rows, truth, scale })
+    Ok(SimSummary {
+        rows,
+        truth: model.truth(scale),
+        scale,
+    })
+}
+
+/// Runs the simulation in memory (small windows; see [`write_simulated`]).
+///
+/// # Errors
+/// No usable units.
+pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Result<SimOutput> {
+    let mut rows = Vec::new();
+    let s = simulate_batches(b, villages, opts, &mut |batch| {
+        rows.extend_from_slice(batch);
+        Ok(())
+    })?;
+    Ok(SimOutput {
+        rows,
+        truth: s.truth,
+        scale: s.scale,
+    })
+}
+
+/// Runs the simulation into a sample file (CSV, or Parquet when the path
+/// ends in `.parquet`), written as the rows are made.
+///
+/// # Errors
+/// No usable units, or the file cannot be written.
+pub fn write_simulated(
+    path: &Path,
+    b: &Boundaries,
+    villages: &[Village],
+    opts: &SimOptions,
+) -> Result<SimSummary> {
+    let numeric = std::array::from_fn(|i| crate::schema::Field::ALL[i].numeric());
+    write_rows(path, numeric, |emit| {
+        simulate_batches(b, villages, opts, emit)
+    })
 }
 
 /// Local midnight of the month's first day, and its number of days.
@@ -607,51 +811,67 @@ fn month_bounds(m: Month) -> (chrono::NaiveDateTime, u32) {
     (first.and_hms_opt(0, 0, 0).unwrap_or_default(), days)
 }
 
-/// Corrupts a share of rows the way real exports are dirty.
-fn dirty(rng: &mut ChaCha8Rng, rows: &mut Vec<SimRow>, rate: f64) {
-    if rate <= 0.0 || rows.is_empty() {
-        return;
-    }
-    let n = rows.len();
-    let mut extra = Vec::new();
-    for (i, row) in rows.iter_mut().enumerate() {
-        if rng.random::<f64>() >= rate {
-            continue;
+/// Corrupts a share of rows the way real exports are dirty, row by row as
+/// they are made: `rows` rows in all, the draws in row order.
+struct Dirt {
+    rng: ChaCha8Rng,
+    rate: f64,
+    rows: usize,
+    /// The next row's index.
+    next: usize,
+    /// Duplicates made so far.
+    copies: usize,
+    /// Duplicates waiting for the row they go before (`rows`: the end).
+    later: std::collections::BTreeMap<usize, Vec<SimRow>>,
+}
+
+impl Dirt {
+    fn new(rng: ChaCha8Rng, rate: f64, rows: usize) -> Self {
+        Self {
+            rng,
+            rate,
+            rows,
+            next: 0,
+            copies: 0,
+            later: std::collections::BTreeMap::new(),
         }
-        let f = &mut row.fields;
-        match rng.random_range(0..6) {
-            0 => {
-                f[2] = "0".to_owned();
-                f[3] = "0".to_owned();
+    }
+
+    /// Dirties the next row and appends it to `out`, after the duplicates
+    /// of earlier rows that arrive just before it.
+    fn pass(&mut self, mut row: SimRow, out: &mut Vec<SimRow>) {
+        let i = self.next;
+        self.next += 1;
+        if let Some(copies) = self.later.remove(&i) {
+            out.extend(copies);
+        }
+        if self.rate > 0.0 && self.rng.random::<f64>() < self.rate {
+            let f = &mut row.fields;
+            match self.rng.random_range(0..6) {
+                0 => {
+                    f[2] = "0".to_owned();
+                    f[3] = "0".to_owned();
+                }
+                1 => f.swap(2, 3),
+                2 => f[6] = format!("-{}", f[6]),
+                // Duplicates are re-sent copies that arrive later in the
+                // export: each a few thousand rows after its original.
+                3 => {
+                    let at = (i + 1 + (self.copies * 7919) % 5_000).min(self.rows);
+                    self.copies += 1;
+                    self.later.entry(at).or_default().push(row.clone());
+                }
+                4 => f[9] = String::new(),
+                _ => f[1] = f[1].replace('T', " at "),
             }
-            1 => f.swap(2, 3),
-            2 => f[6] = format!("-{}", f[6]),
-            3 => extra.push((i, SimRow { fields: f.clone() })),
-            4 => f[9] = String::new(),
-            _ => f[1] = f[1].replace('T', " at "),
         }
+        out.push(row);
     }
-    // Duplicates are re-sent copies that arrive later in the export: each goes
-    // a few thousand rows after its original (one pass, no repeated inserts).
-    if extra.is_empty() {
-        return;
+
+    /// The duplicates that arrive after the last row.
+    fn finish(self, out: &mut Vec<SimRow>) {
+        out.extend(self.later.into_values().flatten());
     }
-    let mut later: Vec<(usize, SimRow)> = extra
-        .into_iter()
-        .enumerate()
-        .map(|(k, (i, row))| ((i + 1 + (k * 7919) % 5_000).min(n), row))
-        .collect();
-    later.sort_by_key(|(at, _)| *at);
-    let mut merged = Vec::with_capacity(n + later.len());
-    let mut pending = later.into_iter().peekable();
-    for (i, row) in std::mem::take(rows).into_iter().enumerate() {
-        while let Some((_, dup)) = pending.next_if(|(at, _)| *at == i) {
-            merged.push(dup);
-        }
-        merged.push(row);
-    }
-    merged.extend(pending.map(|(_, dup)| dup));
-    *rows = merged;
 }
 
 /// Writes sample rows to CSV, or Parquet when the path ends in `.parquet`.
@@ -659,48 +879,106 @@ fn dirty(rng: &mut ChaCha8Rng, rows: &mut Vec<SimRow>, rate: f64) {
 /// # Errors
 /// The file cannot be written.
 pub fn write_samples(path: &Path, rows: &[SimRow]) -> Result<()> {
-    // Every field but the optional location accuracy, which the simulator does not model.
-    let header: [&str; 11] = std::array::from_fn(|i| crate::schema::Field::ALL[i].name());
-    if crate::ingest::Format::of(path).ok() == Some(crate::ingest::Format::Parquet) {
-        return write_parquet(path, &header, rows);
-    }
-    write_csv(path, &header, rows.iter().map(|r| r.fields.clone()))
+    // Numbers as Float64 columns, as an exporter writes them (a column
+    // with any text that is not a number stays text); the rest as text.
+    let numeric = std::array::from_fn(|i| {
+        crate::schema::Field::ALL[i].numeric()
+            && rows
+                .iter()
+                .all(|r| r.fields[i].is_empty() || r.fields[i].parse::<f64>().is_ok())
+    });
+    write_rows(path, numeric, |emit| {
+        rows.chunks(BATCH_ROWS).try_for_each(|batch| emit(batch))
+    })
 }
 
-fn write_parquet(path: &Path, header: &[&str; 11], rows: &[SimRow]) -> Result<()> {
-    use polars::prelude::{Column, DataFrame, ParquetWriter};
+/// Writes the rows `fill` hands over, a batch at a time, atomically: CSV,
+/// or Parquet (a row group per batch) when the path ends in `.parquet`,
+/// with the `numeric` columns as Float64.
+fn write_rows<T>(
+    path: &Path,
+    numeric: [bool; 11],
+    fill: impl FnOnce(&mut dyn FnMut(&[SimRow]) -> Result<()>) -> Result<T>,
+) -> Result<T> {
+    use polars::prelude::ParquetWriter;
+    // Every field but the optional location accuracy, which the simulator does not model.
+    let header: [&str; 11] = std::array::from_fn(|i| crate::schema::Field::ALL[i].name());
     let perr = |e: polars::prelude::PolarsError| Error::Parquet {
         path: path.to_owned(),
         message: e.to_string(),
     };
-    // Numbers as Float64 columns, as an exporter writes them (a column
-    // with any text that is not a number stays text); the rest as text.
-    let columns: Vec<Column> = header
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let values: Vec<Option<&str>> = rows
+    let mut file = crate::output::AtomicFile::create(path)?;
+    let done = if crate::ingest::Format::of(path).ok() == Some(crate::ingest::Format::Parquet) {
+        let schema = frame(path, &header, &numeric, &[], 0)?.schema().clone();
+        let mut parquet = ParquetWriter::new(file.writer())
+            .batched(&schema)
+            .map_err(perr)?;
+        let mut written = 0u64;
+        let done = fill(&mut |batch| {
+            let df = frame(path, &header, &numeric, batch, written)?;
+            written += batch.len() as u64;
+            parquet.write_batch(&df).map_err(perr)
+        })?;
+        parquet.finish().map_err(perr)?;
+        done
+    } else {
+        let mut csv = csv::Writer::from_writer(file.writer());
+        let ioerr = |e: csv::Error| Error::io(path, e.into());
+        csv.write_record(header).map_err(ioerr)?;
+        let done = fill(&mut |batch| {
+            batch
                 .iter()
-                .map(|r| Some(r.fields[i].as_str()).filter(|s| !s.is_empty()))
-                .collect();
-            if crate::schema::Field::ALL[i].numeric() {
-                let numbers: Option<Vec<Option<f64>>> = values
-                    .iter()
-                    .map(|v| v.map_or(Some(None), |t| t.parse::<f64>().ok().map(Some)))
-                    .collect();
-                if let Some(numbers) = numbers {
-                    return Column::new((*name).into(), numbers);
-                }
+                .try_for_each(|row| csv.write_record(&row.fields))
+                .map_err(ioerr)
+        })?;
+        csv.flush().map_err(|e| Error::io(path, e))?;
+        done
+    };
+    file.commit()?;
+    Ok(done)
+}
+
+/// A batch of rows as a frame; `first` is its first row's index in the file.
+fn frame(
+    path: &Path,
+    header: &[&str; 11],
+    numeric: &[bool; 11],
+    rows: &[SimRow],
+    first: u64,
+) -> Result<polars::prelude::DataFrame> {
+    use polars::prelude::{Column, DataFrame};
+    let columns = header
+        .iter()
+        .zip(numeric)
+        .enumerate()
+        .map(|(i, (name, numeric))| {
+            let text = rows
+                .iter()
+                .map(|r| Some(r.fields[i].as_str()).filter(|s| !s.is_empty()));
+            if !numeric {
+                return Ok(Column::new((*name).into(), text.collect::<Vec<_>>()));
             }
-            Column::new((*name).into(), values)
+            let numbers = text
+                .enumerate()
+                .map(|(k, v)| {
+                    v.map(|t| {
+                        t.parse::<f64>().map_err(|_| {
+                            Error::Config(format!(
+                                "{}: row {}: {name} {t:?} is not a number in a number column",
+                                path.display(),
+                                first + k as u64 + 1
+                            ))
+                        })
+                    })
+                    .transpose()
+                })
+                .collect::<Result<Vec<Option<f64>>>>()?;
+            Ok(Column::new((*name).into(), numbers))
         })
-        .collect();
-    let mut df = DataFrame::new(rows.len(), columns).map_err(perr)?;
-    crate::output::write_atomic(path, |w| {
-        ParquetWriter::new(w)
-            .finish(&mut df)
-            .map(|_| ())
-            .map_err(std::io::Error::other)
+        .collect::<Result<Vec<Column>>>()?;
+    DataFrame::new(rows.len(), columns).map_err(|e| Error::Parquet {
+        path: path.to_owned(),
+        message: e.to_string(),
     })
 }
 
@@ -735,6 +1013,107 @@ pub fn write_truth(path: &Path, truth: &[Truth]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dirt_row_by_row_equals_dirt_on_the_whole_file() {
+        // Oracle: the in-memory dirt the generator used before it streamed.
+        // Every rate from none to all, files shorter and longer than the
+        // 5 000 rows a duplicate may travel, one batch or many.
+        for (n, rate, seed) in [
+            (0, 0.5, 1),
+            (1, 1.0, 2),
+            (7, 0.0, 3),
+            (300, 0.3, 4),
+            (12_000, 0.02, 5),
+            (12_000, 0.6, 6),
+            (20_000, 1.0, 7),
+        ] {
+            let rows: Vec<SimRow> = (0..n)
+                .map(|i| SimRow {
+                    fields: std::array::from_fn(|f| format!("{f}T{i}")),
+                })
+                .collect();
+            let mut want = rows.clone();
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            oracle_dirty(&mut rng, &mut want, rate);
+            let mut dirt = Dirt::new(ChaCha8Rng::seed_from_u64(seed), rate, n);
+            let mut got = Vec::new();
+            for batch in rows.chunks(997) {
+                let mut out = Vec::new();
+                for row in batch {
+                    dirt.pass(row.clone(), &mut out);
+                }
+                got.extend(out);
+            }
+            dirt.finish(&mut got);
+            assert_eq!(got, want, "{n} rows at rate {rate}");
+            // The two leave the stream in the same place.
+            assert_eq!(dirt_rng_after(seed, rate, n), rng.random::<u64>());
+        }
+    }
+
+    /// The dirt's stream after `n` rows, drawn again row by row.
+    fn dirt_rng_after(seed: u64, rate: f64, n: usize) -> u64 {
+        let mut dirt = Dirt::new(ChaCha8Rng::seed_from_u64(seed), rate, n);
+        let mut out = Vec::new();
+        for i in 0..n {
+            dirt.pass(
+                SimRow {
+                    fields: std::array::from_fn(|f| format!("{f}T{i}")),
+                },
+                &mut out,
+            );
+        }
+        dirt.rng.random::<u64>()
+    }
+
+    /// The dirt as first written, on rows held in memory: the oracle of
+    /// [`Dirt`], which dirties rows as they are made.
+    fn oracle_dirty(rng: &mut ChaCha8Rng, rows: &mut Vec<SimRow>, rate: f64) {
+        if rate <= 0.0 || rows.is_empty() {
+            return;
+        }
+        let n = rows.len();
+        let mut extra = Vec::new();
+        for (i, row) in rows.iter_mut().enumerate() {
+            if rng.random::<f64>() >= rate {
+                continue;
+            }
+            let f = &mut row.fields;
+            match rng.random_range(0..6) {
+                0 => {
+                    f[2] = "0".to_owned();
+                    f[3] = "0".to_owned();
+                }
+                1 => f.swap(2, 3),
+                2 => f[6] = format!("-{}", f[6]),
+                3 => extra.push((i, SimRow { fields: f.clone() })),
+                4 => f[9] = String::new(),
+                _ => f[1] = f[1].replace('T', " at "),
+            }
+        }
+        // Duplicates are re-sent copies that arrive later in the export: each goes
+        // a few thousand rows after its original (one pass, no repeated inserts).
+        if extra.is_empty() {
+            return;
+        }
+        let mut later: Vec<(usize, SimRow)> = extra
+            .into_iter()
+            .enumerate()
+            .map(|(k, (i, row))| ((i + 1 + (k * 7919) % 5_000).min(n), row))
+            .collect();
+        later.sort_by_key(|(at, _)| *at);
+        let mut merged = Vec::with_capacity(n + later.len());
+        let mut pending = later.into_iter().peekable();
+        for (i, row) in std::mem::take(rows).into_iter().enumerate() {
+            while let Some((_, dup)) = pending.next_if(|(at, _)| *at == i) {
+                merged.push(dup);
+            }
+            merged.push(row);
+        }
+        merged.extend(pending.map(|(_, dup)| dup));
+        *rows = merged;
+    }
 
     #[test]
     fn calibration_years() {
