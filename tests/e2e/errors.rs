@@ -16,6 +16,28 @@ fn fails_with(args: &[&str], needles: &[&str]) {
     }
 }
 
+#[test]
+fn a_missing_file_is_named_with_its_reason_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no_such_villages.geojson");
+    let out = gapmap(&[
+        "simulate",
+        "--boundaries",
+        s(&fixture("wards.geojson")),
+        "--levels",
+        LEVELS,
+        "--villages",
+        s(&missing),
+        "--out",
+        s(&dir.path().join("s.csv")),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no_such_villages.geojson"), "{err}");
+    // The OS's reason, once: the chain of causes repeated it.
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+}
+
 const LEVELS: &str = "region=reg_code:reg_name,ward=ward_code:ward_name";
 
 #[test]
