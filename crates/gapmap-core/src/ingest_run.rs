@@ -615,7 +615,10 @@ struct Run<'v> {
     seen_ids: Vec<HashSet<u128>>,
     /// Cells the last chunk met, learned while the next is placed and checked.
     pending: Option<Learning>,
-    check_place: std::time::Duration,
+    /// H3 cells and units of a chunk's points (CSV: with typing their coordinates).
+    place: std::time::Duration,
+    /// Checks and de-duplication of the chunk's rows, but the last piece's.
+    check: std::time::Duration,
     account: std::time::Duration,
     learn: std::time::Duration,
 }
@@ -644,10 +647,11 @@ impl Run<'_> {
         // classified while this chunk is placed and checked (both only
         // read the locators and the memo; a cell not learned yet takes
         // the exact test, the same answer), and learned after it.
-        let (((unlearned, computed_cells), (t1, t2)), classified) = rayon::join(
+        let (((unlearned, computed_cells), (t_placed, t1, t2)), classified) = rayon::join(
             || {
                 let (mut placed, computed_cells) =
                     place_chunk(chunk, locators, memo, vintages, opts);
+                let t_placed = std::time::Instant::now();
                 // The chunk goes in pieces: while one piece is
                 // de-duplicated and accounted for (in input order, on one
                 // thread but for the shards of its hash tables), the next
@@ -681,7 +685,10 @@ impl Run<'_> {
                 if let Some((rows, passed)) = ready.take() {
                     judge(rows, passed, acc);
                 }
-                ((unlearned, computed_cells), (t1, std::time::Instant::now()))
+                (
+                    (unlearned, computed_cells),
+                    (t_placed, t1, std::time::Instant::now()),
+                )
             },
             || {
                 pending.take().map(|(unlearned, computed): Learning| {
@@ -693,7 +700,8 @@ impl Run<'_> {
                 })
             },
         );
-        self.check_place += t1 - t0;
+        self.place += t_placed - t0;
+        self.check += t1 - t_placed;
         self.account += t2 - t1;
         // From the end of the checks: classifying may outlast them.
         if let Some((cells, hexagons, computed)) = classified {
@@ -752,7 +760,8 @@ pub fn ingest(
         device_ix: (0..SHARDS).map(|_| HashMap::default()).collect(),
         seen_ids: Vec::new(),
         pending: None,
-        check_place: std::time::Duration::ZERO,
+        place: std::time::Duration::ZERO,
+        check: std::time::Duration::ZERO,
         account: std::time::Duration::ZERO,
         learn: std::time::Duration::ZERO,
     };
@@ -804,14 +813,15 @@ pub fn ingest(
     let Run {
         acc,
         device_ix,
-        check_place,
+        place,
+        check,
         account,
         learn,
         ..
     } = run;
     let read = started
         .elapsed()
-        .saturating_sub(check_place + account + learn);
+        .saturating_sub(place + check + account + learn);
     let Accounts {
         samples,
         rejects,
@@ -848,7 +858,8 @@ pub fn ingest(
         places,
         timings: vec![
             ("read", read),
-            ("check, H3, place, duplicates", check_place),
+            ("H3, assign units", place),
+            ("check, duplicates", check),
             ("accounting", account),
             ("learn cells", learn),
         ],
