@@ -309,6 +309,42 @@ fn ctrl_c_leaves_no_partial_output() {
 }
 
 #[test]
+fn ctrl_c_during_simulate_leaves_no_file() {
+    // The simulator writes as it goes: an interrupted run must leave
+    // neither its temporary file nor a partial sample file.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (b, v) = crate::util::default_data();
+    let samples = dir.path().join("s.csv");
+    for delay_ms in [300u64, 600, 1200, 2400] {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_gapmap"))
+            .args(["simulate", "--boundaries", crate::util::s(&b)])
+            .args(["--villages", crate::util::s(&v), "--out"])
+            .args([crate::util::s(&samples), "--samples", "3000000"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let o = child.wait_with_output().expect("wait");
+        if o.status.code() != Some(130) {
+            let _ = std::fs::remove_file(&samples);
+            continue; // finished before the signal, or not started: try later
+        }
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+        return;
+    }
+    panic!("no simulation was interrupted in the middle; raise the sample count");
+}
+
+#[test]
 fn a_page_with_a_negative_value_count_is_an_error_not_an_abort() {
     // Found by the parquet_samples fuzz target: polars' decoder asks for
     // 2^61 bytes on it, and the failed allocation aborts (exit 134).

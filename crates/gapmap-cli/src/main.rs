@@ -579,6 +579,21 @@ fn progress_reporter() -> impl FnMut(u64) {
     }
 }
 
+/// A progress bar of `len` steps, on a terminal only (and not with --quiet).
+fn progress_bar(len: u64, what: &str) -> Option<indicatif::ProgressBar> {
+    (verbosity() > 0 && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(len);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{{bar:30}} {{percent}} % {{elapsed}} (about {{eta}} left) {what}"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.enable_steady_tick(std::time::Duration::from_millis(500));
+        b
+    })
+}
+
 fn resolution(r: u8) -> Result<h3o::Resolution> {
     h3o::Resolution::try_from(r)
         .map_err(|_| anyhow::anyhow!("--resolution {r}: H3 resolutions are 0 to 15"))
@@ -705,12 +720,26 @@ fn run_simulate(args: &SimulateArgs) -> Result<()> {
         name: args.village_name.clone(),
     };
     let villages = load_villages(&args.villages, &props)?;
-    let out = write_simulated(
-        &args.out,
-        &boundaries,
-        &villages,
-        &sim_options(&args.sim, ("2025-06", "2025-06"))?,
+    // Its folder writable before any work; Ctrl-C leaves no partial file.
+    prepare_out(
+        args.out
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
     )?;
+    let opts = sim_options(&args.sim, ("2025-06", "2025-06"))?;
+    let bar = progress_bar(
+        2 * opts.tests(),
+        "simulating (drawn twice: to calibrate, to write)",
+    );
+    let out = write_simulated(&args.out, &boundaries, &villages, &opts, &mut |n| {
+        if let Some(b) = &bar {
+            b.set_position(n);
+        }
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
     if let Some(t) = &args.truth {
         write_truth(t, &out.truth)?;
     }
@@ -781,6 +810,7 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
         &boundaries,
         &villages,
         &sim_options(&args.sim, ("2024-08", "2025-07"))?,
+        &mut |_| {},
     )?;
     write_truth(&args.out.join("truth.csv"), &sim.truth)?;
     say!(

@@ -138,6 +138,12 @@ pub struct SimOptions {
 }
 
 impl SimOptions {
+    /// Tests drawn over the window (rows before the dirt's duplicates).
+    #[must_use]
+    pub fn tests(&self) -> u64 {
+        self.from.through(self.to).count() as u64 * self.samples_per_month
+    }
+
     /// Defaults for one month.
     #[must_use]
     pub fn new(seed: u64, month: Month) -> Self {
@@ -673,7 +679,8 @@ pub struct SimSummary {
 ///
 /// The speeds are calibrated on the whole window's mean, so the tests are
 /// drawn twice from the same stream: once to sum their speeds, once to
-/// write them.
+/// write them. `progress` is told the draws so far, of twice
+/// [`SimOptions::tests`], now and then.
 ///
 /// # Errors
 /// No usable units, or an error of `emit`.
@@ -682,6 +689,7 @@ pub fn simulate_batches(
     villages: &[Village],
     opts: &SimOptions,
     emit: &mut dyn FnMut(&[SimRow]) -> Result<()>,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<SimSummary> {
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let model = Model::new(b, villages, opts, &mut rng)?;
@@ -696,6 +704,9 @@ pub fn simulate_batches(
         test_no: 0,
     };
     model.each_test(&mut tests, |d| {
+        if d.test_no % BATCH_ROWS as u64 == 0 {
+            progress(d.test_no);
+        }
         if d.mobile {
             n += 1;
             if d.dead {
@@ -729,6 +740,9 @@ pub fn simulate_batches(
     let mut pass_on = |draws: &mut Vec<Draw>, out: &mut Vec<SimRow>| {
         // Text is made on every core; the dirt is drawn in row order.
         let made: Vec<SimRow> = draws.par_iter().map(|d| model.row(d, scale)).collect();
+        if let Some(last) = draws.last() {
+            progress(drawn as u64 + last.test_no);
+        }
         draws.clear();
         for row in made {
             dirt.pass(row, out);
@@ -764,10 +778,16 @@ pub fn simulate_batches(
 /// No usable units.
 pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Result<SimOutput> {
     let mut rows = Vec::new();
-    let s = simulate_batches(b, villages, opts, &mut |batch| {
-        rows.extend_from_slice(batch);
-        Ok(())
-    })?;
+    let s = simulate_batches(
+        b,
+        villages,
+        opts,
+        &mut |batch| {
+            rows.extend_from_slice(batch);
+            Ok(())
+        },
+        &mut |_| {},
+    )?;
     Ok(SimOutput {
         rows,
         truth: s.truth,
@@ -776,7 +796,8 @@ pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Resu
 }
 
 /// Runs the simulation into a sample file (CSV, or Parquet when the path
-/// ends in `.parquet`), written as the rows are made.
+/// ends in `.parquet`), written as the rows are made; `progress` as in
+/// [`simulate_batches`].
 ///
 /// # Errors
 /// No usable units, or the file cannot be written.
@@ -785,10 +806,11 @@ pub fn write_simulated(
     b: &Boundaries,
     villages: &[Village],
     opts: &SimOptions,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<SimSummary> {
     let numeric = std::array::from_fn(|i| crate::schema::Field::ALL[i].numeric());
     write_rows(path, numeric, |emit| {
-        simulate_batches(b, villages, opts, emit)
+        simulate_batches(b, villages, opts, emit, progress)
     })
 }
 
