@@ -291,8 +291,9 @@ fn h3_tables_equal_the_geojson_layers_and_change_nothing_else() {
     ]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("timing total"));
-    // Throughput: rows read per second of the check stage, accepted samples
-    // per second of the heatmaps, each the count over the printed wall time.
+    // Throughput: rows read per second of the placing and the check stage,
+    // accepted samples per second of the heatmaps, each the count over the
+    // printed wall time.
     let summary = crate::util::json(&tables.join("summary.json"));
     let rate_of = |stage: &str, unit: &str| {
         let line = stderr
@@ -307,7 +308,8 @@ fn h3_tables_equal_the_geojson_layers_and_change_nothing_else() {
         (wall, rate)
     };
     for (stage, unit, count) in [
-        ("check, H3, place", "rows/s", &summary["rows"]["read"]),
+        ("H3, assign units", "rows/s", &summary["rows"]["read"]),
+        ("check, duplicates", "rows/s", &summary["rows"]["read"]),
         ("heatmaps", "samples/s", &summary["rows"]["accepted"]),
     ] {
         let (wall, rate) = rate_of(stage, unit);
