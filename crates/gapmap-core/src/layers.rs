@@ -350,16 +350,7 @@ fn quote(name: &str) -> String {
 }
 
 fn write_gpkg(path: &Path, layer: &Layer) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".gapmap-")
-        .suffix(".gpkg.tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+    let tmp = crate::output::temp_beside(path, ".gpkg.tmp")?;
     let fail = |e: rusqlite::Error| Error::Layer {
         path: path.to_owned(),
         message: format!("cannot write GeoPackage: {e}"),
@@ -520,14 +511,7 @@ fn write_gpkg(path: &Path, layer: &Layer) -> Result<()> {
         conn.execute_batch("COMMIT;").map_err(fail)?;
         conn.close().map_err(|(_, e)| fail(e))?;
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-            .map_err(|e| Error::io(path, e))?;
-    }
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    crate::output::put_in_place(tmp, path)
 }
 
 #[cfg(test)]

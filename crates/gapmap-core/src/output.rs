@@ -20,19 +20,9 @@ impl AtomicFile {
     /// # Errors
     /// The directory is not writable.
     pub fn create(path: &Path) -> Result<Self> {
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".gapmap-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(dir, e))?;
         Ok(Self {
             path: path.to_owned(),
-            out: std::io::BufWriter::with_capacity(1 << 20, tmp),
+            out: std::io::BufWriter::with_capacity(1 << 20, temp_beside(path, ".tmp")?),
         })
     }
 
@@ -50,17 +40,37 @@ impl AtomicFile {
         let tmp = out
             .into_inner()
             .map_err(|e| Error::io(&path, e.into_error()))?;
-        tmp.as_file().sync_all().map_err(|e| Error::io(&path, e))?;
-        // Temporary files are private (0600); outputs are for others to read too.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-                .map_err(|e| Error::io(&path, e))?;
-        }
-        tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
-        Ok(())
+        put_in_place(tmp, &path)
     }
+}
+
+/// A temporary file in `path`'s directory (created if need be), named so
+/// that an interrupted run's leftovers are recognised (`.gapmap-*.tmp`).
+pub(crate) fn temp_beside(path: &Path, suffix: &str) -> Result<tempfile::NamedTempFile> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    tempfile::Builder::new()
+        .prefix(".gapmap-")
+        .suffix(suffix)
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// Puts a complete temporary file in place of `path`, readable by others.
+pub(crate) fn put_in_place(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    // Temporary files are private (0600); outputs are for others to read too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(path, e))?;
+    }
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
 }
 
 /// Writes a file atomically (see [`AtomicFile`]).
