@@ -247,6 +247,21 @@ fn an_unwritable_out_is_named_with_the_fix() {
     );
 }
 
+/// gapmap run with `args` and sent Ctrl-C (SIGINT) after `delay_ms`.
+fn interrupted(args: &[&str], delay_ms: u64) -> std::process::Output {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_gapmap"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    child.wait_with_output().expect("wait")
+}
+
 #[test]
 fn ctrl_c_leaves_no_partial_output() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -256,31 +271,22 @@ fn ctrl_c_leaves_no_partial_output() {
     // Interrupt at growing delays until a run is caught in the middle.
     for delay_ms in [150u64, 300, 600, 1200, 2400] {
         let out = dir.path().join(format!("out{delay_ms}"));
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_gapmap"))
-            .args([
+        let o = interrupted(
+            &[
                 "analyze",
                 "--samples",
                 crate::util::s(&samples),
                 "--boundaries",
                 crate::util::s(&b),
-            ])
-            .args([
                 "--villages",
                 crate::util::s(&v),
                 "--format",
                 "geojson,fgb,gpkg",
                 "--out",
                 crate::util::s(&out),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status();
-        let o = child.wait_with_output().expect("wait");
+            ],
+            delay_ms,
+        );
         if o.status.code() != Some(130) {
             continue; // finished before the signal, or not started: try later
         }
@@ -316,19 +322,20 @@ fn ctrl_c_during_simulate_leaves_no_file() {
     let (b, v) = crate::util::default_data();
     let samples = dir.path().join("s.csv");
     for delay_ms in [300u64, 600, 1200, 2400] {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_gapmap"))
-            .args(["simulate", "--boundaries", crate::util::s(&b)])
-            .args(["--villages", crate::util::s(&v), "--out"])
-            .args([crate::util::s(&samples), "--samples", "3000000"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status();
-        let o = child.wait_with_output().expect("wait");
+        let o = interrupted(
+            &[
+                "simulate",
+                "--boundaries",
+                crate::util::s(&b),
+                "--villages",
+                crate::util::s(&v),
+                "--out",
+                crate::util::s(&samples),
+                "--samples",
+                "3000000",
+            ],
+            delay_ms,
+        );
         if o.status.code() != Some(130) {
             let _ = std::fs::remove_file(&samples);
             continue; // finished before the signal, or not started: try later
