@@ -38,6 +38,24 @@ fn a_missing_file_is_named_with_its_reason_said_once() {
     assert_eq!(err.matches("os error 2").count(), 1, "{err}");
 }
 
+#[test]
+fn simulate_into_a_folder_names_a_file_to_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, v) = crate::util::default_data();
+    fails_with(
+        &[
+            "simulate",
+            "--boundaries",
+            s(&b),
+            "--villages",
+            s(&v),
+            "--out",
+            s(dir.path()),
+        ],
+        &["is a folder", "samples.parquet"],
+    );
+}
+
 const LEVELS: &str = "region=reg_code:reg_name,ward=ward_code:ward_name";
 
 #[test]

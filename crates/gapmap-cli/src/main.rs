@@ -720,6 +720,13 @@ fn run_simulate(args: &SimulateArgs) -> Result<()> {
         name: args.village_name.clone(),
     };
     let villages = load_villages(&args.villages, &props)?;
+    if args.out.is_dir() {
+        anyhow::bail!(
+            "--out {} is a folder: give the samples file to write, e.g. {}",
+            args.out.display(),
+            args.out.join("samples.parquet").display()
+        );
+    }
     // Its folder writable before any work; Ctrl-C leaves no partial file.
     prepare_out(
         args.out
