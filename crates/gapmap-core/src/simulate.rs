@@ -294,6 +294,133 @@ fn model_median(base: f64, d: f64, dead_zone_m: f64) -> (f64, bool) {
     }
 }
 
+/// One carrier's sites in a grid of square cells, for the site nearest a
+/// point by planar distance in degrees, as an R-tree of `[lon, lat]`
+/// points finds it (a tenth of the time, per test, twice per test).
+struct SiteGrid {
+    x0: f64,
+    y0: f64,
+    nx: usize,
+    ny: usize,
+    /// Cell `i`'s sites are `points[starts[i]..starts[i + 1]]`.
+    starts: Vec<usize>,
+    points: Vec<[f64; 2]>,
+}
+
+impl SiteGrid {
+    /// Cell side in degrees (about 11 km: a few sites a cell nationally).
+    const CELL: f64 = 0.1;
+
+    fn new(points: Vec<[f64; 2]>) -> Self {
+        let finite = points
+            .iter()
+            .filter(|p| p[0].is_finite() && p[1].is_finite());
+        let (mut x0, mut y0, mut x1, mut y1) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+        for (i, p) in finite.enumerate() {
+            if i == 0 {
+                (x0, y0, x1, y1) = (p[0], p[1], p[0], p[1]);
+            }
+            (x0, y0) = (x0.min(p[0]), y0.min(p[1]));
+            (x1, y1) = (x1.max(p[0]), y1.max(p[1]));
+        }
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a country's extent"
+        )]
+        let (nx, ny) = (
+            ((x1 - x0) / Self::CELL) as usize + 1,
+            ((y1 - y0) / Self::CELL) as usize + 1,
+        );
+        let mut grid = Self {
+            x0,
+            y0,
+            nx,
+            ny,
+            starts: vec![0; nx * ny + 1],
+            points: Vec::new(),
+        };
+        let keyed: Vec<(usize, [f64; 2])> = points
+            .into_iter()
+            .filter(|p| p[0].is_finite() && p[1].is_finite())
+            .map(|p| {
+                let (cx, cy) = grid.cell_of(p);
+                (cy * nx + cx, p)
+            })
+            .collect();
+        for (k, _) in &keyed {
+            grid.starts[k + 1] += 1;
+        }
+        for i in 0..nx * ny {
+            grid.starts[i + 1] += grid.starts[i];
+        }
+        let mut next = grid.starts.clone();
+        grid.points = vec![[0.0; 2]; keyed.len()];
+        for (k, p) in keyed {
+            grid.points[next[k]] = p;
+            next[k] += 1;
+        }
+        grid
+    }
+
+    /// The cell holding `p`, or the nearest cell for a point outside the grid.
+    fn cell_of(&self, p: [f64; 2]) -> (usize, usize) {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "clamped"
+        )]
+        let at =
+            |v: f64, v0: f64, n: usize| ((v - v0) / Self::CELL).clamp(0.0, (n - 1) as f64) as usize;
+        (at(p[0], self.x0, self.nx), at(p[1], self.y0, self.ny))
+    }
+
+    /// The site nearest `p` (planar, in degrees), if there is any.
+    fn nearest(&self, p: [f64; 2]) -> Option<[f64; 2]> {
+        if self.points.is_empty() || !(p[0].is_finite() && p[1].is_finite()) {
+            return None;
+        }
+        let (cx, cy) = self.cell_of(p);
+        let mut best: Option<(f64, [f64; 2])> = None;
+        let scan = |x: usize, y: usize, best: &mut Option<(f64, [f64; 2])>| {
+            let i = y * self.nx + x;
+            for q in &self.points[self.starts[i]..self.starts[i + 1]] {
+                let (dx, dy) = (q[0] - p[0], q[1] - p[1]);
+                let d = dx * dx + dy * dy;
+                if best.is_none_or(|(b, _)| d < b) {
+                    *best = Some((d, *q));
+                }
+            }
+        };
+        // Ring r holds the cells r steps from p's (clamped) cell. Every cell
+        // beyond ring r lies at least r cells from p (clamping p into the
+        // grid brings it no farther from any cell), so the search stops
+        // once the best distance is within that.
+        for r in 0..=self.nx.max(self.ny) {
+            let (xa, xb) = (cx.saturating_sub(r), (cx + r).min(self.nx - 1));
+            let (ya, yb) = (cy.saturating_sub(r), (cy + r).min(self.ny - 1));
+            for y in ya..=yb {
+                if y + r == cy || y == cy + r {
+                    (xa..=xb).for_each(|x| scan(x, y, &mut best));
+                } else {
+                    // Inside rows, the ring's two ends where they exist.
+                    if let Some(x) = cx.checked_sub(r) {
+                        scan(x, y, &mut best);
+                    }
+                    if r > 0 && cx + r < self.nx {
+                        scan(cx + r, y, &mut best);
+                    }
+                }
+            }
+            let reach = r as f64 * Self::CELL;
+            if best.is_some_and(|(b, _)| b <= reach * reach) {
+                break;
+            }
+        }
+        best.map(|(_, q)| q)
+    }
+}
+
 struct UnitPlan {
     centre: (f64, f64),
     villages: Vec<usize>,
@@ -318,19 +445,27 @@ struct Model<'a> {
     villages: &'a [Village],
     village_unit: Vec<Option<u32>>,
     units: Vec<UnitPlan>,
-    sites: Vec<rstar::RTree<[f64; 2]>>,
+    sites: Vec<SiteGrid>,
     /// Per village and carrier: in a terrain shadow.
     shadow: Vec<bool>,
     share: Vec<f64>,
     unit_cum: Vec<f64>,
 }
 
-/// The random stream of tests after the model's fixed parts, with the
-/// device pools it creates on the way.
-struct Tests {
-    rng: ChaCha8Rng,
-    pools: HashMap<usize, Pool>,
-    test_no: u64,
+/// Where a draw finds its unit's device pool.
+enum Pools<'p> {
+    /// First pass: a unit's pool is made at its first test, whose index
+    /// is noted.
+    Make {
+        pools: &'p mut HashMap<usize, Pool>,
+        made_at: &'p mut HashMap<usize, u64>,
+    },
+    /// Second pass, from anywhere in the stream: the first pass's pools;
+    /// the test that made one draws its making again, to stay in step.
+    Replay {
+        pools: &'p HashMap<usize, Pool>,
+        made_at: &'p HashMap<usize, u64>,
+    },
 }
 
 /// Everything a test's row is made from, drawn in the model's order.
@@ -411,7 +546,7 @@ impl<'a> Model<'a> {
             u.weight = pop.powf(0.8) * (1.2 * normal(rng)).exp() * if u.town { 2.0 } else { 1.0 };
         }
         // Sites per carrier: at villages and unit centres, jittered 300 m.
-        let mut sites: Vec<rstar::RTree<[f64; 2]>> = Vec::new();
+        let mut sites: Vec<SiteGrid> = Vec::new();
         for c in &opts.carriers {
             let mut pts = Vec::new();
             for u in &units {
@@ -426,7 +561,7 @@ impl<'a> Model<'a> {
                     pts.push([x, y]);
                 }
             }
-            sites.push(rstar::RTree::bulk_load(pts));
+            sites.push(SiteGrid::new(pts));
         }
         // Terrain shadows per village and carrier.
         let nc = opts.carriers.len();
@@ -458,36 +593,51 @@ impl<'a> Model<'a> {
 
     fn nearest_site(&self, ci: usize, lon: f64, lat: f64) -> f64 {
         self.sites[ci]
-            .nearest_neighbor([lon, lat])
+            .nearest([lon, lat])
             .map_or(f64::INFINITY, |s| haversine_m(lon, lat, s[0], s[1]))
     }
 
-    /// The next test of a month that starts at local midnight `m_first`
-    /// and has `days` days.
-    fn draw(&self, tests: &mut Tests, m_first: chrono::NaiveDateTime, days: u32) -> Draw {
+    /// A unit's device pool: about 6 tests per device.
+    fn make_pool(&self, rng: &mut ChaCha8Rng, ui: usize) -> Pool {
+        let expected = self.opts.samples_per_month as f64 * self.units[ui].weight
+            / self.unit_cum.last().copied().unwrap_or(1.0);
+        let n = ((expected / 6.0).ceil() as usize).clamp(1, 5_000);
+        let devices = (0..n)
+            .map(|_| {
+                let carrier = pick(rng, &self.share);
+                (carrier, rng.random::<f64>() < 0.75)
+            })
+            .collect::<Vec<_>>();
+        // Android devices run auto-tests: three times the rate of iOS.
+        let cum = cumulative(devices.iter().map(|d| if d.1 { 3.0 } else { 1.0 }));
+        (devices, cum)
+    }
+
+    /// Test `index` (0-based over the window), drawn from `rng` where the
+    /// test before left it, in a month that starts at local midnight
+    /// `m_first` and has `days` days.
+    fn draw(
+        &self,
+        rng: &mut ChaCha8Rng,
+        pools: &mut Pools<'_>,
+        index: u64,
+        (m_first, days): (chrono::NaiveDateTime, u32),
+    ) -> Draw {
         let opts = self.opts;
-        let Tests {
-            rng,
-            pools,
-            test_no,
-        } = tests;
         let ui = pick(rng, &self.unit_cum);
         let unit = &self.units[ui];
-        // Device pool of the unit, created on first use: about 6 tests per device.
-        let pool = pools.entry(ui).or_insert_with(|| {
-            let expected = opts.samples_per_month as f64 * unit.weight
-                / self.unit_cum.last().copied().unwrap_or(1.0);
-            let n = ((expected / 6.0).ceil() as usize).clamp(1, 5_000);
-            let devices = (0..n)
-                .map(|_| {
-                    let carrier = pick(rng, &self.share);
-                    (carrier, rng.random::<f64>() < 0.75)
-                })
-                .collect::<Vec<_>>();
-            // Android devices run auto-tests: three times the rate of iOS.
-            let cum = cumulative(devices.iter().map(|d| if d.1 { 3.0 } else { 1.0 }));
-            (devices, cum)
-        });
+        let pool = match pools {
+            Pools::Make { pools, made_at } => pools.entry(ui).or_insert_with(|| {
+                made_at.insert(ui, index);
+                self.make_pool(rng, ui)
+            }),
+            Pools::Replay { pools, made_at } => {
+                if made_at.get(&ui) == Some(&index) {
+                    self.make_pool(rng, ui);
+                }
+                &pools[&ui]
+            }
+        };
         let device = pick(rng, &pool.1);
         let (ci, android) = pool.0[device];
         // Place.
@@ -555,7 +705,6 @@ impl<'a> Model<'a> {
             + chrono::Duration::days(i64::from(day))
             + chrono::Duration::seconds(i64::from(secs));
         let utc = rng.random::<f64>() < 0.3;
-        *test_no += 1;
         let latency = 18.0 + d / 400.0 + 10.0 * (0.5 * normal(rng)).exp();
         let spelling = carrier.spellings[rng.random_range(0..carrier.spellings.len())];
         Draw {
@@ -571,7 +720,7 @@ impl<'a> Model<'a> {
             dead,
             time,
             utc,
-            test_no: *test_no,
+            test_no: index + 1,
             latency,
             spelling,
             upload_ratio: 0.2 + 0.3 * rng.random::<f64>(),
@@ -649,18 +798,6 @@ impl<'a> Model<'a> {
         }
         truth
     }
-
-    /// Every test of the window, in order.
-    fn each_test(&self, tests: &mut Tests, mut on: impl FnMut(Draw) -> Result<()>) -> Result<()> {
-        for month in self.opts.from.through(self.opts.to) {
-            let (m_first, days) = month_bounds(month);
-            for _ in 0..self.opts.samples_per_month {
-                let d = self.draw(tests, m_first, days);
-                on(d)?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// What a simulation wrote.
@@ -675,12 +812,14 @@ pub struct SimSummary {
 }
 
 /// Runs the simulation, handing its rows to `emit` in order, a batch at a
-/// time: memory holds one batch (and the model), whatever the sample count.
+/// time: memory holds a batch per core (and the model), whatever the
+/// sample count.
 ///
 /// The speeds are calibrated on the whole window's mean, so the tests are
-/// drawn twice from the same stream: once to sum their speeds, once to
-/// write them. `progress` is told the draws so far, of twice
-/// [`SimOptions::tests`], now and then.
+/// drawn twice from the same stream: once in order, to sum their speeds
+/// and note where in the stream each batch starts; then each batch from
+/// its start, on every core, to write them. `progress` is told the draws
+/// so far, of twice [`SimOptions::tests`], now and then.
 ///
 /// # Errors
 /// No usable units, or an error of `emit`.
@@ -694,29 +833,39 @@ pub fn simulate_batches(
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let model = Model::new(b, villages, opts, &mut rng)?;
     let stream = rng.clone();
+    let months: Vec<(chrono::NaiveDateTime, u32)> =
+        opts.from.through(opts.to).map(month_bounds).collect();
+    let per_month = opts.samples_per_month.max(1);
+    let month_of = |g: u64| months[usize::try_from(g / per_month).unwrap_or(usize::MAX)];
+    let tests = opts.tests();
+    let batch = BATCH_ROWS as u64;
     // Calibrate: the mean mobile download equals the national figure. Dead-zone
     // tests are a physical floor and are not scaled; live tests are scaled so
     // that (scale × Σ live + Σ dead) / n = target.
     let (mut live_sum, mut dead_sum, mut n) = (0.0, 0.0, 0usize);
-    let mut tests = Tests {
-        rng,
-        pools: HashMap::new(),
-        test_no: 0,
-    };
-    model.each_test(&mut tests, |d| {
-        if d.test_no % BATCH_ROWS as u64 == 0 {
-            progress(d.test_no);
-        }
-        if d.mobile {
-            n += 1;
-            if d.dead {
-                dead_sum += d.download;
-            } else {
-                live_sum += d.download;
+    let (mut pools, mut made_at) = (HashMap::new(), HashMap::new());
+    let mut starts: Vec<u128> = Vec::new();
+    {
+        let mut making = Pools::Make {
+            pools: &mut pools,
+            made_at: &mut made_at,
+        };
+        for g in 0..tests {
+            if g % batch == 0 {
+                starts.push(rng.get_word_pos());
+                progress(g);
+            }
+            let d = model.draw(&mut rng, &mut making, g, month_of(g));
+            if d.mobile {
+                n += 1;
+                if d.dead {
+                    dead_sum += d.download;
+                } else {
+                    live_sum += d.download;
+                }
             }
         }
-        Ok(())
-    })?;
+    }
     let target = national_mean_mbps(opts.to.year());
     #[allow(clippy::cast_precision_loss, reason = "sample counts")]
     let scale = if live_sum > 0.0 {
@@ -725,41 +874,42 @@ pub fn simulate_batches(
         1.0
     };
     // The dirt's draws follow the tests' in the stream.
-    let drawn = usize::try_from(tests.test_no).map_err(|_| {
+    let drawn = usize::try_from(tests).map_err(|_| {
         Error::Config("simulate: more samples than this machine can count".to_owned())
     })?;
-    let mut dirt = Dirt::new(tests.rng, opts.dirty_rate, drawn);
-    let mut tests = Tests {
-        rng: stream,
-        pools: HashMap::new(),
-        test_no: 0,
-    };
+    let mut dirt = Dirt::new(rng, opts.dirty_rate, drawn);
     let mut rows = 0u64;
-    let mut draws = Vec::with_capacity(BATCH_ROWS.min(drawn));
     let mut out = Vec::new();
-    let mut pass_on = |draws: &mut Vec<Draw>, out: &mut Vec<SimRow>| {
-        // Text is made on every core; the dirt is drawn in row order.
-        let made: Vec<SimRow> = draws.par_iter().map(|d| model.row(d, scale)).collect();
-        if let Some(last) = draws.last() {
-            progress(drawn as u64 + last.test_no);
+    let at_once = rayon::current_num_threads().max(1);
+    for (first, group) in starts.chunks(at_once).enumerate() {
+        let first = (first * at_once) as u64;
+        let made: Vec<Vec<SimRow>> = group
+            .par_iter()
+            .enumerate()
+            .map(|(k, &start)| {
+                let mut rng = stream.clone();
+                rng.set_word_pos(start);
+                let mut replay = Pools::Replay {
+                    pools: &pools,
+                    made_at: &made_at,
+                };
+                let g0 = (first + k as u64) * batch;
+                (g0..(g0 + batch).min(tests))
+                    .map(|g| model.row(&model.draw(&mut rng, &mut replay, g, month_of(g)), scale))
+                    .collect()
+            })
+            .collect();
+        for (k, made) in made.into_iter().enumerate() {
+            // The dirt is drawn in row order.
+            for row in made {
+                dirt.pass(row, &mut out);
+            }
+            rows += out.len() as u64;
+            emit(&out)?;
+            out.clear();
+            progress(tests + ((first + k as u64 + 1) * batch).min(tests));
         }
-        draws.clear();
-        for row in made {
-            dirt.pass(row, out);
-        }
-        rows += out.len() as u64;
-        let emitted = emit(out);
-        out.clear();
-        emitted
-    };
-    model.each_test(&mut tests, |d| {
-        draws.push(d);
-        if draws.len() == BATCH_ROWS {
-            pass_on(&mut draws, &mut out)?;
-        }
-        Ok(())
-    })?;
-    pass_on(&mut draws, &mut out)?;
+    }
     dirt.finish(&mut out);
     if !out.is_empty() {
         rows += out.len() as u64;
@@ -1035,6 +1185,50 @@ pub fn write_truth(path: &Path, truth: &[Truth]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn site_grid_finds_what_the_r_tree_finds() {
+        // Oracle: rstar's nearest neighbour on the same points. Sites
+        // clustered, sparse and on cell edges; queries inside, on the
+        // edges of and far outside the grid. Equal distances are enough
+        // (two sites may be equally near).
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for (count, spread) in [(0usize, 1.0), (1, 1.0), (2, 0.05), (50, 3.0), (5_000, 8.0)] {
+            let mut pts: Vec<[f64; 2]> = (0..count)
+                .map(|_| {
+                    [
+                        102.0 + spread * rng.random::<f64>(),
+                        8.0 + spread * 2.0 * rng.random::<f64>(),
+                    ]
+                })
+                .collect();
+            // Points exactly on cell boundaries, and a duplicate.
+            if count > 2 {
+                pts.push([pts[0][0] + SiteGrid::CELL, pts[0][1]]);
+                pts.push([pts[0][0], pts[0][1] + 2.0 * SiteGrid::CELL]);
+                pts.push(pts[1]);
+            }
+            let tree = rstar::RTree::bulk_load(pts.clone());
+            let grid = SiteGrid::new(pts);
+            let d2 = |a: [f64; 2], b: [f64; 2]| (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2);
+            for i in 0..4_000 {
+                let q = match i % 4 {
+                    0 | 1 => [
+                        101.0 + (spread + 2.0) * rng.random::<f64>(),
+                        7.0 + (2.0 * spread + 2.0) * rng.random::<f64>(),
+                    ],
+                    2 => [
+                        90.0 + 40.0 * rng.random::<f64>(),
+                        -10.0 + 50.0 * rng.random::<f64>(),
+                    ],
+                    _ => [102.0 + SiteGrid::CELL * f64::from(i % 7), 8.0],
+                };
+                let want = tree.nearest_neighbor(q).map(|s| d2(*s, q));
+                let got = grid.nearest(q).map(|s| d2(s, q));
+                assert_eq!(got, want, "{count} sites, query {q:?}");
+            }
+        }
+    }
 
     #[test]
     fn dirt_row_by_row_equals_dirt_on_the_whole_file() {
