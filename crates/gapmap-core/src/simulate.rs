@@ -1060,7 +1060,7 @@ pub fn write_samples(path: &Path, rows: &[SimRow]) -> Result<()> {
                 .all(|r| r.fields[i].is_empty() || r.fields[i].parse::<f64>().is_ok())
     });
     write_rows(path, numeric, |emit| {
-        rows.chunks(BATCH_ROWS).try_for_each(|batch| emit(batch))
+        rows.chunks(BATCH_ROWS).try_for_each(emit)
     })
 }
 
