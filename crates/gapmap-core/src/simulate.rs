@@ -881,9 +881,9 @@ pub fn simulate_batches(
     let mut rows = 0u64;
     let mut out = Vec::new();
     let at_once = rayon::current_num_threads().max(1);
-    for (first, group) in starts.chunks(at_once).enumerate() {
-        let first = (first * at_once) as u64;
-        let made: Vec<Vec<SimRow>> = group
+    // A group of batches, one a core, drawn and made into rows.
+    let make_group = |first: usize| -> Vec<Vec<SimRow>> {
+        starts[first..(first + at_once).min(starts.len())]
             .par_iter()
             .enumerate()
             .map(|(k, &start)| {
@@ -893,22 +893,46 @@ pub fn simulate_batches(
                     pools: &pools,
                     made_at: &made_at,
                 };
-                let g0 = (first + k as u64) * batch;
+                let g0 = (first + k) as u64 * batch;
                 (g0..(g0 + batch).min(tests))
                     .map(|g| model.row(&model.draw(&mut rng, &mut replay, g, month_of(g)), scale))
                     .collect()
             })
-            .collect();
-        for (k, made) in made.into_iter().enumerate() {
-            // The dirt is drawn in row order.
-            for row in made {
-                dirt.pass(row, &mut out);
-            }
-            rows += out.len() as u64;
-            emit(&out)?;
-            out.clear();
-            progress(tests + ((first + k as u64 + 1) * batch).min(tests));
-        }
+            .collect()
+    };
+    // Each group is dirtied and written on this thread while the next is
+    // made on the cores (writing builds the frame and compresses it).
+    let mut made = make_group(0);
+    let mut first = 0;
+    while !made.is_empty() {
+        let next_first = first + at_once;
+        let (next, written) = std::thread::scope(|scope| {
+            let next = scope.spawn(|| {
+                if next_first < starts.len() {
+                    make_group(next_first)
+                } else {
+                    Vec::new()
+                }
+            });
+            let written = made
+                .drain(..)
+                .enumerate()
+                .try_for_each(|(k, rows_of_batch)| {
+                    // The dirt is drawn in row order.
+                    for row in rows_of_batch {
+                        dirt.pass(row, &mut out);
+                    }
+                    rows += out.len() as u64;
+                    emit(&out)?;
+                    out.clear();
+                    progress(tests + ((first + k + 1) as u64 * batch).min(tests));
+                    Ok::<(), Error>(())
+                });
+            (next.join(), written)
+        });
+        written?;
+        made = next.map_err(|_| Error::Config("simulate: a batch failed".to_owned()))?;
+        first = next_first;
     }
     dirt.finish(&mut out);
     if !out.is_empty() {
