@@ -558,40 +558,34 @@ fn warn_all(warnings: &[String]) {
     }
 }
 
-/// A progress spinner with rows read and their rate, on a terminal only
-/// (and not with --quiet), so logs stay clean.
-fn progress_reporter() -> impl FnMut(u64) {
-    let bar = (verbosity() > 0 && std::io::stderr().is_terminal()).then(|| {
-        let b = indicatif::ProgressBar::new_spinner();
+/// `bar` drawn with `template`, on a terminal only (and not with --quiet),
+/// so logs stay clean.
+fn on_terminal(
+    bar: impl FnOnce() -> indicatif::ProgressBar,
+    template: &str,
+) -> Option<indicatif::ProgressBar> {
+    (verbosity() > 0 && std::io::stderr().is_terminal()).then(|| {
+        let b = bar();
         b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {elapsed} reading samples: {human_pos} rows",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            indicatif::ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         b.enable_steady_tick(std::time::Duration::from_millis(200));
         b
-    });
+    })
+}
+
+/// A progress spinner with the rows read so far.
+fn progress_reporter() -> impl FnMut(u64) {
+    let bar = on_terminal(
+        indicatif::ProgressBar::new_spinner,
+        "{spinner} {elapsed} reading samples: {human_pos} rows",
+    );
     move |n| {
         if let Some(b) = &bar {
             b.set_position(n);
         }
     }
-}
-
-/// A progress bar of `len` steps, on a terminal only (and not with --quiet).
-fn progress_bar(len: u64, what: &str) -> Option<indicatif::ProgressBar> {
-    (verbosity() > 0 && std::io::stderr().is_terminal()).then(|| {
-        let b = indicatif::ProgressBar::new(len);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(&format!(
-                "{{bar:30}} {{percent}} % {{elapsed}} (about {{eta}} left) {what}"
-            ))
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b.enable_steady_tick(std::time::Duration::from_millis(500));
-        b
-    })
 }
 
 fn resolution(r: u8) -> Result<h3o::Resolution> {
@@ -735,9 +729,9 @@ fn run_simulate(args: &SimulateArgs) -> Result<()> {
             .unwrap_or(Path::new(".")),
     )?;
     let opts = sim_options(&args.sim, ("2025-06", "2025-06"))?;
-    let bar = progress_bar(
-        2 * opts.tests(),
-        "simulating (drawn twice: to calibrate, to write)",
+    let bar = on_terminal(
+        || indicatif::ProgressBar::new(2 * opts.tests()),
+        "{bar:30} {percent} % {elapsed} (about {eta} left) simulating (drawn twice: to calibrate, to write)",
     );
     let out = write_simulated(&args.out, &boundaries, &villages, &opts, &mut |n| {
         if let Some(b) = &bar {

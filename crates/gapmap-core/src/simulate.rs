@@ -27,7 +27,6 @@
 //! Ground truth per village and carrier: distance to the nearest site, the
 //! true median download of the model at the village, and the dead-zone flag.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use geo::InteriorPoint;
@@ -184,17 +183,6 @@ pub struct Truth {
     pub dead_zone: bool,
 }
 
-/// The simulation's output.
-#[derive(Debug, Clone)]
-pub struct SimOutput {
-    /// Sample rows, including dirty ones.
-    pub rows: Vec<SimRow>,
-    /// Ground truth per village (inside a unit) and carrier.
-    pub truth: Vec<Truth>,
-    /// The speed scale applied to reach the national calibration mean.
-    pub scale: f64,
-}
-
 /// Ookla's national mean download for a year (later years: the last year given).
 #[must_use]
 pub fn national_mean_mbps(year: i32) -> f64 {
@@ -296,7 +284,8 @@ fn model_median(base: f64, d: f64, dead_zone_m: f64) -> (f64, bool) {
 
 /// One carrier's sites in a grid of square cells, for the site nearest a
 /// point by planar distance in degrees, as an R-tree of `[lon, lat]`
-/// points finds it (a tenth of the time, per test, twice per test).
+/// points finds it (the query runs twice per test: the R-tree's was a
+/// fifth of the generator's time).
 struct SiteGrid {
     x0: f64,
     y0: f64,
@@ -311,18 +300,14 @@ impl SiteGrid {
     /// Cell side in degrees (about 11 km: a few sites a cell nationally).
     const CELL: f64 = 0.1;
 
-    fn new(points: Vec<[f64; 2]>) -> Self {
-        let finite = points
-            .iter()
-            .filter(|p| p[0].is_finite() && p[1].is_finite());
-        let (mut x0, mut y0, mut x1, mut y1) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-        for (i, p) in finite.enumerate() {
-            if i == 0 {
-                (x0, y0, x1, y1) = (p[0], p[1], p[0], p[1]);
-            }
-            (x0, y0) = (x0.min(p[0]), y0.min(p[1]));
-            (x1, y1) = (x1.max(p[0]), y1.max(p[1]));
-        }
+    fn new(mut points: Vec<[f64; 2]>) -> Self {
+        points.retain(|p| p[0].is_finite() && p[1].is_finite());
+        let (x0, y0, x1, y1) = points.iter().fold(
+            points
+                .first()
+                .map_or((0.0, 0.0, 0.0, 0.0), |p| (p[0], p[1], p[0], p[1])),
+            |(x0, y0, x1, y1), p| (x0.min(p[0]), y0.min(p[1]), x1.max(p[0]), y1.max(p[1])),
+        );
         #[allow(
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss,
@@ -342,7 +327,6 @@ impl SiteGrid {
         };
         let keyed: Vec<(usize, [f64; 2])> = points
             .into_iter()
-            .filter(|p| p[0].is_finite() && p[1].is_finite())
             .map(|p| {
                 let (cx, cy) = grid.cell_of(p);
                 (cy * nx + cx, p)
@@ -435,7 +419,8 @@ struct UnitPlan {
 type Pool = (Vec<(usize, bool)>, Vec<f64>);
 
 /// Rows made, dirtied and handed on at a time (a Parquet row group each):
-/// what the generator holds is this batch, whatever the sample count.
+/// the generator holds two groups of a batch per core, whatever the
+/// sample count.
 const BATCH_ROWS: usize = 1 << 18;
 
 /// The model's fixed parts, drawn first from the seed.
@@ -452,20 +437,16 @@ struct Model<'a> {
     unit_cum: Vec<f64>,
 }
 
+/// Per unit, its device pool and the index of the test that made it.
+type Pools = Vec<Option<(u64, Pool)>>;
+
 /// Where a draw finds its unit's device pool.
-enum Pools<'p> {
-    /// First pass: a unit's pool is made at its first test, whose index
-    /// is noted.
-    Make {
-        pools: &'p mut HashMap<usize, Pool>,
-        made_at: &'p mut HashMap<usize, u64>,
-    },
+enum PoolsAt<'p> {
+    /// First pass: a unit's pool is made at its first test.
+    Make(&'p mut Pools),
     /// Second pass, from anywhere in the stream: the first pass's pools;
     /// the test that made one draws its making again, to stay in step.
-    Replay {
-        pools: &'p HashMap<usize, Pool>,
-        made_at: &'p HashMap<usize, u64>,
-    },
+    Replay(&'p Pools),
 }
 
 /// Everything a test's row is made from, drawn in the model's order.
@@ -619,24 +600,33 @@ impl<'a> Model<'a> {
     fn draw(
         &self,
         rng: &mut ChaCha8Rng,
-        pools: &mut Pools<'_>,
+        pools: &mut PoolsAt<'_>,
         index: u64,
         (m_first, days): (chrono::NaiveDateTime, u32),
     ) -> Draw {
         let opts = self.opts;
         let ui = pick(rng, &self.unit_cum);
         let unit = &self.units[ui];
+        let made_here;
         let pool = match pools {
-            Pools::Make { pools, made_at } => pools.entry(ui).or_insert_with(|| {
-                made_at.insert(ui, index);
-                self.make_pool(rng, ui)
-            }),
-            Pools::Replay { pools, made_at } => {
-                if made_at.get(&ui) == Some(&index) {
-                    self.make_pool(rng, ui);
-                }
-                &pools[&ui]
+            PoolsAt::Make(pools) => {
+                &pools[ui]
+                    .get_or_insert_with(|| (index, self.make_pool(rng, ui)))
+                    .1
             }
+            PoolsAt::Replay(pools) => match &pools[ui] {
+                Some((made_at, pool)) => {
+                    if *made_at == index {
+                        self.make_pool(rng, ui);
+                    }
+                    pool
+                }
+                // Not met in the first pass, which drew the same units.
+                None => {
+                    made_here = self.make_pool(rng, ui);
+                    &made_here
+                }
+            },
         };
         let device = pick(rng, &pool.1);
         let (ci, android) = pool.0[device];
@@ -812,7 +802,7 @@ pub struct SimSummary {
 }
 
 /// Runs the simulation, handing its rows to `emit` in order, a batch at a
-/// time: memory holds a batch per core (and the model), whatever the
+/// time: memory holds two batches per core (and the model), whatever the
 /// sample count.
 ///
 /// The speeds are calibrated on the whole window's mean, so the tests are
@@ -843,13 +833,10 @@ pub fn simulate_batches(
     // tests are a physical floor and are not scaled; live tests are scaled so
     // that (scale × Σ live + Σ dead) / n = target.
     let (mut live_sum, mut dead_sum, mut n) = (0.0, 0.0, 0usize);
-    let (mut pools, mut made_at) = (HashMap::new(), HashMap::new());
+    let mut pools: Pools = vec![None; model.units.len()];
     let mut starts: Vec<u128> = Vec::new();
     {
-        let mut making = Pools::Make {
-            pools: &mut pools,
-            made_at: &mut made_at,
-        };
+        let mut making = PoolsAt::Make(&mut pools);
         for g in 0..tests {
             if g % batch == 0 {
                 starts.push(rng.get_word_pos());
@@ -889,10 +876,7 @@ pub fn simulate_batches(
             .map(|(k, &start)| {
                 let mut rng = stream.clone();
                 rng.set_word_pos(start);
-                let mut replay = Pools::Replay {
-                    pools: &pools,
-                    made_at: &made_at,
-                };
+                let mut replay = PoolsAt::Replay(&pools);
                 let g0 = (first + k) as u64 * batch;
                 (g0..(g0 + batch).min(tests))
                     .map(|g| model.row(&model.draw(&mut rng, &mut replay, g, month_of(g)), scale))
@@ -943,29 +927,6 @@ pub fn simulate_batches(
         rows,
         truth: model.truth(scale),
         scale,
-    })
-}
-
-/// Runs the simulation in memory (small windows; see [`write_simulated`]).
-///
-/// # Errors
-/// No usable units.
-pub fn simulate(b: &Boundaries, villages: &[Village], opts: &SimOptions) -> Result<SimOutput> {
-    let mut rows = Vec::new();
-    let s = simulate_batches(
-        b,
-        villages,
-        opts,
-        &mut |batch| {
-            rows.extend_from_slice(batch);
-            Ok(())
-        },
-        &mut |_| {},
-    )?;
-    Ok(SimOutput {
-        rows,
-        truth: s.truth,
-        scale: s.scale,
     })
 }
 
