@@ -91,7 +91,7 @@ pub fn analyze(
         return Err(Error::Config(format!("--from {a} is after --to {b}")));
     }
     let mut stages = Stages::new();
-    let mut ingested = ingest(&vintages, &opts.ingest, progress)?;
+    let mut ingested = ingest(&vintages, &opts.ingest, &opts.gaps.plausibility, progress)?;
     for (stage, d) in &ingested.timings {
         stages.add(stage, *d);
     }
@@ -139,7 +139,12 @@ pub fn analyze(
                 return None;
             }
             let units: Vec<u32> = ingested.places[v].iter().map(|p| p.0).collect();
-            let include = |s: &crate::ingest_run::Sample| !dated || vintages.in_force(s.month) == v;
+            // Every sample lies in the window: when the set is in force in
+            // all its months, no sample's month need be asked.
+            let whole_window = ms.len() == window_months.len();
+            let include = |s: &crate::ingest_run::Sample| {
+                whole_window || !dated || vintages.in_force(s.month()) == v
+            };
             let stats = aggregate(&vintages.sets[v].boundaries, &ingested, &units, &include);
             Some((v, ms, stats))
         })
@@ -540,7 +545,7 @@ fn village_reach(
         .samples
         .iter()
         .zip(&verdicts.assigned)
-        .filter_map(|(s, v)| v.map(|v| (s.month, v)))
+        .filter_map(|(s, v)| v.map(|v| (s.month(), v)))
         .collect();
     visits.sort_unstable();
     visits.dedup();
@@ -574,7 +579,7 @@ fn vintage_summary(
             let mut kinds = [0u64; 5];
             if part.is_some() {
                 for (s, p) in ing.samples.iter().zip(&ing.places[v]) {
-                    if !dated || vintages.in_force(s.month) == v {
+                    if !dated || vintages.in_force(s.month()) == v {
                         kinds[p.1 as usize] += 1;
                     }
                 }
@@ -611,8 +616,8 @@ fn write_unplaced(
         std::collections::BTreeMap::new();
     for (v, _, _) in parts {
         for (s, p) in ing.samples.iter().zip(&ing.places[*v]) {
-            if p.0 == NO_UNIT && (!dated || vintages.in_force(s.month) == *v) {
-                *counts.entry((*v, s.month, p.1 as u8, p.2)).or_default() += 1;
+            if p.0 == NO_UNIT && (!dated || vintages.in_force(s.month()) == *v) {
+                *counts.entry((*v, s.month(), p.1 as u8, p.2)).or_default() += 1;
             }
         }
     }

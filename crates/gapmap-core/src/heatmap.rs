@@ -646,17 +646,14 @@ mod tests {
                     download: f64::from(rng.random_range(0u32..60)) / 2.0,
                     upload: Maybe::NONE,
                     latency: Maybe::NONE,
-                    accuracy: Maybe::NONE,
                     cell: h3o::LatLng::new(lat, lon)
                         .expect("valid")
                         .to_cell(h3o::Resolution::Eight),
-                    month: crate::month::Month::from_year_month(2025, 6).expect("month"),
                     device: rng.random_range(0..400),
                     // Unequal shares: layers of unequal cell counts.
                     carrier: [0, 0, 0, 0, 0, 0, 1, 1, 1, 2][rng.random_range(0..10)],
                     network: crate::schema::Network::G4,
                     flags: u8::from(rng.random_range(0..20) == 0),
-                    snapped: false,
                 }
             })
             .collect();

@@ -71,7 +71,10 @@ impl PartialEq for Maybe {
     }
 }
 
-/// An accepted sample (80 bytes).
+/// An accepted sample (64 bytes). What a sample's own fields decide is
+/// derived, not held: its month and day from its time, whether it was
+/// snapped from its place, and its location accuracy only as
+/// [`flags::LOW_ACCURACY`], set while reading (no output reports it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     /// Unix time in seconds.
@@ -86,12 +89,8 @@ pub struct Sample {
     pub upload: Maybe,
     /// Latency ms.
     pub latency: Maybe,
-    /// Location accuracy in metres, if given.
-    pub accuracy: Maybe,
     /// H3 cell at the chosen resolution.
     pub cell: h3o::CellIndex,
-    /// Local (UTC+7) calendar month.
-    pub month: Month,
     /// Device, interned (below [`Ingested::devices`]).
     pub device: u32,
     /// Index into [`Ingested::carriers`].
@@ -101,12 +100,10 @@ pub struct Sample {
     /// Plausibility flags ([`flags`]); a flagged sample counts in the official
     /// quota but not in the effective count nor the gap statistics.
     pub flags: u8,
-    /// Placed by snapping (outside every polygon, within the snap distance).
-    pub snapped: bool,
 }
 
 const _: () = assert!(
-    std::mem::size_of::<Sample>() == 80,
+    std::mem::size_of::<Sample>() == 64,
     "a sample's size is the run's memory"
 );
 
@@ -115,6 +112,14 @@ impl Sample {
     #[must_use]
     pub fn day(&self) -> i64 {
         (self.time + i64::from(crate::schema::LOCAL_OFFSET_SECONDS)).div_euclid(86_400)
+    }
+
+    /// Local (UTC+7) calendar month.
+    #[must_use]
+    pub fn month(&self) -> Month {
+        Month::of_day(self.day()).unwrap_or_else(|| {
+            unreachable!("a time whose local year is outside 0–9999 is rejected as a bad timestamp")
+        })
     }
 }
 
@@ -222,6 +227,9 @@ struct Accounts {
     /// is counted and dropped here, so memory holds only the window's.
     from: Option<Month>,
     to: Option<Month>,
+    /// [`Plausibility::max_accuracy_m`]: the accuracy is judged here, as it
+    /// is not held.
+    max_accuracy_m: f64,
 }
 
 /// A row's places in every vintage, its cell, and whether every locator
@@ -481,31 +489,30 @@ impl Accounts {
             // Devices are interned by a 128-bit digest: their ids are
             // never needed again (no output may carry them).
             let device = device_of[ri];
-            let dated = all[vintages.in_force(c.month)];
+            if all[vintages.in_force(c.month)].kind == PlaceKind::Snapped {
+                self.counts.snapped += 1;
+            }
             for (v, p) in self.places.iter_mut().zip(&all) {
                 v.push((p.unit, p.kind, p.old_unit));
             }
-            debug_assert_eq!(
-                i64::from(c.day),
-                (c.time + i64::from(crate::schema::LOCAL_OFFSET_SECONDS)).div_euclid(86_400),
-                "Sample::day derives the day"
-            );
-            self.samples.push(Sample {
+            let low_accuracy = self.max_accuracy_m > 0.0
+                && c.accuracy.is_some_and(|a| a > self.max_accuracy_m);
+            let sample = Sample {
                 time: c.time,
                 lat: c.lat,
                 lon: c.lon,
                 download: c.download,
                 upload: c.upload.into(),
                 latency: c.latency.into(),
-                accuracy: c.accuracy.into(),
                 cell,
-                month: c.month,
                 device,
                 carrier,
                 network: c.network,
-                flags: 0,
-                snapped: dated.kind == PlaceKind::Snapped,
-            });
+                flags: if low_accuracy { flags::LOW_ACCURACY } else { 0 },
+            };
+            debug_assert_eq!(i64::from(c.day), sample.day(), "Sample::day derives the day");
+            debug_assert_eq!(c.month, sample.month(), "Sample::month derives the month");
+            self.samples.push(sample);
         }
     }
 }
@@ -737,6 +744,8 @@ impl Run<'_> {
 
 /// Reads, checks, de-duplicates and places every row of every file.
 ///
+/// The accuracy rule of `rules` flags samples here ([`flags::LOW_ACCURACY`]),
+/// as the accuracy is not held; [`apply_plausibility`] applies the others.
 /// `progress` is called after each chunk with the rows read so far.
 ///
 /// # Errors
@@ -744,6 +753,7 @@ impl Run<'_> {
 pub fn ingest(
     vintages: &Vintages,
     opts: &IngestOptions,
+    rules: &Plausibility,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Ingested> {
     let mut run = Run {
@@ -758,6 +768,7 @@ pub fn ingest(
             span: None,
             from: opts.from,
             to: opts.to,
+            max_accuracy_m: rules.max_accuracy_m,
         },
         device_ix: (0..SHARDS).map(|_| HashMap::default()).collect(),
         seen_ids: Vec::new(),
@@ -843,11 +854,12 @@ pub fn ingest(
     // Samples outside given bounds were dropped while accounting; the
     // data's own span bounds the rest.
     debug_assert!(
-        window.is_none_or(|(from, to)| samples.iter().all(|s| s.month >= from && s.month <= to)),
+        window.is_none_or(|(from, to)| samples
+            .iter()
+            .all(|s| s.month() >= from && s.month() <= to)),
         "every sample lies in the window"
     );
     counts.accepted = samples.len() as u64;
-    counts.snapped = samples.par_iter().filter(|s| s.snapped).count() as u64;
     Ok(Ingested {
         samples,
         carriers,
@@ -995,25 +1007,20 @@ fn content_key(s: &Sample) -> impl Ord + use<> {
             s.lon.to_bits(),
             s.download.to_bits(),
         ),
-        (
-            s.upload.0.to_bits(),
-            s.latency.0.to_bits(),
-            s.accuracy.0.to_bits(),
-        ),
-        (u64::from(s.cell), s.carrier, s.network, s.snapped),
+        (s.upload.0.to_bits(), s.latency.0.to_bits()),
+        // The flags set before the sort stand for the accuracy (not held);
+        // whether a sample was snapped follows from its position and time.
+        (u64::from(s.cell), s.carrier, s.network, s.flags),
     )
 }
 
 /// Flags implausible samples (see [`flags`]); the device cap keeps a device's
 /// first tests in time, counting only tests no other rule flagged. Returns the
-/// counts per rule.
+/// counts per rule. [`flags::LOW_ACCURACY`] is kept as reading set it
+/// ([`ingest`]): the accuracy is not held.
 pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagCounts {
     samples.par_iter_mut().for_each(|s| {
-        s.flags = 0;
-        if rules.max_accuracy_m > 0.0 && s.accuracy.get().is_some_and(|a| a > rules.max_accuracy_m)
-        {
-            s.flags |= flags::LOW_ACCURACY;
-        }
+        s.flags &= flags::LOW_ACCURACY;
         if rules.network_speed_limits
             && network_peak_mbps(s.network).is_some_and(|p| s.download > p)
         {
@@ -1185,16 +1192,13 @@ mod tests {
             download: 10.0,
             upload: Maybe::NONE,
             latency: Maybe::NONE,
-            accuracy: Maybe::NONE,
             cell: h3o::LatLng::new(lat, lon)
                 .expect("valid")
                 .to_cell(resolution),
-            month: Month::from_year_month(2025, 6).expect("month"),
             device,
             carrier: 0,
             network: Network::G4,
             flags: 0,
-            snapped: false,
         }
     }
 
@@ -1266,7 +1270,8 @@ mod tests {
     #[test]
     fn the_cap_counts_only_unflagged_tests_first_in_time() {
         let mut s: Vec<Sample> = (0..4).map(|i| sample(7, i * 60, 105.0)).collect();
-        s[0].accuracy = Some(9_000.0).into();
+        // As reading flags an accuracy of 9 km.
+        s[0].flags = flags::LOW_ACCURACY;
         let rules = Plausibility {
             max_movement_kmh: 0.0,
             ..Plausibility::default()
@@ -1277,7 +1282,7 @@ mod tests {
         assert_eq!((c.low_accuracy, c.over_device_cap, c.flagged), (1, 1, 2));
         // In reverse input order the same tests are kept: the earliest in time.
         let mut r: Vec<Sample> = (0..4).rev().map(|i| sample(7, i * 60, 105.0)).collect();
-        r[3].accuracy = Some(9_000.0).into();
+        r[3].flags = flags::LOW_ACCURACY;
         apply_plausibility(&mut r, &rules);
         let f: Vec<u8> = r.iter().map(|x| x.flags).collect();
         assert_eq!(f, [flags::OVER_DEVICE_CAP, 0, 0, flags::LOW_ACCURACY]);
@@ -1287,10 +1292,7 @@ mod tests {
     /// sorted pass in [`apply_plausibility`].
     fn plausibility_by_groups(samples: &mut [Sample], rules: &Plausibility) {
         for s in samples.iter_mut() {
-            s.flags = 0;
-            if s.accuracy.get().is_some_and(|a| a > rules.max_accuracy_m) {
-                s.flags |= flags::LOW_ACCURACY;
-            }
+            s.flags &= flags::LOW_ACCURACY;
             if network_peak_mbps(s.network).is_some_and(|p| s.download > p) {
                 s.flags |= flags::IMPLAUSIBLE_SPEED;
             }
@@ -1351,9 +1353,13 @@ mod tests {
                         rng.random_range(-90_000..[-70_000, 400_000][round % 2]),
                         105.0 + f64::from(rng.random_range(0..4)) * [0.3, 0.05][round % 2],
                     );
-                    if rng.random_bool(0.2) {
-                        x.accuracy = Some(f64::from(rng.random_range(0..4000))).into();
-                    }
+                    // As reading flags an accuracy beyond the limit, with
+                    // other rules' flags left by an earlier run (cleared).
+                    x.flags = if rng.random_bool(0.1) {
+                        flags::LOW_ACCURACY
+                    } else {
+                        [0, flags::IMPLAUSIBLE_SPEED, flags::OVER_DEVICE_CAP][rng.random_range(0..3)]
+                    };
                     x.download = f64::from(rng.random_range(0..3)) * 600.0;
                     x.time -= x.time % i64::from(rng.random_range(1..7_200));
                     x

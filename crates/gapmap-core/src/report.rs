@@ -284,7 +284,7 @@ struct StatRow {
 impl StatRow {
     fn of(s: &Sample, position: u32, carrier: u16) -> Self {
         Self {
-            month: s.month,
+            month: s.month(),
             position,
             download: s.download,
             upload: s.upload,

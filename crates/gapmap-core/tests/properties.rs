@@ -90,22 +90,25 @@ fn stat_sample(
     flags: u8,
     cell: h3o::CellIndex,
 ) -> Sample {
-    Sample {
-        time: 0,
+    // Noon of the month's first day in Vietnam: the sample's month is its time's.
+    let first = chrono::NaiveDate::from_ymd_opt(month.year(), month.month(), 1).expect("date");
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("date");
+    let time = (first - epoch).num_days() * 86_400 + 5 * 3600;
+    let sample = Sample {
+        time,
         lat: 21.0,
         lon: 105.0,
         download,
         upload: upload.into(),
         latency: latency.into(),
-        accuracy: None.into(),
         cell,
-        month,
         device,
         carrier,
         network: Network::G4,
         flags,
-        snapped: false,
-    }
+    };
+    assert_eq!(sample.month(), month);
+    sample
 }
 
 /// Edges, rectangles (x0, x1, y0, y1) and boundaries of a grid of
@@ -313,7 +316,7 @@ proptest! {
             for &month in &months {
                 for unit in 0..b.units[level].len() as u32 {
                     let group: Vec<&Sample> = ing.samples.iter().zip(&units)
-                        .filter(|(s, u)| **u != NO_UNIT && level_anc[**u as usize] == unit && s.month == month && include(s))
+                        .filter(|(s, u)| **u != NO_UNIT && level_anc[**u as usize] == unit && s.month() == month && include(s))
                         .map(|(s, _)| s)
                         .collect();
                     let stats = got[level].get(&(month, unit));
