@@ -138,14 +138,14 @@ pub fn analyze(
             if ms.is_empty() && !window_months.is_empty() {
                 return None;
             }
-            let units: Vec<u32> = ingested.places[v].iter().map(|p| p.0).collect();
+            let units = &ingested.places[v].units;
             // Every sample lies in the window: when the set is in force in
             // all its months, no sample's month need be asked.
             let whole_window = ms.len() == window_months.len();
             let include = |s: &crate::ingest_run::Sample| {
                 whole_window || !dated || vintages.in_force(s.month()) == v
             };
-            let stats = aggregate(&vintages.sets[v].boundaries, &ingested, &units, &include);
+            let stats = aggregate(&vintages.sets[v].boundaries, &ingested, units, &include);
             Some((v, ms, stats))
         })
         .collect();
@@ -163,7 +163,7 @@ pub fn analyze(
     let r = vintages.report_set(opts.view, last);
     let r_set = r;
     let boundaries = &vintages.sets[r].boundaries;
-    let units: Vec<u32> = ingested.places[r].iter().map(|p| p.0).collect();
+    let units = &ingested.places[r].units;
     let judged = opts.villages.as_ref().map(|villages| {
         let exact = vintages.locators(0.0);
         let place = |lon: f64, lat: f64| {
@@ -578,9 +578,9 @@ fn vintage_summary(
             let part = parts.iter().find(|p| p.0 == v);
             let mut kinds = [0u64; 5];
             if part.is_some() {
-                for (s, p) in ing.samples.iter().zip(&ing.places[v]) {
+                for (s, &kind) in ing.samples.iter().zip(&ing.places[v].kinds) {
                     if !dated || vintages.in_force(s.month()) == v {
-                        kinds[p.1 as usize] += 1;
+                        kinds[kind as usize] += 1;
                     }
                 }
             }
@@ -615,9 +615,12 @@ fn write_unplaced(
     let mut counts: std::collections::BTreeMap<(usize, Month, u8, u32), u64> =
         std::collections::BTreeMap::new();
     for (v, _, _) in parts {
-        for (s, p) in ing.samples.iter().zip(&ing.places[*v]) {
-            if p.0 == NO_UNIT && (!dated || vintages.in_force(s.month()) == *v) {
-                *counts.entry((*v, s.month(), p.1 as u8, p.2)).or_default() += 1;
+        let places = &ing.places[*v];
+        for &(i, old) in &places.unplaced {
+            let month = ing.samples[i as usize].month();
+            if !dated || vintages.in_force(month) == *v {
+                let kind = places.kinds[i as usize];
+                *counts.entry((*v, month, kind as u8, old)).or_default() += 1;
             }
         }
     }

@@ -220,7 +220,7 @@ struct Accounts {
     samples: Vec<Sample>,
     rejects: Vec<Reject>,
     counts: RowCounts,
-    places: Vec<Vec<(u32, PlaceKind, u32)>>,
+    places: Vec<SetPlaces>,
     carriers: Vec<String>,
     span: Option<(Month, Month)>,
     /// The window's given bounds (`--from`, `--to`): a sample outside them
@@ -493,7 +493,7 @@ impl Accounts {
                 self.counts.snapped += 1;
             }
             for (v, p) in self.places.iter_mut().zip(&all) {
-                v.push((p.unit, p.kind, p.old_unit));
+                v.push(self.samples.len(), p);
             }
             let low_accuracy = self.max_accuracy_m > 0.0
                 && c.accuracy.is_some_and(|a| a > self.max_accuracy_m);
@@ -590,6 +590,33 @@ pub struct RowCounts {
     pub snapped: u64,
 }
 
+/// Where one boundary set placed each accepted sample, in sample order:
+/// 5 bytes a sample (the old unit is kept only for the samples the set
+/// left without a unit, which are few).
+#[derive(Debug, Clone, Default)]
+pub struct SetPlaces {
+    /// Each sample's finest unit, or [`crate::vintage::NO_UNIT`].
+    pub units: Vec<u32>,
+    /// How each sample was placed.
+    pub kinds: Vec<PlaceKind>,
+    /// (sample, its old unit for crosswalks) of each sample without a
+    /// unit, in sample order.
+    pub unplaced: Vec<(u32, u32)>,
+}
+
+impl SetPlaces {
+    /// Adds the place of the sample numbered `sample`.
+    fn push(&mut self, sample: usize, place: &crate::vintage::Place) {
+        debug_assert_eq!(self.units.len(), sample, "one place per sample, in order");
+        self.units.push(place.unit);
+        self.kinds.push(place.kind);
+        if place.unit == crate::vintage::NO_UNIT {
+            #[allow(clippy::cast_possible_truncation, reason = "sample counts fit u32")]
+            self.unplaced.push((sample as u32, place.old_unit));
+        }
+    }
+}
+
 /// The result of ingestion.
 #[derive(Debug)]
 pub struct Ingested {
@@ -609,8 +636,8 @@ pub struct Ingested {
     pub files: Vec<PathBuf>,
     /// Problems that did not stop the run, each naming file, line and fix.
     pub warnings: Vec<String>,
-    /// Per boundary set, per sample: (finest unit or `NO_UNIT`, how, old unit for crosswalks).
-    pub places: Vec<Vec<(u32, PlaceKind, u32)>>,
+    /// Per boundary set, where it placed each sample.
+    pub places: Vec<SetPlaces>,
     /// Wall time of the ingestion's parts (read, check and place, account).
     pub timings: Vec<(&'static str, std::time::Duration)>,
 }
@@ -763,7 +790,7 @@ pub fn ingest(
             samples: Vec::new(),
             rejects: Vec::new(),
             counts: RowCounts::default(),
-            places: vec![Vec::new(); vintages.sets.len()],
+            places: vec![SetPlaces::default(); vintages.sets.len()],
             carriers: Vec::new(),
             span: None,
             from: opts.from,
@@ -794,7 +821,8 @@ pub fn ingest(
         .sum();
     run.acc.samples.reserve(announced + announced / 4);
     for v in &mut run.acc.places {
-        v.reserve(announced + announced / 4);
+        v.units.reserve(announced + announced / 4);
+        v.kinds.reserve(announced + announced / 4);
     }
     let (id_shard_count, id_shard_rows) = id_shards(announced);
     run.seen_ids = (0..id_shard_count)
