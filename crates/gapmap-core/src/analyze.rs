@@ -176,7 +176,7 @@ pub fn analyze(
             .collect();
         let index =
             VillageIndex::with_placer(villages.clone(), &place, centres, &vintages.sets[r].label);
-        let verdicts = judge_villages(&index, &ingested, &units, &opts.gaps);
+        let verdicts = judge_villages(&index, &ingested, units, &opts.gaps);
         (index, verdicts)
     });
     stages.lap("villages");
@@ -293,7 +293,7 @@ pub fn analyze(
     let stats = match parts.iter().find(|p| p.0 == r) {
         Some(p) => &p.2,
         None => {
-            fallback = aggregate(boundaries, &ingested, &units, &|_| true);
+            fallback = aggregate(boundaries, &ingested, units, &|_| true);
             &fallback
         }
     };
