@@ -15,8 +15,8 @@ use crate::manifest::{FileHash, hash_file, write_manifest};
 use crate::month::Month;
 use crate::output::write_csv;
 use crate::report::{
-    LevelStats, QuotaSummary, ReportSet, Summary, VillageReach, aggregate, months,
-    write_quota_and_stats, write_rejects,
+    LevelStats, QuotaSummary, RejectsCsv, ReportSet, Summary, VillageReach, aggregate, months,
+    write_quota_and_stats,
 };
 use crate::report_html::write_report_html;
 use crate::rule::Status;
@@ -91,7 +91,14 @@ pub fn analyze(
         return Err(Error::Config(format!("--from {a} is after --to {b}")));
     }
     let mut stages = Stages::new();
-    let mut ingested = ingest(&vintages, &opts.ingest, &opts.gaps.plausibility, progress)?;
+    let mut rejects = RejectsCsv::new(&opts.out, &opts.ingest.files);
+    let mut ingested = ingest(
+        &vintages,
+        &opts.ingest,
+        &opts.gaps.plausibility,
+        &mut rejects,
+        progress,
+    )?;
     for (stage, d) in &ingested.timings {
         stages.add(stage, *d);
     }
@@ -189,8 +196,9 @@ pub fn analyze(
             &ingested,
         )
     });
-    // Three files of their own, written side by side (rejects.csv alone is
-    // 15 MB at 10 M rows); an error is reported in this order.
+    // Three files of their own, finished side by side (rejects.csv, written
+    // while reading, is synced and put in place); an error is reported in
+    // this order.
     let (quota, (rejects, unplaced)) = rayon::join(
         || {
             write_quota_and_stats(
@@ -203,7 +211,7 @@ pub fn analyze(
         },
         || {
             rayon::join(
-                || write_rejects(&opts.out, &ingested),
+                || rejects.finish(),
                 || write_unplaced(&opts.out, &vintages, &ingested, &parts, dated),
             )
         },

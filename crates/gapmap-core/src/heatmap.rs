@@ -663,7 +663,6 @@ mod tests {
                 .map(str::to_owned)
                 .to_vec(),
             devices: 400,
-            rejects: Vec::new(),
             counts: crate::ingest_run::RowCounts::default(),
             window: None,
             files: Vec::new(),

@@ -216,9 +216,11 @@ struct Judged<'r, R> {
 type Learning = (Vec<h3o::CellIndex>, Vec<(u64, h3o::CellIndex)>);
 
 /// What accounting fills, in input order.
-struct Accounts {
+struct Accounts<'s> {
     samples: Vec<Sample>,
-    rejects: Vec<Reject>,
+    rejects: &'s mut dyn RejectSink,
+    /// The sink's first failure: reading stops after the chunk.
+    sink_failed: Option<crate::Error>,
     counts: RowCounts,
     places: Vec<SetPlaces>,
     carriers: Vec<String>,
@@ -428,7 +430,7 @@ fn dedup_and_intern(
     (is_dup, device_of)
 }
 
-impl Accounts {
+impl Accounts<'_> {
     /// Accounts for a piece's rows in input order: each is accepted,
     /// excluded or rejected with one reason.
     fn account<R: Fields>(&mut self, file: u32, judged: Judged<'_, R>, vintages: &Vintages) {
@@ -442,12 +444,10 @@ impl Accounts {
             self.counts.read += 1;
             let mut reject = |reason| {
                 self.counts.rejected.add(reason);
-                self.rejects.push(Reject {
-                    file,
-                    line: row.line(),
-                    reason,
-                    test_id: row.get(Field::TestId).unwrap_or_default().to_owned(),
-                });
+                if self.sink_failed.is_none() {
+                    let test_id = row.get(Field::TestId).unwrap_or_default();
+                    self.sink_failed = self.rejects.reject(file, row.line(), reason, test_id).err();
+                }
             };
             let (c, keys) = match (p.checked, p.keys) {
                 (Ok(c), Some(k)) => (c, k),
@@ -518,6 +518,29 @@ impl Accounts {
             debug_assert_eq!(c.month, sample.month(), "Sample::month derives the month");
             self.samples.push(sample);
         }
+    }
+}
+
+/// Where rejected rows go, in input order, as they are found: they are not
+/// held, so a file of bad rows cannot fill memory.
+pub trait RejectSink: Send {
+    /// A rejected row of the file numbered `file` in the file list.
+    ///
+    /// # Errors
+    /// The row cannot be kept (a write failed); reading stops.
+    fn reject(&mut self, file: u32, line: u64, reason: RejectReason, test_id: &str) -> Result<()>;
+}
+
+/// Rejected rows held in memory.
+impl RejectSink for Vec<Reject> {
+    fn reject(&mut self, file: u32, line: u64, reason: RejectReason, test_id: &str) -> Result<()> {
+        self.push(Reject {
+            file,
+            line,
+            reason,
+            test_id: test_id.to_owned(),
+        });
+        Ok(())
     }
 }
 
@@ -630,8 +653,6 @@ pub struct Ingested {
     pub carriers: Vec<String>,
     /// Distinct devices ([`Sample::device`] is below this).
     pub devices: usize,
-    /// Rejected rows, in input order.
-    pub rejects: Vec<Reject>,
     /// Row accounting.
     pub counts: RowCounts,
     /// The analysis window, if any row passed every check.
@@ -647,10 +668,10 @@ pub struct Ingested {
 }
 
 /// The state of ingestion between chunks.
-struct Run<'v> {
+struct Run<'v, 's> {
     locators: Vec<Option<crate::boundaries::Locator<'v>>>,
     memo: crate::cell_memo::CellMemo,
-    acc: Accounts,
+    acc: Accounts<'s>,
     device_ix: Vec<HashMap<u128, u32>>,
     seen_ids: Vec<HashSet<u128>>,
     /// Cells the last chunk met, learned while the next is placed and checked.
@@ -663,7 +684,7 @@ struct Run<'v> {
     learn: std::time::Duration,
 }
 
-impl Run<'_> {
+impl Run<'_, '_> {
     /// Checks, places and accounts for a chunk's rows, in input order;
     /// the check stage's time counts from `t0`.
     fn chunk<R: Fields + Sync>(
@@ -777,14 +798,17 @@ impl Run<'_> {
 ///
 /// The accuracy rule of `rules` flags samples here ([`flags::LOW_ACCURACY`]),
 /// as the accuracy is not held; [`apply_plausibility`] applies the others.
+/// Rejected rows go to `rejects` as they are found, in input order.
 /// `progress` is called after each chunk with the rows read so far.
 ///
 /// # Errors
-/// A file that cannot be read at all, or lacks a required column.
+/// A file that cannot be read at all, or lacks a required column; the
+/// sink's error.
 pub fn ingest(
     vintages: &Vintages,
     opts: &IngestOptions,
     rules: &Plausibility,
+    rejects: &mut dyn RejectSink,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Ingested> {
     let mut run = Run {
@@ -792,7 +816,8 @@ pub fn ingest(
         memo: crate::cell_memo::CellMemo::new(opts.resolution),
         acc: Accounts {
             samples: Vec::new(),
-            rejects: Vec::new(),
+            rejects,
+            sink_failed: None,
             counts: RowCounts::default(),
             places: vec![SetPlaces::default(); vintages.sets.len()],
             carriers: Vec::new(),
@@ -851,6 +876,9 @@ pub fn ingest(
                     run.chunk(started, file, &columns.rows(), vintages, opts);
                 }
             }
+            if let Some(e) = run.acc.sink_failed.take() {
+                return Err(e);
+            }
             progress(run.acc.counts.read);
             Ok(())
         })?;
@@ -869,7 +897,6 @@ pub fn ingest(
         .saturating_sub(place + check + account + learn);
     let Accounts {
         samples,
-        rejects,
         mut counts,
         places,
         carriers,
@@ -895,7 +922,6 @@ pub fn ingest(
         samples,
         carriers,
         devices: device_ix.iter().map(HashMap::len).sum(),
-        rejects,
         counts,
         window,
         files: opts.files.clone(),
@@ -1274,6 +1300,86 @@ mod tests {
             counts.iter().all(|&c| c.abs_diff(10_000) < 200),
             "{counts:?}"
         );
+    }
+
+    /// Takes two rejected rows, then fails as a full disk would.
+    struct FullAfterTwo(Vec<Reject>);
+
+    impl RejectSink for FullAfterTwo {
+        fn reject(
+            &mut self,
+            file: u32,
+            line: u64,
+            reason: RejectReason,
+            test_id: &str,
+        ) -> Result<()> {
+            if self.0.len() == 2 {
+                return Err(crate::Error::Config("disk full".to_owned()));
+            }
+            self.0.reject(file, line, reason, test_id)
+        }
+    }
+
+    #[test]
+    fn rejected_rows_go_to_the_sink_in_order_and_its_failure_stops_reading() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let csv = dir.path().join("s.csv");
+        let mut text =
+            String::from("test_id,timestamp,lat,lon,carrier,network,download_mbps,device_id\n");
+        // In Bắc Kạn town; every third row's time is unreadable, every
+        // seventh repeats the row before's id.
+        for i in 0..100 {
+            let id = if i % 7 == 6 { i - 1 } else { i };
+            let time = if i % 3 == 2 {
+                "yesterday"
+            } else {
+                "2025-06-10T08:00:00Z"
+            };
+            text.push_str(&format!(
+                "t{id},{time},22.1419,105.8499,Viettel,4G,20,d{i}\n"
+            ));
+        }
+        std::fs::write(&csv, text).expect("write");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/vn_default");
+        let boundaries = crate::boundaries::Boundaries::load(
+            &root.join("communes.geojson"),
+            crate::boundaries::Levels::default(),
+        )
+        .expect("default boundaries");
+        let vintages = Vintages::single(boundaries, root.join("communes.geojson"));
+        let opts = IngestOptions {
+            files: vec![csv],
+            columns: ColumnMap::default(),
+            from: None,
+            to: None,
+            snap_m: 0.0,
+            resolution: h3o::Resolution::Eight,
+            carriers: CarrierTable::vietnam(),
+            fast_placement: true,
+        };
+        let rules = Plausibility::default();
+        // The oracle: the rows' own rule, in line order (header = line 1).
+        let expected: Vec<(u64, RejectReason)> = (0..100u64)
+            .filter_map(|i| {
+                let line = i + 2;
+                if i % 3 == 2 {
+                    Some((line, RejectReason::BadTimestamp))
+                } else if i % 7 == 6 && (i - 1) % 3 != 2 {
+                    Some((line, RejectReason::DuplicateTestId))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let mut kept: Vec<Reject> = Vec::new();
+        let ingested = ingest(&vintages, &opts, &rules, &mut kept, &mut |_| {}).expect("ingest");
+        let got: Vec<(u64, RejectReason)> = kept.iter().map(|r| (r.line, r.reason)).collect();
+        assert_eq!(got, expected);
+        assert_eq!(ingested.counts.rejected.total(), expected.len() as u64);
+        let mut full = FullAfterTwo(Vec::new());
+        let e = ingest(&vintages, &opts, &rules, &mut full, &mut |_| {}).expect_err("stops");
+        assert!(e.to_string().contains("disk full"), "{e}");
+        assert_eq!(full.0.len(), 2);
     }
 
     fn sample(device: u32, time: i64, lon: f64) -> Sample {

@@ -7,10 +7,11 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::boundaries::Boundaries;
-use crate::error::Result;
-use crate::ingest_run::{Ingested, Maybe, RowCounts, Sample};
+use crate::error::{Error, Result};
+use crate::ingest_run::{Ingested, Maybe, RejectSink, RowCounts, Sample};
 use crate::month::Month;
-use crate::output::{fmt_decimal, write_csv, write_json_pretty};
+use crate::output::{AtomicFile, fmt_decimal, write_csv, write_json_pretty};
+use crate::schema::RejectReason;
 use crate::stats;
 use crate::vintage::NO_UNIT;
 
@@ -734,24 +735,67 @@ pub fn write_quota_and_stats(
     Ok(summary)
 }
 
-/// Writes `rejects.csv`: `file,line,reason,test_id`.
-///
-/// # Errors
-/// The file cannot be written.
-pub fn write_rejects(out: &Path, ing: &Ingested) -> Result<()> {
-    let names: Vec<String> = ing.files.iter().map(|f| f.display().to_string()).collect();
-    write_csv(
-        &out.join("rejects.csv"),
-        &["file", "line", "reason", "test_id"],
-        ing.rejects.iter().map(|r| {
-            [
-                names[r.file as usize].clone(),
-                r.line.to_string(),
-                r.reason.as_str().to_owned(),
-                r.test_id.clone(),
-            ]
-        }),
-    )
+/// `rejects.csv`, written as rows are rejected ([`RejectSink`]): rejected
+/// rows are not held. Put in place, complete, by [`RejectsCsv::finish`];
+/// dropped before, it leaves nothing.
+#[derive(Debug)]
+pub struct RejectsCsv {
+    path: std::path::PathBuf,
+    /// The sample files' names, by number.
+    names: Vec<String>,
+    /// Opened at the first rejected row: a run that stops before any
+    /// leaves no temporary file.
+    csv: Option<csv::Writer<AtomicFile>>,
+}
+
+impl RejectsCsv {
+    const HEADER: [&str; 4] = ["file", "line", "reason", "test_id"];
+
+    /// `rejects.csv` in `out`, for rows of `files`.
+    #[must_use]
+    pub fn new(out: &Path, files: &[std::path::PathBuf]) -> Self {
+        Self {
+            path: out.join("rejects.csv"),
+            names: files.iter().map(|f| f.display().to_string()).collect(),
+            csv: None,
+        }
+    }
+
+    fn open(&self) -> Result<csv::Writer<AtomicFile>> {
+        let mut csv = csv::Writer::from_writer(AtomicFile::create(&self.path)?);
+        csv.write_record(Self::HEADER)
+            .map_err(|e| Error::io(&self.path, e.into()))?;
+        Ok(csv)
+    }
+
+    /// Puts the complete file in place (with its header alone if no row was
+    /// rejected).
+    ///
+    /// # Errors
+    /// Writing, syncing or renaming fails.
+    pub fn finish(mut self) -> Result<()> {
+        let csv = match self.csv.take() {
+            Some(csv) => csv,
+            None => self.open()?,
+        };
+        csv.into_inner()
+            .map_err(|e| Error::io(&self.path, e.into_error()))?
+            .commit()
+    }
+}
+
+impl RejectSink for RejectsCsv {
+    fn reject(&mut self, file: u32, line: u64, reason: RejectReason, test_id: &str) -> Result<()> {
+        let mut csv = match self.csv.take() {
+            Some(csv) => csv,
+            None => self.open()?,
+        };
+        let mut number = itoa::Buffer::new();
+        let name = self.names.get(file as usize).map_or("", String::as_str);
+        let written = csv.write_record([name, number.format(line), reason.as_str(), test_id]);
+        self.csv = Some(csv);
+        written.map_err(|e| Error::io(&self.path, e.into()))
+    }
 }
 
 /// The analysis window in `summary.json`.

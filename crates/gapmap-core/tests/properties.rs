@@ -298,7 +298,6 @@ proptest! {
             samples,
             carriers: carriers.clone(),
             devices: 40,
-            rejects: Vec::new(),
             counts: Default::default(),
             window: Some((months[0], months[1])),
             files: Vec::new(),
