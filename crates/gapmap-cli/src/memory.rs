@@ -186,12 +186,12 @@ mod tests {
 
     #[test]
     fn warns_only_when_the_estimate_exceeds_what_is_available() {
-        // 100 M rows: 300 MiB + 118 B × 10^8 = 12 114 572 800 B ≈ 11.3 GiB.
-        let needed = (300u64 << 20) + 118 * 100_000_000;
+        // 100 M rows: 300 MiB + 100 B × 10^8 = 10 314 572 800 B ≈ 9.6 GiB.
+        let needed = (300u64 << 20) + 100 * 100_000_000;
         assert_eq!(warning(100_000_000, needed, false), None);
         let w = warning(100_000_000, 8 << 30, true).unwrap();
         assert!(w.contains("about 100000000 rows"), "{w}");
-        assert!(w.contains("11.3 GiB of memory"), "{w}");
+        assert!(w.contains("9.6 GiB of memory"), "{w}");
         assert!(w.contains("8.0 GiB are available"), "{w}");
         assert!(w.contains("--from/--to leaves rows out"), "{w}");
         let w = warning(100_000_000, needed - 1, false).unwrap();

@@ -125,12 +125,12 @@ impl Sample {
 
 /// Peak memory of an analysis, per row of its sample files: measured on
 /// the national job (`notebooks/bench_national.sh`, 2009 communes, ~90 %
-/// of rows accepted), 1 334 MiB at 10 M rows (108 bytes a row above a fixed
-/// part of boundaries, cell tables and report pages), 10 634 MiB at 100 M
-/// rows from CSV (108 bytes) and 11 533 MiB at 100 M rows from one Parquet
-/// file (117 bytes). The largest, rounded up: a warning had better come
-/// early.
-pub const PEAK_BYTES_PER_ROW: u64 = 118;
+/// of rows accepted) with 64-byte samples, 1 154–1 253 MiB at 10 M rows
+/// from Parquet (up to 100 bytes a row above a fixed part of boundaries,
+/// cell tables and report pages), 1 125 MiB from CSV (86 bytes), and
+/// 8 857 MiB at 100 M rows from one Parquet file (89 bytes). The largest,
+/// rounded up: a warning had better come early.
+pub const PEAK_BYTES_PER_ROW: u64 = 100;
 
 /// The fixed part of [`PEAK_BYTES_PER_ROW`]'s measure (national communes).
 pub const PEAK_BYTES_FIXED: u64 = 300 << 20;
