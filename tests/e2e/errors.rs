@@ -426,3 +426,49 @@ fn a_parquet_column_shorter_than_its_rows_is_an_error_not_lost_fields() {
     );
     assert!(!dir.path().join("out/quota.csv").exists());
 }
+
+#[test]
+fn a_carrier_column_of_a_name_per_row_stops_with_the_line_not_wrong_carriers() {
+    // A shifted column puts a new "carrier" on every row. Samples number
+    // their carrier in 16 bits: past 65 536 names they were numbered
+    // modulo 2^16 (silently wrong carriers), and each new name scanned
+    // every one before it (200 000 rows took 107 s).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let samples = dir.path().join("s.csv");
+    let mut text =
+        String::from("test_id,timestamp,lat,lon,carrier,network,download_mbps,device_id\n");
+    // Bắc Kạn town, inside the default communes.
+    for i in 0..70_000 {
+        text.push_str(&format!(
+            "t{i},2025-06-10T08:00:00Z,22.1419,105.8499,C{i},4G,20,d{}\n",
+            i % 500
+        ));
+    }
+    std::fs::write(&samples, &text).expect("write");
+    let o = crate::util::analyze_default_run(&samples, &dir.path().join("out"));
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    // Row i (0-based) is on line i + 2 and names the (i + 1)th carrier.
+    assert!(
+        err.contains("s.csv: line 65538: carrier 'C65536' is the 65537th different carrier name")
+            && err.contains("--column carrier="),
+        "{err}"
+    );
+    assert!(!dir.path().join("out/quota.csv").exists());
+    // At the limit, every name is a carrier of its own.
+    let at_limit: String = text
+        .lines()
+        .take(65_537)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&samples, at_limit).expect("write");
+    let out = dir.path().join("out2");
+    crate::util::analyze_default(&samples, &out);
+    let summary = crate::util::json(&out.join("summary.json"));
+    let carriers = summary["carriers"].as_array().expect("carriers");
+    assert_eq!(carriers.len(), 65_536);
+    assert!(
+        carriers.iter().all(|c| c["samples"] == 1),
+        "one sample each"
+    );
+}

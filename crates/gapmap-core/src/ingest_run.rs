@@ -219,8 +219,13 @@ type Learning = (Vec<h3o::CellIndex>, Vec<(u64, h3o::CellIndex)>);
 struct Accounts<'s> {
     samples: Vec<Sample>,
     rejects: &'s mut dyn RejectSink,
-    /// The sink's first failure: reading stops after the chunk.
-    sink_failed: Option<crate::Error>,
+    /// The first failure (the sink's, or too many carriers): reading
+    /// stops after the chunk.
+    failed: Option<crate::Error>,
+    /// The sample files, to name in an error.
+    files: &'s [PathBuf],
+    /// Every carrier name's index, past the first few (scanned).
+    carrier_ix: HashMap<String, u16>,
     counts: RowCounts,
     places: Vec<SetPlaces>,
     carriers: Vec<String>,
@@ -444,9 +449,9 @@ impl Accounts<'_> {
             self.counts.read += 1;
             let mut reject = |reason| {
                 self.counts.rejected.add(reason);
-                if self.sink_failed.is_none() {
+                if self.failed.is_none() {
                     let test_id = row.get(Field::TestId).unwrap_or_default();
-                    self.sink_failed = self.rejects.reject(file, row.line(), reason, test_id).err();
+                    self.failed = self.rejects.reject(file, row.line(), reason, test_id).err();
                 }
             };
             let (c, keys) = match (p.checked, p.keys) {
@@ -471,14 +476,38 @@ impl Accounts<'_> {
                 self.counts.excluded.wifi += 1;
                 continue;
             }
-            // A handful of carriers: a scan beats hashing.
-            #[allow(clippy::cast_possible_truncation, reason = "carrier counts fit u16")]
-            let carrier = match self.carriers.iter().position(|n| n == keys.carrier) {
+            // A handful of carriers, as a rule: a scan of the first few
+            // beats hashing. A wrong column can hold a name per row: those
+            // are hashed, and past what a sample can number reading stops.
+            #[allow(
+                clippy::cast_possible_truncation,
+                reason = "the scan's index is below 16"
+            )]
+            let carrier = match self
+                .carriers
+                .iter()
+                .take(16)
+                .position(|n| n == keys.carrier)
+            {
                 Some(i) => i as u16,
-                None => {
-                    self.carriers.push(keys.carrier.to_owned());
-                    (self.carriers.len() - 1) as u16
-                }
+                None => match self.carrier_ix.get(keys.carrier) {
+                    Some(&i) => i,
+                    None => {
+                        let Ok(i) = u16::try_from(self.carriers.len()) else {
+                            if self.failed.is_none() {
+                                self.failed = Some(too_many_carriers(
+                                    &self.files[file as usize],
+                                    row.line(),
+                                    keys.carrier,
+                                ));
+                            }
+                            continue;
+                        };
+                        self.carriers.push(keys.carrier.to_owned());
+                        self.carrier_ix.insert(keys.carrier.to_owned(), i);
+                        i
+                    }
+                },
             };
             // After the carrier is interned: the carriers' order stays that
             // of every accepted row, whatever the window.
@@ -519,6 +548,17 @@ impl Accounts<'_> {
             self.samples.push(sample);
         }
     }
+}
+
+/// The error of a file whose carrier column names more carriers than a
+/// sample can number: a wrong column, as a rule.
+fn too_many_carriers(path: &std::path::Path, line: u64, name: &str) -> crate::Error {
+    crate::Error::Config(format!(
+        "{}: line {line}: carrier '{name}' is the {}th different carrier name; is the \
+         carrier column the right one? Name it with --column carrier=<column>",
+        path.display(),
+        u32::from(u16::MAX) + 2
+    ))
 }
 
 /// Where rejected rows go, in input order, as they are found: they are not
@@ -817,7 +857,9 @@ pub fn ingest(
         acc: Accounts {
             samples: Vec::new(),
             rejects,
-            sink_failed: None,
+            failed: None,
+            files: &opts.files,
+            carrier_ix: HashMap::default(),
             counts: RowCounts::default(),
             places: vec![SetPlaces::default(); vintages.sets.len()],
             carriers: Vec::new(),
@@ -876,7 +918,7 @@ pub fn ingest(
                     run.chunk(started, file, &columns.rows(), vintages, opts);
                 }
             }
-            if let Some(e) = run.acc.sink_failed.take() {
+            if let Some(e) = run.acc.failed.take() {
                 return Err(e);
             }
             progress(run.acc.counts.read);
