@@ -146,12 +146,8 @@ pub fn analyze(
                 return None;
             }
             let units = &ingested.places[v].units;
-            // Every sample lies in the window: when the set is in force in
-            // all its months, no sample's month need be asked.
-            let whole_window = ms.len() == window_months.len();
-            let include = |s: &crate::ingest_run::Sample| {
-                whole_window || !dated || vintages.in_force(s.month()) == v
-            };
+            let include =
+                |s: &crate::ingest_run::Sample| !dated || vintages.in_force(s.month()) == v;
             let stats = aggregate(&vintages.sets[v].boundaries, &ingested, units, &include);
             Some((v, ms, stats))
         })

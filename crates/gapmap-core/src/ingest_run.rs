@@ -1222,8 +1222,8 @@ fn flag_in_device_order<K: DeviceTimeKey>(
     base: i64,
 ) {
     order.par_sort_unstable();
-    let index = |k: K| k.index();
-    let device = |k: K| k.device();
+    let index = K::index;
+    let device = K::device;
     let day =
         |k: K| (k.time(base) + i64::from(crate::schema::LOCAL_OFFSET_SECONDS)).div_euclid(86_400);
     // Devices are independent: every pass below runs over their runs in

@@ -761,7 +761,12 @@ impl RejectsCsv {
         }
     }
 
-    fn open(&self) -> Result<csv::Writer<AtomicFile>> {
+    /// The writer (put back after use), opened with its header at the
+    /// first call.
+    fn take_writer(&mut self) -> Result<csv::Writer<AtomicFile>> {
+        if let Some(csv) = self.csv.take() {
+            return Ok(csv);
+        }
         let mut csv = csv::Writer::from_writer(AtomicFile::create(&self.path)?);
         csv.write_record(Self::HEADER)
             .map_err(|e| Error::io(&self.path, e.into()))?;
@@ -774,11 +779,8 @@ impl RejectsCsv {
     /// # Errors
     /// Writing, syncing or renaming fails.
     pub fn finish(mut self) -> Result<()> {
-        let csv = match self.csv.take() {
-            Some(csv) => csv,
-            None => self.open()?,
-        };
-        csv.into_inner()
+        self.take_writer()?
+            .into_inner()
             .map_err(|e| Error::io(&self.path, e.into_error()))?
             .commit()
     }
@@ -786,10 +788,7 @@ impl RejectsCsv {
 
 impl RejectSink for RejectsCsv {
     fn reject(&mut self, file: u32, line: u64, reason: RejectReason, test_id: &str) -> Result<()> {
-        let mut csv = match self.csv.take() {
-            Some(csv) => csv,
-            None => self.open()?,
-        };
+        let mut csv = self.take_writer()?;
         let mut number = itoa::Buffer::new();
         let name = self.names.get(file as usize).map_or("", String::as_str);
         let written = csv.write_record([name, number.format(line), reason.as_str(), test_id]);
