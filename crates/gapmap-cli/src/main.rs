@@ -283,6 +283,12 @@ struct AnalyzeArgs {
     /// verification).
     #[arg(long)]
     exact_placement: bool,
+    /// Working files on disk in --out instead of memory (same outputs):
+    /// today the test ids that repeat are found there first, instead of
+    /// remembering every id read (about 20 bytes a row). `auto`: when every
+    /// sample file is Parquet, or the files hold over 20 million rows.
+    #[arg(long, value_enum, default_value_t = memory::Spill::Auto)]
+    spill: memory::Spill,
     /// Heatmap formats (default: as --format): geojson, fgb, gpkg, and the
     /// H3-keyed tables csv and parquet (no geometry), comma-separated.
     #[arg(long, value_name = "FORMATS")]
@@ -650,6 +656,7 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
             resolution: resolution(args.resolution)?,
             carriers: CarrierTable::vietnam(),
             fast_placement: !args.exact_placement,
+            spill_dir: args.spill.wanted(&args.samples).then(|| args.out.clone()),
         },
         out: args.out.clone(),
         quota: args.quota,
@@ -831,6 +838,7 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
             resolution: h3o::Resolution::Eight,
             carriers: CarrierTable::vietnam(),
             fast_placement: true,
+            spill_dir: None,
         },
         out: args.out.clone(),
         quota: 300,

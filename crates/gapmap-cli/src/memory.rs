@@ -132,12 +132,51 @@ fn warning(rows: u64, available: u64, window: bool) -> Option<String> {
 
 /// The warning for a run over `files`, if this machine seems short of memory for it.
 pub fn check(files: &[std::path::PathBuf], window: bool) -> Option<String> {
-    let rows: u64 = files
+    warning(rows_hint(files), available_bytes()?, window)
+}
+
+/// Rows past which `--spill auto` spills CSV files too (about 400 MB of
+/// test-id table), though its pass over them costs time: the CSV text is
+/// parsed again (5.6 s per 10 M rows, measured in the README).
+pub const SPILL_CSV_ROWS: u64 = 20_000_000;
+
+/// When working files go to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Spill {
+    /// When every sample file is Parquet (reading their test-id column
+    /// costs less than remembering every id: measured), or the files hold
+    /// more than [`SPILL_CSV_ROWS`] rows.
+    Auto,
+    /// Always.
+    Always,
+    /// Never: everything is held in memory.
+    Never,
+}
+
+impl Spill {
+    /// Whether a run over `files` spills.
+    pub fn wanted(self, files: &[std::path::PathBuf]) -> bool {
+        let parquet = |f: &std::path::PathBuf| {
+            matches!(
+                gapmap_core::ingest::Format::of(f),
+                Ok(gapmap_core::ingest::Format::Parquet)
+            )
+        };
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::Auto => files.iter().all(parquet) || rows_hint(files) > SPILL_CSV_ROWS,
+        }
+    }
+}
+
+/// The rows of `files`, as their metadata or size suggest.
+fn rows_hint(files: &[std::path::PathBuf]) -> u64 {
+    files
         .iter()
         .filter_map(|f| row_count_hint(f))
         .map(|n| n as u64)
-        .sum();
-    warning(rows, available_bytes()?, window)
+        .sum()
 }
 
 #[cfg(test)]

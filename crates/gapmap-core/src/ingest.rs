@@ -73,7 +73,7 @@ pub fn read_rows_reusing(
     on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
 ) -> Result<()> {
     match Format::of(path)? {
-        Format::Csv => read_csv(path, columns, warnings, spare, on_chunk),
+        Format::Csv => read_csv(path, columns, None, warnings, spare, on_chunk),
         Format::Parquet => read_parquet(path, columns, spare, on_chunk),
     }
 }
@@ -136,6 +136,7 @@ fn resolve_columns(
 fn read_csv(
     path: &Path,
     columns: &ColumnMap,
+    only: Option<Field>,
     warnings: &mut Vec<String>,
     spare: &mut dyn FnMut() -> Vec<RawRow>,
     on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
@@ -202,7 +203,9 @@ fn read_csv(
         // invalid sequence cut by a comma) is decoded on its own.
         let text = std::str::from_utf8(record.as_slice()).ok();
         for (field, col) in Field::ALL.into_iter().zip(index) {
-            let Some(c) = col else { continue };
+            let Some(c) = col.filter(|_| only.is_none_or(|o| o == field)) else {
+                continue;
+            };
             let whole = text.zip(record.range(c)).and_then(|(t, r)| t.get(r));
             match whole {
                 Some(value) => row.set(field, value),
@@ -523,6 +526,7 @@ fn parquet_slices(groups: &[usize]) -> Vec<(usize, usize)> {
 fn read_parquet_parts(
     path: &Path,
     columns: &ColumnMap,
+    only: Option<Field>,
     on_part: &mut dyn FnMut(u64, usize, Vec<(Field, polars::prelude::Series)>) -> Result<()>,
 ) -> Result<()> {
     check_footer(path)?;
@@ -538,6 +542,7 @@ fn read_parquet_parts(
     let wanted: Vec<(Field, String)> = Field::ALL
         .into_iter()
         .zip(index)
+        .filter(|(f, _)| only.is_none_or(|o| o == *f))
         .filter_map(|(f, c)| c.map(|c| (f, headers[c].clone())))
         .collect();
     let names: Vec<String> = wanted.iter().map(|w| w.1.clone()).collect();
@@ -601,7 +606,7 @@ fn read_parquet(
     spare: &mut dyn FnMut() -> Vec<RawRow>,
     on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
 ) -> Result<()> {
-    read_parquet_parts(path, columns, &mut |first_line, n, columns| {
+    read_parquet_parts(path, columns, None, &mut |first_line, n, columns| {
         // Coordinates stored as text are typed here, while the block is
         // in cache.
         let text_coordinates = columns
@@ -656,15 +661,29 @@ pub fn read_chunks(
     spare: &mut dyn FnMut() -> Vec<RawRow>,
     on_chunk: &mut dyn FnMut(Chunk) -> Result<()>,
 ) -> Result<()> {
+    read_field_chunks(path, columns, None, warnings, spare, on_chunk)
+}
+
+/// As [`read_chunks`]; with `only`, the rows hold that field alone.
+pub(crate) fn read_field_chunks(
+    path: &Path,
+    columns: &ColumnMap,
+    only: Option<Field>,
+    warnings: &mut Vec<String>,
+    spare: &mut dyn FnMut() -> Vec<RawRow>,
+    on_chunk: &mut dyn FnMut(Chunk) -> Result<()>,
+) -> Result<()> {
     match Format::of(path)? {
-        Format::Csv => read_csv(path, columns, warnings, spare, &mut |rows| {
+        Format::Csv => read_csv(path, columns, only, warnings, spare, &mut |rows| {
             on_chunk(Chunk::Rows(rows))
         }),
-        Format::Parquet => read_parquet_parts(path, columns, &mut |first_line, n, columns| {
-            on_chunk(Chunk::Columns(Box::new(crate::columns::ColumnChunk::new(
-                path, first_line, n, &columns,
-            )?)))
-        }),
+        Format::Parquet => {
+            read_parquet_parts(path, columns, only, &mut |first_line, n, columns| {
+                on_chunk(Chunk::Columns(Box::new(crate::columns::ColumnChunk::new(
+                    path, first_line, n, &columns,
+                )?)))
+            })
+        }
     }
 }
 

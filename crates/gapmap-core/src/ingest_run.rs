@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::carrier::CarrierTable;
 use crate::error::Result;
-use crate::ingest::{Chunk, read_chunks};
+use crate::ingest::{Chunk, read_field_chunks};
 use crate::month::Month;
 use crate::schema::{ColumnMap, Field, Fields, Network, RejectReason, check_row};
 use crate::vintage::{PlaceKind, Vintages};
@@ -39,6 +39,11 @@ pub struct IngestOptions {
     /// it answers (same results; `false` runs the exact test and h3o for
     /// every point, to verify).
     pub fast_placement: bool,
+    /// A folder for working files: with one, the test ids that repeat are
+    /// found first, on disk ([`crate::test_ids`]), and only those are
+    /// remembered while reading (same results; memory no longer grows
+    /// with the rows read, for one more pass over the test-id column).
+    pub spill_dir: Option<PathBuf>,
 }
 
 /// An optional value in 8 bytes, not 16: NaN stands for none (the checks
@@ -371,6 +376,7 @@ fn pass<'r, R: Fields + Sync>(
 /// row, whether it repeats a test id and its device's number.
 fn dedup_and_intern(
     passed: &[Passed<'_>],
+    repeated: Option<&crate::test_ids::DigestSet>,
     seen_ids: &mut [HashSet<u128>],
     device_ix: &mut [HashMap<u128, u32>],
 ) -> (Vec<bool>, Vec<u32>) {
@@ -392,7 +398,11 @@ fn dedup_and_intern(
                     passed[ri]
                         .keys
                         .as_ref()
-                        .is_some_and(|k| !set.insert(k.test_id))
+                        // An id on one row only cannot repeat: not remembered.
+                        .is_some_and(|k| {
+                            repeated.is_none_or(|r| r.contains(&k.test_id))
+                                && !set.insert(k.test_id)
+                        })
                 })
                 .collect()
         })
@@ -713,6 +723,8 @@ struct Run<'v, 's> {
     memo: crate::cell_memo::CellMemo,
     acc: Accounts<'s>,
     device_ix: Vec<HashMap<u128, u32>>,
+    /// With a spill folder, the test ids that occur on more than one row.
+    repeated: Option<crate::test_ids::DigestSet>,
     seen_ids: Vec<HashSet<u128>>,
     /// Cells the last chunk met, learned while the next is placed and checked.
     pending: Option<Learning>,
@@ -740,6 +752,7 @@ impl Run<'_, '_> {
             memo,
             acc,
             device_ix,
+            repeated,
             seen_ids,
             pending,
             ..
@@ -761,7 +774,8 @@ impl Run<'_, '_> {
                 let mut ready: Option<(&[R], Vec<Passed<'_>>)> = None;
                 let mut unlearned: Vec<h3o::CellIndex> = Vec::new();
                 let mut judge = |rows, passed: Vec<Passed<'_>>, acc: &mut Accounts| {
-                    let (is_dup, device_of) = dedup_and_intern(&passed, seen_ids, device_ix);
+                    let (is_dup, device_of) =
+                        dedup_and_intern(&passed, repeated.as_ref(), seen_ids, device_ix);
                     let judged = Judged {
                         rows,
                         passed,
@@ -869,6 +883,7 @@ pub fn ingest(
             max_accuracy_m: rules.max_accuracy_m,
         },
         device_ix: (0..SHARDS).map(|_| HashMap::default()).collect(),
+        repeated: None,
         seen_ids: Vec::new(),
         pending: None,
         place: std::time::Duration::ZERO,
@@ -877,6 +892,13 @@ pub fn ingest(
         learn: std::time::Duration::ZERO,
     };
     let mut warnings = Vec::new();
+    let mut timings = Vec::new();
+    if let Some(dir) = &opts.spill_dir {
+        let started = std::time::Instant::now();
+        let repeated = crate::test_ids::repeated_test_ids(&opts.files, &opts.columns, dir)?;
+        timings.push(("repeated test ids", started.elapsed()));
+        run.repeated = Some(repeated);
+    }
 
     let started = std::time::Instant::now();
     // Reserve once what the files announce (Parquet metadata) or suggest
@@ -895,7 +917,9 @@ pub fn ingest(
         v.units.reserve(announced + announced / 4);
         v.kinds.reserve(announced + announced / 4);
     }
-    let (id_shard_count, id_shard_rows) = id_shards(announced);
+    // Room for every id read, or for the ids that repeat.
+    let (id_shard_count, id_shard_rows) =
+        id_shards(run.repeated.as_ref().map_or(announced, HashSet::len));
     run.seen_ids = (0..id_shard_count)
         .map(|_| {
             HashSet::with_capacity_and_hasher(id_shard_rows, foldhash::fast::FixedState::default())
@@ -904,7 +928,7 @@ pub fn ingest(
     for (file_no, path) in opts.files.iter().enumerate() {
         #[allow(clippy::cast_possible_truncation, reason = "file counts fit u32")]
         let file = file_no as u32;
-        read_pipelined(path, &opts.columns, &mut warnings, &mut |chunk| {
+        read_pipelined(path, &opts.columns, None, &mut warnings, &mut |chunk| {
             let started = std::time::Instant::now();
             match chunk {
                 // CSV rows are typed here, off the reader's thread.
@@ -969,13 +993,16 @@ pub fn ingest(
         files: opts.files.clone(),
         warnings,
         places,
-        timings: vec![
-            ("read", read),
-            ("H3, assign units", place),
-            ("check, duplicates", check),
-            ("accounting", account),
-            ("learn cells", learn),
-        ],
+        timings: timings
+            .into_iter()
+            .chain([
+                ("read", read),
+                ("H3, assign units", place),
+                ("check, duplicates", check),
+                ("accounting", account),
+                ("learn cells", learn),
+            ])
+            .collect(),
     })
 }
 
@@ -983,9 +1010,10 @@ pub fn ingest(
 /// this one: reading (CSV parsing above all, which is sequential; Parquet
 /// decoding) overlaps with checking and placing the chunk before, and at
 /// most `AHEAD` + 2 chunks are in memory. Warnings are the reader's, in order.
-fn read_pipelined(
+pub(crate) fn read_pipelined(
     path: &std::path::Path,
     columns: &ColumnMap,
+    only: Option<Field>,
     warnings: &mut Vec<String>,
     on_chunk: &mut dyn FnMut(&mut Chunk) -> Result<()>,
 ) -> Result<()> {
@@ -997,9 +1025,10 @@ fn read_pipelined(
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
             let mut warnings = Vec::new();
-            let read = read_chunks(
+            let read = read_field_chunks(
                 path,
                 columns,
+                only,
                 &mut warnings,
                 &mut || spare_rx.try_recv().unwrap_or_default(),
                 &mut |chunk| {
@@ -1398,6 +1427,7 @@ mod tests {
             resolution: h3o::Resolution::Eight,
             carriers: CarrierTable::vietnam(),
             fast_placement: true,
+            spill_dir: None,
         };
         let rules = Plausibility::default();
         // The oracle: the rows' own rule, in line order (header = line 1).

@@ -36,6 +36,7 @@ pub mod simulate;
 pub mod stages;
 pub mod stats;
 pub mod styles;
+pub mod test_ids;
 pub mod villages;
 pub mod vintage;
 pub mod workbook;
