@@ -640,7 +640,9 @@ fn prepare_out(out: &Path) -> Result<()> {
 
 fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
     prepare_out(&args.out)?;
-    if let Some(w) = memory::check(&args.samples, args.from.is_some() || args.to.is_some()) {
+    let spill = args.spill.wanted(&args.samples);
+    let window = args.from.is_some() || args.to.is_some();
+    if let Some(w) = memory::check(&args.samples, window, spill) {
         say!("gapmap: warning: {w}");
     }
     let started = std::time::Instant::now();
@@ -656,7 +658,7 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
             resolution: resolution(args.resolution)?,
             carriers: CarrierTable::vietnam(),
             fast_placement: !args.exact_placement,
-            spill_dir: args.spill.wanted(&args.samples).then(|| args.out.clone()),
+            spill_dir: spill.then(|| args.out.clone()),
         },
         out: args.out.clone(),
         quota: args.quota,

@@ -108,9 +108,10 @@ fn headroom(limit: u64, usage: u64, file_cache: u64) -> Option<u64> {
 }
 
 /// The warning for `rows` sample rows when their analysis needs more than
-/// `available` bytes; `window` says whether `--from`/`--to` may leave rows out.
-fn warning(rows: u64, available: u64, window: bool) -> Option<String> {
-    let needed = estimated_peak_bytes(rows);
+/// `available` bytes; `window` says whether `--from`/`--to` may leave rows
+/// out, `spilled` whether the repeated test ids are found on disk.
+fn warning(rows: u64, available: u64, window: bool, spilled: bool) -> Option<String> {
+    let needed = estimated_peak_bytes(rows, spilled);
     if needed <= available {
         return None;
     }
@@ -131,8 +132,8 @@ fn warning(rows: u64, available: u64, window: bool) -> Option<String> {
 }
 
 /// The warning for a run over `files`, if this machine seems short of memory for it.
-pub fn check(files: &[std::path::PathBuf], window: bool) -> Option<String> {
-    warning(rows_hint(files), available_bytes()?, window)
+pub fn check(files: &[std::path::PathBuf], window: bool, spilled: bool) -> Option<String> {
+    warning(rows_hint(files), available_bytes()?, window, spilled)
 }
 
 /// Rows past which `--spill auto` spills CSV files too (about 400 MB of
@@ -224,17 +225,53 @@ mod tests {
     }
 
     #[test]
+    fn auto_spills_parquet_and_large_csv() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let csv = |name: &str, len: u64| {
+            // 2 bytes a line in the first 4 MiB, the rest sparse: the size
+            // over the line length estimates the rows.
+            let path = dir.path().join(name);
+            std::fs::write(&path, "x\n".repeat(2 << 20)).expect("write");
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_len(len))
+                .expect("grow");
+            path
+        };
+        let small = csv("small.csv", 4 << 20); // 2 M rows
+        let large = csv("large.csv", 44 << 20); // 23 M rows
+        let parquet = dir.path().join("a.parquet"); // by name alone
+        let pq = dir.path().join("b.PQ");
+        let auto = |files: &[&std::path::PathBuf]| {
+            Spill::Auto.wanted(&files.iter().map(|f| (*f).clone()).collect::<Vec<_>>())
+        };
+        assert!(auto(&[&parquet, &pq]));
+        assert!(!auto(&[&small]));
+        assert!(!auto(&[&parquet, &small]), "a CSV file would be read twice");
+        assert!(auto(&[&large]));
+        assert!(auto(&[&parquet, &large]));
+        assert!(Spill::Always.wanted(std::slice::from_ref(&small)));
+        assert!(!Spill::Never.wanted(std::slice::from_ref(&parquet)));
+    }
+
+    #[test]
     fn warns_only_when_the_estimate_exceeds_what_is_available() {
         // 100 M rows: 300 MiB + 100 B × 10^8 = 10 314 572 800 B ≈ 9.6 GiB.
         let needed = (300u64 << 20) + 100 * 100_000_000;
-        assert_eq!(warning(100_000_000, needed, false), None);
-        let w = warning(100_000_000, 8 << 30, true).unwrap();
+        assert_eq!(warning(100_000_000, needed, false, false), None);
+        let w = warning(100_000_000, 8 << 30, true, false).unwrap();
         assert!(w.contains("about 100000000 rows"), "{w}");
         assert!(w.contains("9.6 GiB of memory"), "{w}");
         assert!(w.contains("8.0 GiB are available"), "{w}");
         assert!(w.contains("--from/--to leaves rows out"), "{w}");
-        let w = warning(100_000_000, needed - 1, false).unwrap();
+        let w = warning(100_000_000, needed - 1, false, false).unwrap();
         assert!(!w.contains("leaves rows out"), "{w}");
-        assert_eq!(warning(0, 300 << 20, false), None);
+        assert_eq!(warning(0, 300 << 20, false, false), None);
+        // Spilled: 300 MiB + 85 B × 10^8 = 8 814 572 800 B ≈ 8.2 GiB.
+        let spilled = (300u64 << 20) + 85 * 100_000_000;
+        assert_eq!(warning(100_000_000, spilled, false, true), None);
+        let w = warning(100_000_000, spilled - 1, false, true).unwrap();
+        assert!(w.contains("8.2 GiB of memory"), "{w}");
     }
 }

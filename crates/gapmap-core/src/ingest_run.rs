@@ -130,21 +130,33 @@ impl Sample {
 
 /// Peak memory of an analysis, per row of its sample files: measured on
 /// the national job (`notebooks/bench_national.sh`, 2009 communes, ~90 %
-/// of rows accepted) with 64-byte samples, 1 154–1 253 MiB at 10 M rows
-/// from Parquet (up to 100 bytes a row above a fixed part of boundaries,
-/// cell tables and report pages), 1 125 MiB from CSV (86 bytes), and
-/// 8 857 MiB at 100 M rows from one Parquet file (89 bytes). The largest,
-/// rounded up: a warning had better come early.
+/// of rows accepted) with 64-byte samples and the table of every test id
+/// read, 1 154–1 253 MiB at 10 M rows from Parquet (up to 100 bytes a row
+/// above a fixed part of boundaries, cell tables and report pages),
+/// 1 125 MiB from CSV (86 bytes), and 8 857 MiB at 100 M rows from one
+/// Parquet file (89 bytes). The largest, rounded up: a warning had better
+/// come early.
 pub const PEAK_BYTES_PER_ROW: u64 = 100;
+
+/// As [`PEAK_BYTES_PER_ROW`], when the repeated test ids are found on disk
+/// ([`IngestOptions::spill_dir`]): 1 038–1 063 MiB at 10 M rows (80 bytes
+/// a row) and 7 710 MiB at 100 M rows (78 bytes), rounded up.
+pub const PEAK_BYTES_PER_ROW_SPILLED: u64 = 85;
 
 /// The fixed part of [`PEAK_BYTES_PER_ROW`]'s measure (national communes).
 pub const PEAK_BYTES_FIXED: u64 = 300 << 20;
 
 /// About how much memory an analysis of `rows` sample rows takes at its
-/// peak, when every row lies in the window (a window holds only its own).
+/// peak, when every row lies in the window (a window holds only its own),
+/// with the repeated test ids found on disk or not (`spilled`).
 #[must_use]
-pub const fn estimated_peak_bytes(rows: u64) -> u64 {
-    PEAK_BYTES_FIXED.saturating_add(rows.saturating_mul(PEAK_BYTES_PER_ROW))
+pub const fn estimated_peak_bytes(rows: u64, spilled: bool) -> u64 {
+    let per_row = if spilled {
+        PEAK_BYTES_PER_ROW_SPILLED
+    } else {
+        PEAK_BYTES_PER_ROW
+    };
+    PEAK_BYTES_FIXED.saturating_add(rows.saturating_mul(per_row))
 }
 
 /// Shards of the device table (a power of two: a device's number carries its shard).
