@@ -138,7 +138,7 @@ pub fn check(files: &[std::path::PathBuf], window: bool, spilled: bool) -> Optio
 
 /// Rows past which `--spill auto` spills CSV files too (about 400 MB of
 /// test-id table), though its pass over them costs time: the CSV text is
-/// parsed again (5.6 s per 10 M rows, measured in the README).
+/// parsed again (4.8 s per 10 M rows on the project machine, measured in the README).
 pub const SPILL_CSV_ROWS: u64 = 20_000_000;
 
 /// When working files go to disk.

@@ -178,7 +178,12 @@ fn read_csv(
         // A quoted field spanning lines is legal CSV, but in a speed-test
         // export it almost always means an unbalanced quote that swallowed
         // the rows after it: say so, with the lines to look at.
-        let newlines = record.as_slice().iter().filter(|b| **b == b'\n').count() as u64;
+        // (A reader of one field reports nothing: the full read does.)
+        let newlines = if only.is_some() {
+            0
+        } else {
+            record.as_slice().iter().filter(|b| **b == b'\n').count() as u64
+        };
         if newlines > 0 {
             spanning += 1;
             if spanning <= MAX_WARNINGS_PER_FILE {
@@ -200,8 +205,13 @@ fn read_csv(
         row.truncated = record.len() < headers.len();
         // The record's text checked as UTF-8 once, not field by field; a
         // field that does not start and end on a character of it (an
-        // invalid sequence cut by a comma) is decoded on its own.
-        let text = std::str::from_utf8(record.as_slice()).ok();
+        // invalid sequence cut by a comma) is decoded on its own, as is
+        // the one field of a reader of one.
+        let text = if only.is_some() {
+            None
+        } else {
+            std::str::from_utf8(record.as_slice()).ok()
+        };
         for (field, col) in Field::ALL.into_iter().zip(index) {
             let Some(c) = col.filter(|_| only.is_none_or(|o| o == field)) else {
                 continue;
