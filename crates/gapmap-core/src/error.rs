@@ -19,6 +19,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The working files of `--spill` could not be made, written or read back.
+    #[error(
+        "{}: cannot keep working files here ({source}); free some space in this folder, \
+         or hold everything in memory with --spill never",
+        dir.display()
+    )]
+    Spill {
+        /// The folder of the working files.
+        dir: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A JSON or GeoJSON file is not valid JSON or not of the expected shape.
     #[error("{}: not valid GeoJSON/JSON: {source}", path.display())]
     Json {

@@ -1,6 +1,6 @@
 //! Test ids that occur more than once in the sample files, found in memory
 //! that does not grow with the files. Every row's test-id digest is written
-//! to one of [`PARTS`] files on disk by its first byte; each file is then
+//! to one of [`PARTS`] files on disk by its first bits; each file is then
 //! sorted on its own. Ingestion then remembers only the ids found here,
 //! instead of every id it reads (about 20 bytes a row: 2 GB at 100 M rows,
 //! most of a monthly run's memory on a year's archive).
@@ -30,14 +30,24 @@ fn row_digest(row: &impl Fields) -> u128 {
     digest(row.get(Field::TestId).unwrap_or_default())
 }
 
-/// Files the digests are spread over: 6 MB each at 100 M rows, and two of
-/// them sorted at once.
-const PARTS: usize = 256;
+/// Files the digests are spread over: 25 MB each at 100 M rows, two of
+/// them sorted at once; few enough for the open files a system allows a
+/// process (256 on macOS by default).
+const PARTS: usize = 64;
 
-/// Digests held per part before they are written (32 KiB; 8 MiB in all).
-const BUFFERED: usize = 2048;
+/// Digests held per part before they are written (64 KiB; 4 MiB in all).
+const BUFFERED: usize = 4096;
 
-/// Digests spread over files on disk by their first byte.
+const _: () = assert!(PARTS == 1 << 6, "a digest's part is its first six bits");
+
+fn spill_error(dir: &Path, source: std::io::Error) -> Error {
+    Error::Spill {
+        dir: dir.to_owned(),
+        source,
+    }
+}
+
+/// Digests spread over files on disk by their first bits.
 struct Spill {
     dir: PathBuf,
     files: Vec<std::fs::File>,
@@ -50,7 +60,7 @@ impl Spill {
     /// closed, even when the run is killed.
     fn new(dir: &Path) -> Result<Self> {
         let files = (0..PARTS)
-            .map(|_| tempfile::tempfile_in(dir).map_err(|e| Error::io(dir, e)))
+            .map(|_| tempfile::tempfile_in(dir).map_err(|e| spill_error(dir, e)))
             .collect::<Result<_>>()?;
         Ok(Self {
             dir: dir.to_owned(),
@@ -61,8 +71,8 @@ impl Spill {
     }
 
     fn push(&mut self, digest: u128) -> Result<()> {
-        #[allow(clippy::cast_possible_truncation, reason = "the first byte")]
-        let part = (digest >> 120) as usize;
+        #[allow(clippy::cast_possible_truncation, reason = "the first six bits")]
+        let part = (digest >> 122) as usize;
         self.buffers[part].push(digest);
         if self.buffers[part].len() == BUFFERED {
             self.write(part)?;
@@ -77,7 +87,7 @@ impl Spill {
         }
         self.files[part]
             .write_all(&self.bytes)
-            .map_err(|e| Error::io(&self.dir, e))
+            .map_err(|e| spill_error(&self.dir, e))
     }
 
     /// The digests written more than once, each part read back and sorted
@@ -94,7 +104,7 @@ impl Spill {
                 let mut bytes = Vec::new();
                 file.rewind()
                     .and_then(|()| file.read_to_end(&mut bytes))
-                    .map_err(|e| Error::io(dir, e))?;
+                    .map_err(|e| spill_error(dir, e))?;
                 drop(file);
                 let mut digests: Vec<u128> = bytes
                     .chunks_exact(16)
@@ -157,8 +167,8 @@ mod tests {
     #[test]
     fn the_repeated_digests_are_those_a_count_finds_more_than_once() {
         // Oracle: a count of every digest. Digests drawn from a small pool
-        // repeat (some many times, across buffer flushes); those with a
-        // fresh high part occur once; a pool spread over every part.
+        // repeat (some many times, across buffer flushes); the others occur
+        // once; both spread over every part.
         let dir = tempfile::tempdir().expect("tempdir");
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let pool: Vec<u128> = (0..5_000).map(|_| rng.random()).collect();
@@ -182,6 +192,21 @@ mod tests {
         assert_eq!(spill.repeated().expect("repeated"), expected);
         // The files were unnamed: nothing is left in the folder.
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+    }
+
+    #[test]
+    fn a_folder_that_cannot_hold_the_files_names_itself_and_the_way_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("gone");
+        let Err(e) = Spill::new(&missing) else {
+            panic!("a missing folder holds no files");
+        };
+        let message = e.to_string();
+        assert!(
+            message.starts_with(&missing.display().to_string()),
+            "{message}"
+        );
+        assert!(message.contains("--spill never"), "{message}");
     }
 
     #[test]
