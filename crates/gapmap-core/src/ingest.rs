@@ -133,14 +133,8 @@ fn resolve_columns(
     Ok(out)
 }
 
-fn read_csv(
-    path: &Path,
-    columns: &ColumnMap,
-    only: Option<Field>,
-    warnings: &mut Vec<String>,
-    spare: &mut dyn FnMut() -> Vec<RawRow>,
-    on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
-) -> Result<()> {
+/// A CSV file's reader, past its header, and the header's column names.
+fn open_csv(path: &Path) -> Result<(csv::Reader<std::fs::File>, Vec<String>)> {
     let csv_err = |source| Error::Csv {
         path: path.to_owned(),
         source,
@@ -166,6 +160,38 @@ fn read_csv(
             h.trim().to_owned()
         })
         .collect();
+    Ok((reader, headers))
+}
+
+/// The column of `field` in a CSV file (`None` when the file has none and
+/// the field is optional) and the byte where the rows after the header
+/// start.
+///
+/// # Errors
+/// As [`read_csv`] for its header.
+pub(crate) fn csv_column(
+    path: &Path,
+    columns: &ColumnMap,
+    field: Field,
+) -> Result<(Option<usize>, u64)> {
+    let (reader, headers) = open_csv(path)?;
+    let index = resolve_columns(path, columns, &headers)?;
+    Ok((index[field.index()], reader.position().byte()))
+}
+
+fn read_csv(
+    path: &Path,
+    columns: &ColumnMap,
+    only: Option<Field>,
+    warnings: &mut Vec<String>,
+    spare: &mut dyn FnMut() -> Vec<RawRow>,
+    on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
+) -> Result<()> {
+    let csv_err = |source| Error::Csv {
+        path: path.to_owned(),
+        source,
+    };
+    let (mut reader, headers) = open_csv(path)?;
     let index = resolve_columns(path, columns, &headers)?;
     let mut record = csv::ByteRecord::new();
     // Taken when its first row is read: after the chunk before is handed

@@ -125,6 +125,97 @@ impl Spill {
     }
 }
 
+/// Bytes of a CSV file read at once by [`push_unquoted_csv`].
+const BLOCK: usize = 8 << 20;
+
+/// Whether a file holds a quote character anywhere.
+fn has_quote(path: &Path) -> Result<bool> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut block = vec![0; BLOCK];
+    loop {
+        let n = file.read(&mut block).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if memchr::memchr(b'"', &block[..n]).is_some() {
+            return Ok(true);
+        }
+    }
+}
+
+/// The digest of the test id in field `column` of each row of `rows` (rows
+/// of a CSV file without quotes), read as the CSV reader reads it: a
+/// row ends at `\n`, `\r` or both, empty rows are none, fields part at
+/// commas, a field is decoded as UTF-8 (replacing what is not) and trimmed,
+/// and a row without the field has an empty id.
+fn unquoted_digests(rows: &[u8], column: usize) -> Vec<u128> {
+    rows.split(|b| *b == b'\n' || *b == b'\r')
+        .filter(|row| !row.is_empty())
+        .map(|row| {
+            let field = row.split(|b| *b == b',').nth(column).unwrap_or_default();
+            let text = String::from_utf8_lossy(field);
+            digest(crate::schema::trim_field(&text))
+        })
+        .collect()
+}
+
+/// Pushes the digest of every row's test id of a CSV file with no quote
+/// character: then every comma parts fields and every line break ends a
+/// row, so lines are split in blocks on both cores, with no tokenizer.
+/// Returns `false`, having pushed nothing, when the file has a quote.
+fn push_unquoted_csv(path: &Path, columns: &ColumnMap, spill: &mut Spill) -> Result<bool> {
+    if has_quote(path)? {
+        return Ok(false);
+    }
+    let (column, start) = crate::ingest::csv_column(path, columns, Field::TestId)?;
+    let Some(column) = column else {
+        // No test-id column: every id is empty (and every row rejected).
+        return Ok(true);
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    file.seek(std::io::SeekFrom::Start(start))
+        .map_err(|e| Error::io(path, e))?;
+    let mut block: Vec<u8> = Vec::with_capacity(BLOCK * 2);
+    let mut at_end = false;
+    while !at_end {
+        let kept = block.len();
+        block.resize(kept + BLOCK, 0);
+        let n = file
+            .read(&mut block[kept..])
+            .map_err(|e| Error::io(path, e))?;
+        block.truncate(kept + n);
+        at_end = n == 0;
+        // Whole rows: up to the last line break (all that is left at the end).
+        let whole = if at_end {
+            block.len()
+        } else {
+            match memchr::memrchr2(b'\n', b'\r', &block) {
+                Some(i) => i + 1,
+                None => continue,
+            }
+        };
+        // Pieces cut at line breaks, several per core.
+        let pieces = rayon::current_num_threads() * 4;
+        let mut cuts = vec![0];
+        for p in 1..pieces {
+            let from = (whole * p / pieces).max(cuts.last().copied().unwrap_or(0));
+            let cut =
+                memchr::memchr2(b'\n', b'\r', &block[from..whole]).map_or(whole, |i| from + i + 1);
+            cuts.push(cut);
+        }
+        cuts.push(whole);
+        let digests: Vec<Vec<u128>> = cuts
+            .par_windows(2)
+            .map(|w| unquoted_digests(&block[w[0]..w[1]], column))
+            .collect();
+        for d in digests.into_iter().flatten() {
+            spill.push(d)?;
+        }
+        block.drain(..whole);
+    }
+    Ok(true)
+}
+
 /// The digests of the test ids that occur on more than one row of `files`
 /// (every row with its test id, whether or not it passes the checks),
 /// working in unnamed files in `spill_dir`. A test id outside this set is
@@ -140,6 +231,13 @@ pub fn repeated_test_ids(
 ) -> Result<DigestSet> {
     let mut spill = Spill::new(spill_dir)?;
     for path in files {
+        if matches!(
+            crate::ingest::Format::of(path),
+            Ok(crate::ingest::Format::Csv)
+        ) && push_unquoted_csv(path, columns, &mut spill)?
+        {
+            continue;
+        }
         // Ingestion reports the reader's warnings.
         let mut warnings = Vec::new();
         crate::ingest_run::read_pipelined(
@@ -192,6 +290,78 @@ mod tests {
         assert_eq!(spill.repeated().expect("repeated"), expected);
         // The files were unnamed: nothing is left in the folder.
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+    }
+
+    #[test]
+    fn an_unquoted_csv_repeats_what_the_csv_reader_repeats() {
+        // Oracle: the CSV reader's rows (as ingestion reads them), their
+        // non-empty ids counted. The file: ids in the second column, from
+        // a pool (so they repeat), padded with blanks, some with bytes
+        // that are not UTF-8; rows ending in \n, \r\n or \r, empty
+        // rows, rows cut short before the id, no line break at the end;
+        // more than a block (8 MiB), so rows run across blocks.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.csv");
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut text: Vec<u8> =
+            b"\xef\xbb\xbfdevice_id,test_id,timestamp,lat,lon,carrier,network,download_mbps\r\n"
+                .to_vec();
+        for i in 0..170_000 {
+            let id = rng.random_range(0..120_000);
+            match rng.random_range(0..20) {
+                0 => text.extend_from_slice(b"d1"),
+                1 => text.extend_from_slice(format!("d1, t{id}\t,").as_bytes()),
+                2 => {
+                    text.extend_from_slice(format!("d1,t{id}").as_bytes());
+                    text.extend_from_slice(b"\xff\xfe,x");
+                }
+                3 => {}
+                _ => text.extend_from_slice(
+                    format!("d{i},t{id},2025-06-10T08:00:00Z,21.0,105.8,Viettel,4G,{i}").as_bytes(),
+                ),
+            }
+            text.extend_from_slice(match rng.random_range(0..4) {
+                0 => b"\r\n",
+                1 => b"\r",
+                _ => b"\n",
+            });
+        }
+        text.extend_from_slice(b"d9,t7,2025-06-10T08:00:00Z");
+        assert!(text.len() > BLOCK);
+        std::fs::write(&path, &text).expect("write");
+        let columns = ColumnMap::default();
+        let mut count: std::collections::HashMap<u128, u32> = std::collections::HashMap::new();
+        crate::ingest::read_chunks(
+            &path,
+            &columns,
+            &mut Vec::new(),
+            &mut Vec::new,
+            &mut |chunk| {
+                if let Chunk::Rows(rows) = chunk {
+                    for id in rows.iter().filter_map(|r| r.get(Field::TestId)) {
+                        *count.entry(digest(id)).or_default() += 1;
+                    }
+                }
+                Ok(())
+            },
+        )
+        .expect("read");
+        let expected: DigestSet = count
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(d, _)| *d)
+            .collect();
+        assert!(expected.len() > 10_000, "ids repeat");
+        let mut spill = Spill::new(dir.path()).expect("spill");
+        assert!(push_unquoted_csv(&path, &columns, &mut spill).expect("scan"));
+        let mut got = spill.repeated().expect("repeated");
+        // Rows without an id are rejected before duplicates are looked for.
+        got.remove(&digest(""));
+        assert_eq!(got, expected);
+        // A quote anywhere: the CSV reader's turn.
+        std::fs::write(&path, b"test_id,timestamp\n\"t1\",x\n").expect("write");
+        let mut spill = Spill::new(dir.path()).expect("spill");
+        assert!(!push_unquoted_csv(&path, &columns, &mut spill).expect("scan"));
     }
 
     #[test]
