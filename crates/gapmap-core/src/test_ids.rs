@@ -125,23 +125,8 @@ impl Spill {
     }
 }
 
-/// Bytes of a CSV file read at once by [`push_unquoted_csv`].
+/// Bytes of a CSV file read at once by [`push_csv`].
 const BLOCK: usize = 8 << 20;
-
-/// Whether a file holds a quote character anywhere.
-fn has_quote(path: &Path) -> Result<bool> {
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut block = vec![0; BLOCK];
-    loop {
-        let n = file.read(&mut block).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            return Ok(false);
-        }
-        if memchr::memchr(b'"', &block[..n]).is_some() {
-            return Ok(true);
-        }
-    }
-}
 
 /// The digest of the test id in field `column` of each row of `rows` (rows
 /// of a CSV file without quotes), read as the CSV reader reads it: a
@@ -149,33 +134,47 @@ fn has_quote(path: &Path) -> Result<bool> {
 /// commas, a field is decoded as UTF-8 (replacing what is not) and trimmed,
 /// and a row without the field has an empty id.
 fn unquoted_digests(rows: &[u8], column: usize) -> Vec<u128> {
-    rows.split(|b| *b == b'\n' || *b == b'\r')
-        .filter(|row| !row.is_empty())
-        .map(|row| {
-            let field = row.split(|b| *b == b',').nth(column).unwrap_or_default();
-            let text = String::from_utf8_lossy(field);
-            digest(crate::schema::trim_field(&text))
-        })
-        .collect()
+    let mut out = Vec::with_capacity(rows.len() / 64);
+    let mut start = 0;
+    let ends = memchr::memchr2_iter(b'\n', b'\r', rows).chain(std::iter::once(rows.len()));
+    for end in ends {
+        let row = &rows[start..end];
+        start = end + 1;
+        if row.is_empty() {
+            continue;
+        }
+        // The field between the column-th comma and the next.
+        let mut commas = memchr::memchr_iter(b',', row);
+        let from = match column {
+            0 => Some(0),
+            c => commas.nth(c - 1).map(|i| i + 1),
+        };
+        let field = from.map_or(&[][..], |from| {
+            let to = commas.next().unwrap_or(row.len());
+            &row[from..to]
+        });
+        let text = String::from_utf8_lossy(field);
+        out.push(digest(crate::schema::trim_field(&text)));
+    }
+    out
 }
 
-/// Pushes the digest of every row's test id of a CSV file with no quote
-/// character: then every comma parts fields and every line break ends a
-/// row, so lines are split in blocks on both cores, with no tokenizer.
-/// Returns `false`, having pushed nothing, when the file has a quote.
-fn push_unquoted_csv(path: &Path, columns: &ColumnMap, spill: &mut Spill) -> Result<bool> {
-    if has_quote(path)? {
-        return Ok(false);
-    }
+/// Pushes the digest of every row's test id of a CSV file. While the file
+/// has no quote character, every comma parts fields and every line break
+/// ends a row: blocks of lines are split on both cores, with no tokenizer.
+/// From the first block with a quote on, the CSV reader reads the rest (a
+/// block starts a row, as the text before it has no quote).
+fn push_csv(path: &Path, columns: &ColumnMap, spill: &mut Spill) -> Result<()> {
     let (column, start) = crate::ingest::csv_column(path, columns, Field::TestId)?;
     let Some(column) = column else {
-        // No test-id column: every id is empty (and every row rejected).
-        return Ok(true);
+        // No test-id column: every row is rejected before duplicates.
+        return Ok(());
     };
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     file.seek(std::io::SeekFrom::Start(start))
         .map_err(|e| Error::io(path, e))?;
     let mut block: Vec<u8> = Vec::with_capacity(BLOCK * 2);
+    let mut offset = start;
     let mut at_end = false;
     while !at_end {
         let kept = block.len();
@@ -194,6 +193,9 @@ fn push_unquoted_csv(path: &Path, columns: &ColumnMap, spill: &mut Spill) -> Res
                 None => continue,
             }
         };
+        if memchr::memchr(b'"', &block[..whole]).is_some() {
+            return push_csv_from(path, offset, column, spill);
+        }
         // Pieces cut at line breaks, several per core.
         let pieces = rayon::current_num_threads() * 4;
         let mut cuts = vec![0];
@@ -212,8 +214,32 @@ fn push_unquoted_csv(path: &Path, columns: &ColumnMap, spill: &mut Spill) -> Res
             spill.push(d)?;
         }
         block.drain(..whole);
+        offset += whole as u64;
     }
-    Ok(true)
+    Ok(())
+}
+
+/// Pushes the digests of the test ids in field `column` of the rows of a
+/// CSV file from byte `offset` (the start of a row) on, read by the CSV
+/// reader as ingestion reads them.
+fn push_csv_from(path: &Path, offset: u64, column: usize, spill: &mut Spill) -> Result<()> {
+    let csv_err = |source| Error::Csv {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    file.seek(std::io::SeekFrom::Start(offset))
+        .map_err(|e| Error::io(path, e))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(false)
+        .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
+    let mut record = csv::ByteRecord::new();
+    while reader.read_byte_record(&mut record).map_err(csv_err)? {
+        let text = String::from_utf8_lossy(record.get(column).unwrap_or_default());
+        spill.push(digest(crate::schema::trim_field(&text)))?;
+    }
+    Ok(())
 }
 
 /// The digests of the test ids that occur on more than one row of `files`
@@ -234,8 +260,8 @@ pub fn repeated_test_ids(
         if matches!(
             crate::ingest::Format::of(path),
             Ok(crate::ingest::Format::Csv)
-        ) && push_unquoted_csv(path, columns, &mut spill)?
-        {
+        ) {
+            push_csv(path, columns, &mut spill)?;
             continue;
         }
         // Ingestion reports the reader's warnings.
@@ -292,76 +318,86 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
     }
 
-    #[test]
-    fn an_unquoted_csv_repeats_what_the_csv_reader_repeats() {
-        // Oracle: the CSV reader's rows (as ingestion reads them), their
-        // non-empty ids counted. The file: ids in the second column, from
-        // a pool (so they repeat), padded with blanks, some with bytes
-        // that are not UTF-8; rows ending in \n, \r\n or \r, empty
-        // rows, rows cut short before the id, no line break at the end;
-        // more than a block (8 MiB), so rows run across blocks.
+    /// The repeated ids of a CSV file with `text`: found by the pass, and
+    /// by the oracle, the CSV reader's rows as ingestion reads them (their
+    /// non-empty ids counted).
+    fn repeated_by_pass_and_reader(text: &[u8]) -> (DigestSet, DigestSet) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.csv");
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
-        let mut text: Vec<u8> =
-            b"\xef\xbb\xbfdevice_id,test_id,timestamp,lat,lon,carrier,network,download_mbps\r\n"
-                .to_vec();
-        for i in 0..170_000 {
-            let id = rng.random_range(0..120_000);
-            match rng.random_range(0..20) {
-                0 => text.extend_from_slice(b"d1"),
-                1 => text.extend_from_slice(format!("d1, t{id}\t,").as_bytes()),
-                2 => {
-                    text.extend_from_slice(format!("d1,t{id}").as_bytes());
-                    text.extend_from_slice(b"\xff\xfe,x");
-                }
-                3 => {}
-                _ => text.extend_from_slice(
-                    format!("d{i},t{id},2025-06-10T08:00:00Z,21.0,105.8,Viettel,4G,{i}").as_bytes(),
-                ),
-            }
-            text.extend_from_slice(match rng.random_range(0..4) {
-                0 => b"\r\n",
-                1 => b"\r",
-                _ => b"\n",
-            });
-        }
-        text.extend_from_slice(b"d9,t7,2025-06-10T08:00:00Z");
-        assert!(text.len() > BLOCK);
-        std::fs::write(&path, &text).expect("write");
+        std::fs::write(&path, text).expect("write");
         let columns = ColumnMap::default();
         let mut count: std::collections::HashMap<u128, u32> = std::collections::HashMap::new();
-        crate::ingest::read_chunks(
-            &path,
-            &columns,
-            &mut Vec::new(),
-            &mut Vec::new,
-            &mut |chunk| {
-                if let Chunk::Rows(rows) = chunk {
-                    for id in rows.iter().filter_map(|r| r.get(Field::TestId)) {
-                        *count.entry(digest(id)).or_default() += 1;
-                    }
+        crate::ingest::read_chunks(&path, &columns, &mut Vec::new(), &mut Vec::new, &mut |chunk| {
+            if let Chunk::Rows(rows) = chunk {
+                for id in rows.iter().filter_map(|r| r.get(Field::TestId)) {
+                    *count.entry(digest(id)).or_default() += 1;
                 }
-                Ok(())
-            },
-        )
+            }
+            Ok(())
+        })
         .expect("read");
         let expected: DigestSet = count
             .iter()
             .filter(|(_, n)| **n > 1)
             .map(|(d, _)| *d)
             .collect();
-        assert!(expected.len() > 10_000, "ids repeat");
         let mut spill = Spill::new(dir.path()).expect("spill");
-        assert!(push_unquoted_csv(&path, &columns, &mut spill).expect("scan"));
+        push_csv(&path, &columns, &mut spill).expect("pass");
         let mut got = spill.repeated().expect("repeated");
         // Rows without an id are rejected before duplicates are looked for.
         got.remove(&digest(""));
+        (got, expected)
+    }
+
+    #[test]
+    fn a_csv_file_repeats_what_the_csv_reader_repeats() {
+        // Ids in the second column, from a pool (so they repeat), padded
+        // with blanks, some with bytes that are not UTF-8; rows ending in
+        // \n, \r\n or \r, empty rows, rows cut short before the id, no
+        // line break at the end; more than a block (8 MiB), so rows run
+        // across blocks. Then the same with quotes from the second block
+        // on (a comma and a line break inside quoted ids): the reader's
+        // turn from that block.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut text: Vec<u8> =
+            b"\xef\xbb\xbfdevice_id,test_id,timestamp,lat,lon,carrier,network,download_mbps\r\n"
+                .to_vec();
+        let mut quoted = text.clone();
+        for i in 0..170_000 {
+            let id = rng.random_range(0..120_000);
+            let mut row = Vec::new();
+            match rng.random_range(0..20) {
+                0 => row.extend_from_slice(b"d1"),
+                1 => row.extend_from_slice(format!("d1, t{id}\t,").as_bytes()),
+                2 => {
+                    row.extend_from_slice(format!("d1,t{id}").as_bytes());
+                    row.extend_from_slice(b"\xff\xfe,x");
+                }
+                3 => {}
+                _ => row.extend_from_slice(
+                    format!("d{i},t{id},2025-06-10T08:00:00Z,21.0,105.8,Viettel,4G,{i}").as_bytes(),
+                ),
+            }
+            row.extend_from_slice(match rng.random_range(0..4) {
+                0 => b"\r\n",
+                1 => b"\r",
+                _ => b"\n",
+            });
+            text.extend_from_slice(&row);
+            if i > 150_000 && i % 1000 == 0 {
+                quoted.extend_from_slice(b"d1,\"t1,\nx\",y\n");
+                quoted.extend_from_slice(format!("d1,\"t{id}\"\n").as_bytes());
+            }
+            quoted.extend_from_slice(&row);
+        }
+        text.extend_from_slice(b"d9,t7,2025-06-10T08:00:00Z");
+        assert!(BLOCK < text.len() && text.len() < 2 * BLOCK);
+        let (got, expected) = repeated_by_pass_and_reader(&text);
+        assert!(expected.len() > 10_000, "ids repeat");
         assert_eq!(got, expected);
-        // A quote anywhere: the CSV reader's turn.
-        std::fs::write(&path, b"test_id,timestamp\n\"t1\",x\n").expect("write");
-        let mut spill = Spill::new(dir.path()).expect("spill");
-        assert!(!push_unquoted_csv(&path, &columns, &mut spill).expect("scan"));
+        let (got, expected) = repeated_by_pass_and_reader(&quoted);
+        assert!(expected.iter().any(|d| *d == digest("t1,\nx")), "quoted ids repeat");
+        assert_eq!(got, expected);
     }
 
     #[test]
