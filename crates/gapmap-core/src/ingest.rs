@@ -73,7 +73,7 @@ pub fn read_rows_reusing(
     on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
 ) -> Result<()> {
     match Format::of(path)? {
-        Format::Csv => read_csv(path, columns, None, warnings, spare, on_chunk),
+        Format::Csv => read_csv(path, columns, warnings, spare, on_chunk),
         Format::Parquet => read_parquet(path, columns, spare, on_chunk),
     }
 }
@@ -182,7 +182,6 @@ pub(crate) fn csv_column(
 fn read_csv(
     path: &Path,
     columns: &ColumnMap,
-    only: Option<Field>,
     warnings: &mut Vec<String>,
     spare: &mut dyn FnMut() -> Vec<RawRow>,
     on_chunk: &mut dyn FnMut(Vec<RawRow>) -> Result<()>,
@@ -204,12 +203,7 @@ fn read_csv(
         // A quoted field spanning lines is legal CSV, but in a speed-test
         // export it almost always means an unbalanced quote that swallowed
         // the rows after it: say so, with the lines to look at.
-        // (A reader of one field reports nothing: the full read does.)
-        let newlines = if only.is_some() {
-            0
-        } else {
-            record.as_slice().iter().filter(|b| **b == b'\n').count() as u64
-        };
+        let newlines = record.as_slice().iter().filter(|b| **b == b'\n').count() as u64;
         if newlines > 0 {
             spanning += 1;
             if spanning <= MAX_WARNINGS_PER_FILE {
@@ -231,17 +225,10 @@ fn read_csv(
         row.truncated = record.len() < headers.len();
         // The record's text checked as UTF-8 once, not field by field; a
         // field that does not start and end on a character of it (an
-        // invalid sequence cut by a comma) is decoded on its own, as is
-        // the one field of a reader of one.
-        let text = if only.is_some() {
-            None
-        } else {
-            std::str::from_utf8(record.as_slice()).ok()
-        };
+        // invalid sequence cut by a comma) is decoded on its own.
+        let text = std::str::from_utf8(record.as_slice()).ok();
         for (field, col) in Field::ALL.into_iter().zip(index) {
-            let Some(c) = col.filter(|_| only.is_none_or(|o| o == field)) else {
-                continue;
-            };
+            let Some(c) = col else { continue };
             let whole = text.zip(record.range(c)).and_then(|(t, r)| t.get(r));
             match whole {
                 Some(value) => row.set(field, value),
@@ -700,7 +687,8 @@ pub fn read_chunks(
     read_field_chunks(path, columns, None, warnings, spare, on_chunk)
 }
 
-/// As [`read_chunks`]; with `only`, the rows hold that field alone.
+/// As [`read_chunks`]; with `only`, a Parquet file's chunks hold that
+/// field's column alone (a CSV file's rows are read whole).
 pub(crate) fn read_field_chunks(
     path: &Path,
     columns: &ColumnMap,
@@ -710,7 +698,7 @@ pub(crate) fn read_field_chunks(
     on_chunk: &mut dyn FnMut(Chunk) -> Result<()>,
 ) -> Result<()> {
     match Format::of(path)? {
-        Format::Csv => read_csv(path, columns, only, warnings, spare, &mut |rows| {
+        Format::Csv => read_csv(path, columns, warnings, spare, &mut |rows| {
             on_chunk(Chunk::Rows(rows))
         }),
         Format::Parquet => {

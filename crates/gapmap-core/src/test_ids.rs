@@ -327,14 +327,20 @@ mod tests {
         std::fs::write(&path, text).expect("write");
         let columns = ColumnMap::default();
         let mut count: std::collections::HashMap<u128, u32> = std::collections::HashMap::new();
-        crate::ingest::read_chunks(&path, &columns, &mut Vec::new(), &mut Vec::new, &mut |chunk| {
-            if let Chunk::Rows(rows) = chunk {
-                for id in rows.iter().filter_map(|r| r.get(Field::TestId)) {
-                    *count.entry(digest(id)).or_default() += 1;
+        crate::ingest::read_chunks(
+            &path,
+            &columns,
+            &mut Vec::new(),
+            &mut Vec::new,
+            &mut |chunk| {
+                if let Chunk::Rows(rows) = chunk {
+                    for id in rows.iter().filter_map(|r| r.get(Field::TestId)) {
+                        *count.entry(digest(id)).or_default() += 1;
+                    }
                 }
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
         .expect("read");
         let expected: DigestSet = count
             .iter()
@@ -396,7 +402,10 @@ mod tests {
         assert!(expected.len() > 10_000, "ids repeat");
         assert_eq!(got, expected);
         let (got, expected) = repeated_by_pass_and_reader(&quoted);
-        assert!(expected.iter().any(|d| *d == digest("t1,\nx")), "quoted ids repeat");
+        assert!(
+            expected.iter().any(|d| *d == digest("t1,\nx")),
+            "quoted ids repeat"
+        );
         assert_eq!(got, expected);
     }
 
