@@ -47,6 +47,18 @@ fn spill_error(dir: &Path, source: std::io::Error) -> Error {
     }
 }
 
+/// Reads until `buf` is full or the file ends; the bytes read.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
 /// Digests spread over files on disk by their first bits.
 struct Spill {
     dir: PathBuf,
@@ -101,16 +113,27 @@ impl Spill {
             .files
             .into_par_iter()
             .map(|mut file| {
-                let mut bytes = Vec::new();
-                file.rewind()
-                    .and_then(|()| file.read_to_end(&mut bytes))
-                    .map_err(|e| spill_error(dir, e))?;
+                // Read back a buffer at a time: the part is held once.
+                let len = file
+                    .rewind()
+                    .and_then(|()| file.metadata())
+                    .map_err(|e| spill_error(dir, e))?
+                    .len();
+                let mut digests: Vec<u128> =
+                    Vec::with_capacity(usize::try_from(len / 16).unwrap_or_default());
+                let mut bytes = vec![0; BUFFERED * 16];
+                loop {
+                    let n = read_full(&mut file, &mut bytes).map_err(|e| spill_error(dir, e))?;
+                    digests.extend(
+                        bytes[..n]
+                            .chunks_exact(16)
+                            .map(|b| u128::from_le_bytes(b.try_into().unwrap_or_default())),
+                    );
+                    if n < bytes.len() {
+                        break;
+                    }
+                }
                 drop(file);
-                let mut digests: Vec<u128> = bytes
-                    .chunks_exact(16)
-                    .map(|b| u128::from_le_bytes(b.try_into().unwrap_or_default()))
-                    .collect();
-                drop(bytes);
                 digests.sort_unstable();
                 let mut repeated: Vec<u128> = digests
                     .windows(2)
