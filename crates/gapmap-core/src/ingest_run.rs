@@ -357,7 +357,7 @@ fn pass<'r, R: Fields + Sync>(
             // Hashing and name work here, in parallel; accounting only
             // does what needs the input order.
             let keys = checked.as_ref().ok().map(|c| RowKeys {
-                test_id: xxhash_rust::xxh3::xxh3_128(c.test_id.as_bytes()),
+                test_id: crate::test_ids::digest(c.test_id),
                 device: xxhash_rust::xxh3::xxh3_128(c.device_id.as_bytes()),
                 carrier: match spellings.iter().find(|(raw, _)| *raw == c.carrier) {
                     Some(&(_, canonical)) => canonical,

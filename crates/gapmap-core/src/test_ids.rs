@@ -18,7 +18,8 @@ use crate::schema::{ColumnMap, Field, Fields};
 /// A set of test-id digests.
 pub type DigestSet = HashSet<u128, foldhash::fast::FixedState>;
 
-/// The digest by which a test id is told apart from the others.
+/// The digest by which a test id is told apart from the others (the one
+/// ingestion looks duplicates up by).
 #[must_use]
 pub fn digest(test_id: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(test_id.as_bytes())
