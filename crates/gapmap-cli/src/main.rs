@@ -640,9 +640,10 @@ fn prepare_out(out: &Path) -> Result<()> {
 
 fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
     prepare_out(&args.out)?;
-    let spill = args.spill.wanted(&args.samples);
+    let rows = memory::rows_hint(&args.samples);
+    let spill = args.spill.wanted(&args.samples, rows);
     let window = args.from.is_some() || args.to.is_some();
-    if let Some(w) = memory::check(&args.samples, window, spill) {
+    if let Some(w) = memory::check(rows, window, spill) {
         say!("gapmap: warning: {w}");
     }
     let started = std::time::Instant::now();

@@ -131,9 +131,10 @@ fn warning(rows: u64, available: u64, window: bool, spilled: bool) -> Option<Str
     ))
 }
 
-/// The warning for a run over `files`, if this machine seems short of memory for it.
-pub fn check(files: &[std::path::PathBuf], window: bool, spilled: bool) -> Option<String> {
-    warning(rows_hint(files), available_bytes()?, window, spilled)
+/// The warning for a run over `rows` rows ([`rows_hint`]), if this
+/// machine seems short of memory for it.
+pub fn check(rows: u64, window: bool, spilled: bool) -> Option<String> {
+    warning(rows, available_bytes()?, window, spilled)
 }
 
 /// Rows past which `--spill auto` spills CSV files too (about 400 MB of
@@ -156,8 +157,8 @@ pub enum Spill {
 }
 
 impl Spill {
-    /// Whether a run over `files` spills.
-    pub fn wanted(self, files: &[std::path::PathBuf]) -> bool {
+    /// Whether a run over `files`, of `rows` rows ([`rows_hint`]), spills.
+    pub fn wanted(self, files: &[std::path::PathBuf], rows: u64) -> bool {
         let parquet = |f: &std::path::PathBuf| {
             matches!(
                 gapmap_core::ingest::Format::of(f),
@@ -167,13 +168,13 @@ impl Spill {
         match self {
             Self::Always => true,
             Self::Never => false,
-            Self::Auto => files.iter().all(parquet) || rows_hint(files) > SPILL_CSV_ROWS,
+            Self::Auto => files.iter().all(parquet) || rows > SPILL_CSV_ROWS,
         }
     }
 }
 
 /// The rows of `files`, as their metadata or size suggest.
-fn rows_hint(files: &[std::path::PathBuf]) -> u64 {
+pub fn rows_hint(files: &[std::path::PathBuf]) -> u64 {
     files
         .iter()
         .filter_map(|f| row_count_hint(f))
@@ -245,15 +246,16 @@ mod tests {
         let parquet = dir.path().join("a.parquet"); // by name alone
         let pq = dir.path().join("b.PQ");
         let auto = |files: &[&std::path::PathBuf]| {
-            Spill::Auto.wanted(&files.iter().map(|f| (*f).clone()).collect::<Vec<_>>())
+            let files: Vec<_> = files.iter().map(|f| (*f).clone()).collect();
+            Spill::Auto.wanted(&files, rows_hint(&files))
         };
         assert!(auto(&[&parquet, &pq]));
         assert!(!auto(&[&small]));
         assert!(!auto(&[&parquet, &small]), "a CSV file would be read twice");
         assert!(auto(&[&large]));
         assert!(auto(&[&parquet, &large]));
-        assert!(Spill::Always.wanted(std::slice::from_ref(&small)));
-        assert!(!Spill::Never.wanted(std::slice::from_ref(&parquet)));
+        assert!(Spill::Always.wanted(std::slice::from_ref(&small), 0));
+        assert!(!Spill::Never.wanted(std::slice::from_ref(&parquet), u64::MAX));
     }
 
     #[test]

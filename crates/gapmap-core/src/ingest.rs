@@ -133,17 +133,23 @@ fn resolve_columns(
     Ok(out)
 }
 
+/// How sample CSV files are parsed: rows may have fewer fields than the
+/// header (reported as truncated), otherwise the csv crate's defaults
+/// (comma, double quotes, `\r`, `\n` or both ending a row), on which the
+/// test-id pass's line splitting relies ([`crate::test_ids`]).
+pub(crate) fn csv_reader_builder(has_headers: bool) -> csv::ReaderBuilder {
+    let mut builder = csv::ReaderBuilder::new();
+    builder.flexible(true).has_headers(has_headers);
+    builder
+}
+
 /// A CSV file's reader, past its header, and the header's column names.
 fn open_csv(path: &Path) -> Result<(csv::Reader<std::fs::File>, Vec<String>)> {
     let csv_err = |source| Error::Csv {
         path: path.to_owned(),
         source,
     };
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .has_headers(true)
-        .from_path(path)
-        .map_err(csv_err)?;
+    let mut reader = csv_reader_builder(true).from_path(path).map_err(csv_err)?;
     let headers: Vec<String> = reader
         .byte_headers()
         .map_err(csv_err)?

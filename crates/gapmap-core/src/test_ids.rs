@@ -254,9 +254,7 @@ fn push_csv_from(path: &Path, offset: u64, column: usize, spill: &mut Spill) -> 
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     file.seek(std::io::SeekFrom::Start(offset))
         .map_err(|e| Error::io(path, e))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .has_headers(false)
+    let mut reader = crate::ingest::csv_reader_builder(false)
         .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
     let mut record = csv::ByteRecord::new();
     while reader.read_byte_record(&mut record).map_err(csv_err)? {
