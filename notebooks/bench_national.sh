@@ -6,6 +6,9 @@
 #   full — every output: villages, plan, GeoJSON heatmaps, report.html, …
 #   dense — the job on the communes densified to ~500 vertices each
 #          (notebooks/densify.py; new vertices on the old edges)
+#   bare — the floor: the job by a bare loop without any check (the bench
+#          target crates/gapmap-core/benches/bare_job.rs): what gapmap's
+#          checks and outputs cost over the least any tool must do
 #   peer — the fastest peer on the same file, polars + h3ronpy +
 #          shapely (notebooks/peer_polars_shapely.py), when its Python
 #          packages are installed (notebooks/requirements-peer.txt);
@@ -30,7 +33,9 @@ mkdir -p "$work"
 rows=()
 stages=()
 skipped=()
-runs=(job full dense)
+runs=(job full dense bare)
+bare=$(cargo bench -p gapmap-core --bench bare_job --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p')
+[ -x "$bare" ] || { echo "bench_national.sh: could not build the bare_job bench" >&2; exit 1; }
 if [ "${GAPMAP_BENCH_PEER:-1}" != 0 ] && python3 -c 'import polars, h3ronpy, shapely, pyarrow' 2>/dev/null; then
   runs+=(peer)
 fi
@@ -41,13 +46,16 @@ for n in ${sizes//,/ }; do
   [ -f "$s" ] || "$bin" --quiet simulate --boundaries "$communes" --villages "$villages" \
       --out "$s" --samples "$n" --seed "$seed"
   for run in "${runs[@]}"; do
-    # The peer holds every row several times over (4 956 MiB at 10 M):
-    # left out where it would not fit, so a 100 M bench still runs.
-    if [ "$run" = peer ]; then
+    # The peer and the bare loop hold every row several times over
+    # (4 956 and 2 929 MiB at 10 M): left out where they would not fit, so
+    # a 100 M bench still runs.
+    per_row=0
+    case $run in peer) per_row=520 ;; bare) per_row=310 ;; esac
+    if (( per_row > 0 )); then
       avail_kib=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
-      if (( n / 1024 * 520 > avail_kib )); then
-        echo "bench_national.sh: peer left out at $n samples: it needs about $((n * 520 >> 30)) GiB, $((avail_kib >> 20)) GiB available" >&2
-        skipped+=("peer at $n samples: needs about $((n * 520 >> 30)) GiB (520 bytes a row), $((avail_kib >> 20)) GiB were available")
+      if (( n / 1024 * per_row > avail_kib )); then
+        echo "bench_national.sh: $run left out at $n samples: it needs about $((n * per_row >> 30)) GiB, $((avail_kib >> 20)) GiB available" >&2
+        skipped+=("$run at $n samples: needs about $((n * per_row >> 30)) GiB ($per_row bytes a row), $((avail_kib >> 20)) GiB were available")
         continue
       fi
     fi
@@ -57,6 +65,7 @@ for n in ${sizes//,/ }; do
       job) cmd=("${analyze[@]}" --boundaries "$communes" --heatmap-format parquet) ;;
       full) cmd=("${analyze[@]}" --boundaries "$communes" --villages "$villages") ;;
       dense) cmd=("${analyze[@]}" --boundaries "$dense" --heatmap-format parquet) ;;
+      bare) cmd=("$bare" "$s" "$communes" "$out") ;;
       peer) cmd=(python3 notebooks/peer_polars_shapely.py "$s" "$communes" "$out") ;;
     esac
     walls=()
@@ -76,7 +85,7 @@ for n in ${sizes//,/ }; do
     read -r wall user sys kib < "$work/time_$median"
     cpu=$(echo "$user + $sys" | bc)
     rows+=("| $run | $n | $wall | $range | $cpu | $((kib / 1024)) |")
-    stages+=("$run $n: $(grep -E '^(gapmap: timing|peer:) ' "$work/timings_$median" | sed 's/gapmap: timing //; s/peer: //; s/  */ /g' | paste -sd ';' -)")
+    stages+=("$run $n: $(grep -E '^(gapmap: timing|peer:|bare:) ' "$work/timings_$median" | sed 's/gapmap: timing //; s/peer: //; s/bare: //; s/  */ /g' | paste -sd ';' -)")
     echo "${rows[-1]}" >&2
   done
 done
