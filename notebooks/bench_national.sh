@@ -83,7 +83,7 @@ for n in ${sizes//,/ }; do
     median=${sorted[$(( ${#sorted[@]} / 2 ))]##* }
     range="${sorted[0]%% *}–${sorted[-1]%% *}"
     read -r wall user sys kib < "$work/time_$median"
-    cpu=$(echo "$user + $sys" | bc)
+    cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
     rows+=("| $run | $n | $wall | $range | $cpu | $((kib / 1024)) |")
     stages+=("$run $n: $(grep -E '^(gapmap: timing|peer:|bare:) ' "$work/timings_$median" | sed 's/gapmap: timing //; s/peer: //; s/bare: //; s/  */ /g' | paste -sd ';' -)")
     echo "${rows[-1]}" >&2
