@@ -125,11 +125,39 @@ pub fn analyze(
             .map(|p| hash_file(p, &p.display().to_string()))
             .collect::<Result<Vec<FileHash>>>()
     });
-    let flagged = apply_plausibility(&mut ingested.samples, &opts.gaps.plausibility);
+    let flagged = apply_plausibility(
+        &mut ingested.samples,
+        &ingested.positions,
+        &opts.gaps.plausibility,
+    );
     stages.lap("plausibility");
-    let ingested = ingested;
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
     let last = ingested.window.map(|w| w.1);
+    // Villages, gaps and the plan use the units of one set.
+    let r = vintages.report_set(opts.view, last);
+    let r_set = r;
+    let boundaries = &vintages.sets[r].boundaries;
+    // The villages are judged first: with them the samples' positions have
+    // served, and are freed before the statistics' stages, which hold the
+    // most memory.
+    let judged = opts.villages.as_ref().map(|villages| {
+        let exact = vintages.locators(0.0);
+        let place = |lon: f64, lat: f64| {
+            let p = vintages.place_all(&exact, lon, lat)[r];
+            (p.unit != NO_UNIT && p.kind != PlaceKind::Outside).then_some(p.unit)
+        };
+        #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
+        let centres = (0..boundaries.finest().len())
+            .map(|u| vintages.unit_centre(r, u as u32))
+            .collect();
+        let index =
+            VillageIndex::with_placer(villages.clone(), &place, centres, &vintages.sets[r].label);
+        let verdicts = judge_villages(&index, &ingested, &ingested.places[r].units, &opts.gaps);
+        (index, verdicts)
+    });
+    ingested.positions = Vec::new();
+    stages.lap("villages");
+    let ingested = ingested;
     let window_months = months(ingested.window);
     // Each reported set: its months and statistics.
     let dated = opts.view == View::Dated;
@@ -162,27 +190,7 @@ pub fn analyze(
         })
         .collect();
     stages.lap("aggregate units");
-    // Villages, gaps and the plan use the units of one set.
-    let r = vintages.report_set(opts.view, last);
-    let r_set = r;
-    let boundaries = &vintages.sets[r].boundaries;
     let units = &ingested.places[r].units;
-    let judged = opts.villages.as_ref().map(|villages| {
-        let exact = vintages.locators(0.0);
-        let place = |lon: f64, lat: f64| {
-            let p = vintages.place_all(&exact, lon, lat)[r];
-            (p.unit != NO_UNIT && p.kind != PlaceKind::Outside).then_some(p.unit)
-        };
-        #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
-        let centres = (0..boundaries.finest().len())
-            .map(|u| vintages.unit_centre(r, u as u32))
-            .collect();
-        let index =
-            VillageIndex::with_placer(villages.clone(), &place, centres, &vintages.sets[r].label);
-        let verdicts = judge_villages(&index, &ingested, units, &opts.gaps);
-        (index, verdicts)
-    });
-    stages.lap("villages");
     let village_reach = judged.as_ref().map(|(index, verdicts)| {
         village_reach(
             boundaries,

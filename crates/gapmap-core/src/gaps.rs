@@ -249,6 +249,9 @@ pub struct VillageVerdicts {
 
 /// Assigns samples to villages and judges every village for every carrier;
 /// `units[i]` is sample i's finest unit in the villages' boundary set.
+///
+/// # Panics
+/// If `ing` no longer holds its samples' positions ([`Ingested::positions`]).
 #[must_use]
 pub fn judge_villages(
     index: &VillageIndex,
@@ -256,6 +259,11 @@ pub fn judge_villages(
     units: &[u32],
     opts: &GapOptions,
 ) -> VillageVerdicts {
+    assert_eq!(
+        ing.positions.len(),
+        ing.samples.len(),
+        "the villages read every sample's position"
+    );
     // Ingested carrier index → position in the list (or none).
     let pos: Vec<Option<usize>> = ing
         .carriers
@@ -289,8 +297,9 @@ pub fn judge_villages(
     let assigned: Vec<Option<u32>> = ing
         .samples
         .par_iter()
+        .zip(&ing.positions)
         .zip(units)
-        .map(|(s, &u)| {
+        .map(|((s, p), &u)| {
             if u == crate::vintage::NO_UNIT {
                 return None;
             }
@@ -299,8 +308,8 @@ pub fn judge_villages(
                 .get(s.cell)
                 .and_then(|i| lists[i as usize].as_deref())
             {
-                Some(candidates) => index.nearest_among(candidates, s.lon, s.lat, u, radius),
-                None => index.nearest(s.lon, s.lat, u, radius),
+                Some(candidates) => index.nearest_among(candidates, p.lon, p.lat, u, radius),
+                None => index.nearest(p.lon, p.lat, u, radius),
             }
         })
         .collect();

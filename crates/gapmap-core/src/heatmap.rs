@@ -641,8 +641,6 @@ mod tests {
                 let lon = lon0 + rng.random_range(-0.6..0.6);
                 Sample {
                     time: 1_750_000_000,
-                    lat,
-                    lon,
                     download: f64::from(rng.random_range(0u32..60)) / 2.0,
                     upload: Maybe::NONE,
                     latency: Maybe::NONE,
@@ -659,6 +657,8 @@ mod tests {
             .collect();
         Ingested {
             samples,
+            // The heatmaps never read positions.
+            positions: Vec::new(),
             carriers: ["Viettel", "MobiFone", "VinaPhone"]
                 .map(str::to_owned)
                 .to_vec(),

@@ -76,7 +76,8 @@ impl PartialEq for Maybe {
     }
 }
 
-/// An accepted sample (64 bytes). What a sample's own fields decide is
+/// An accepted sample (48 bytes; its position is held apart, in
+/// [`Ingested::positions`]). What a sample's own fields decide is
 /// derived, not held: its month and day from its time, whether it was
 /// snapped from its place, and its location accuracy only as
 /// [`flags::LOW_ACCURACY`], set while reading (no output reports it).
@@ -84,10 +85,6 @@ impl PartialEq for Maybe {
 pub struct Sample {
     /// Unix time in seconds.
     pub time: i64,
-    /// Latitude.
-    pub lat: f64,
-    /// Longitude.
-    pub lon: f64,
     /// Download Mbps (0 = failed test).
     pub download: f64,
     /// Upload Mbps.
@@ -108,9 +105,21 @@ pub struct Sample {
 }
 
 const _: () = assert!(
-    std::mem::size_of::<Sample>() == 64,
+    std::mem::size_of::<Sample>() == 48,
     "a sample's size is the run's memory"
 );
+
+/// Where a sample was taken. Only the plausibility rules and the villages
+/// read it, so it is held apart from [`Sample`] and freed after them: the
+/// stages that hold the most memory (unit and cell statistics) do without
+/// its 16 bytes a sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Position {
+    /// Longitude.
+    pub lon: f64,
+    /// Latitude.
+    pub lat: f64,
+}
 
 impl Sample {
     /// Local (UTC+7) calendar day, as days since 1970-01-01.
@@ -235,6 +244,7 @@ type Learning = (Vec<h3o::CellIndex>, Vec<(u64, h3o::CellIndex)>);
 /// What accounting fills, in input order.
 struct Accounts<'s> {
     samples: Vec<Sample>,
+    positions: Vec<Position>,
     rejects: &'s mut dyn RejectSink,
     /// The first failure (the sink's, or too many carriers): reading
     /// stops after the chunk.
@@ -550,8 +560,6 @@ impl Accounts<'_> {
                 self.max_accuracy_m > 0.0 && c.accuracy.is_some_and(|a| a > self.max_accuracy_m);
             let sample = Sample {
                 time: c.time,
-                lat: c.lat,
-                lon: c.lon,
                 download: c.download,
                 upload: c.upload.into(),
                 latency: c.latency.into(),
@@ -568,6 +576,10 @@ impl Accounts<'_> {
             );
             debug_assert_eq!(c.month, sample.month(), "Sample::month derives the month");
             self.samples.push(sample);
+            self.positions.push(Position {
+                lon: c.lon,
+                lat: c.lat,
+            });
         }
     }
 }
@@ -711,6 +723,9 @@ impl SetPlaces {
 pub struct Ingested {
     /// Accepted samples, in input order.
     pub samples: Vec<Sample>,
+    /// Each sample's position, in the same order ([`Position`]); `analyze`
+    /// empties it once the plausibility rules and the villages have read it.
+    pub positions: Vec<Position>,
     /// Canonical carrier names, indexed by [`Sample::carrier`].
     pub carriers: Vec<String>,
     /// Distinct devices ([`Sample::device`] is below this).
@@ -882,6 +897,7 @@ pub fn ingest(
         memo: crate::cell_memo::CellMemo::new(opts.resolution),
         acc: Accounts {
             samples: Vec::new(),
+            positions: Vec::new(),
             rejects,
             failed: None,
             files: &opts.files,
@@ -925,6 +941,7 @@ pub fn ingest(
         .filter_map(|f| crate::ingest::row_count_hint(f))
         .sum();
     run.acc.samples.reserve(announced + announced / 4);
+    run.acc.positions.reserve(announced + announced / 4);
     for v in &mut run.acc.places {
         v.units.reserve(announced + announced / 4);
         v.kinds.reserve(announced + announced / 4);
@@ -975,6 +992,7 @@ pub fn ingest(
         .saturating_sub(place + check + account + learn);
     let Accounts {
         samples,
+        positions,
         mut counts,
         places,
         carriers,
@@ -998,6 +1016,7 @@ pub fn ingest(
     counts.accepted = samples.len() as u64;
     Ok(Ingested {
         samples,
+        positions,
         carriers,
         devices: device_ix.iter().map(HashMap::len).sum(),
         counts,
@@ -1139,12 +1158,12 @@ pub struct FlagCounts {
 /// A sample's content, time first, as a sort key: ties between a device's
 /// tests break on it, and only samples equal in every field that reaches an
 /// output fall back to input order, where the choice cannot change an output.
-fn content_key(s: &Sample) -> impl Ord + use<> {
+fn content_key(s: &Sample, p: Position) -> impl Ord + use<> {
     (
         (
             s.time,
-            s.lat.to_bits(),
-            s.lon.to_bits(),
+            p.lat.to_bits(),
+            p.lon.to_bits(),
             s.download.to_bits(),
         ),
         (s.upload.0.to_bits(), s.latency.0.to_bits()),
@@ -1157,8 +1176,32 @@ fn content_key(s: &Sample) -> impl Ord + use<> {
 /// Flags implausible samples (see [`flags`]); the device cap keeps a device's
 /// first tests in time, counting only tests no other rule flagged. Returns the
 /// counts per rule. [`flags::LOW_ACCURACY`] is kept as reading set it
-/// ([`ingest`]): the accuracy is not held.
-pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagCounts {
+/// ([`ingest`]): the accuracy is not held. `positions` are the samples'
+/// own, in the same order.
+///
+/// # Panics
+/// If `positions` and `samples` differ in length.
+pub fn apply_plausibility(
+    samples: &mut [Sample],
+    positions: &[Position],
+    rules: &Plausibility,
+) -> FlagCounts {
+    let groups = samples.len().div_ceil(DEVICE_GROUP_SAMPLES);
+    apply_plausibility_in_groups(samples, positions, rules, groups)
+}
+
+/// [`apply_plausibility`], the devices taken in `groups` groups.
+fn apply_plausibility_in_groups(
+    samples: &mut [Sample],
+    positions: &[Position],
+    rules: &Plausibility,
+    groups: usize,
+) -> FlagCounts {
+    assert_eq!(
+        samples.len(),
+        positions.len(),
+        "one position for each sample"
+    );
     samples.par_iter_mut().for_each(|s| {
         s.flags &= flags::LOW_ACCURACY;
         if rules.network_speed_limits
@@ -1170,12 +1213,32 @@ pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagC
     if rules.max_movement_kmh <= 0.0 && rules.device_cap == 0 {
         return count_flags(samples);
     }
+    flag_devices(samples, positions, rules, groups);
+    count_flags(samples)
+}
+
+/// Samples whose plausibility keys are sorted at once, at most: 192 MiB of
+/// 12-byte keys. Past this the devices go in groups, so that the keys of
+/// 100 M samples (1 GiB) do not sit on top of the samples.
+const DEVICE_GROUP_SAMPLES: usize = 16 << 20;
+
+/// The movement and cap rules, the devices taken in `groups` groups (by
+/// their number modulo `groups`): a device's flags depend on its own tests
+/// only, so the groups give the flags one group gives.
+fn flag_devices(
+    samples: &mut [Sample],
+    positions: &[Position],
+    rules: &Plausibility,
+    groups: usize,
+) {
     // Both rules read each device's tests in time order; tests of one device
     // at the same second (rare) in content order, then input order, so that
     // which of them a rule flags does not depend on input order. One sort of
     // keys (device, time, index) serves both: 12 bytes when the times span
     // under 136 years, as they always do in practice, else 16. The keys are
     // the stage's memory beside the samples.
+    #[allow(clippy::cast_possible_truncation, reason = "groups of samples fit u32")]
+    let groups = groups.max(1) as u32;
     let span = samples
         .par_iter()
         .map(|s| (s.time, s.time))
@@ -1189,29 +1252,47 @@ pub fn apply_plausibility(samples: &mut [Sample], rules: &Plausibility) -> FlagC
         .filter(|&d| d <= i64::from(u32::MAX))
         .map(|_| span.0)
     {
-        let order: Vec<[u32; 3]> = samples
-            .par_iter()
-            .enumerate()
-            .map(|(i, s)| [s.device, (s.time - first) as u32, i as u32])
-            .collect();
-        flag_in_device_order(samples, rules, order, first);
+        for g in 0..groups {
+            let order = group_keys(samples, groups, g, |i, s| {
+                [s.device, (s.time - first) as u32, i as u32]
+            });
+            flag_in_device_order(samples, positions, rules, order, first);
+        }
     } else {
         #[allow(
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss,
             reason = "sample counts fit u32; the time's sign bit is flipped to sort as unsigned"
         )]
-        let order: Vec<u128> = samples
-            .par_iter()
-            .enumerate()
-            .map(|(i, s)| {
+        for g in 0..groups {
+            let order = group_keys(samples, groups, g, |i, s| {
                 let time = (s.time as u64) ^ (1 << 63);
                 (u128::from(s.device) << 96) | (u128::from(time) << 32) | (i as u128 & 0xffff_ffff)
-            })
-            .collect();
-        flag_in_device_order(samples, rules, order, 0);
+            });
+            flag_in_device_order(samples, positions, rules, order, 0);
+        }
     }
-    count_flags(samples)
+}
+
+/// The keys of the samples of device group `g` of `groups`. One group is
+/// collected in place; several go through rayon's pieces (a group's keys
+/// held twice while joined, a fraction of all).
+fn group_keys<K: Send>(
+    samples: &[Sample],
+    groups: u32,
+    g: u32,
+    key: impl Fn(usize, &Sample) -> K + Sync + Send,
+) -> Vec<K> {
+    if groups == 1 {
+        samples.par_iter().enumerate().map(|(i, s)| key(i, s)).collect()
+    } else {
+        samples
+            .par_iter()
+            .enumerate()
+            .filter(|(_, s)| s.device % groups == g)
+            .map(|(i, s)| key(i, s))
+            .collect()
+    }
 }
 
 /// A sample's place in the order of devices and times: (device, time,
@@ -1258,6 +1339,7 @@ impl DeviceTimeKey for u128 {
 /// keys in any order (sorted here).
 fn flag_in_device_order<K: DeviceTimeKey>(
     samples: &mut [Sample],
+    positions: &[Position],
     rules: &Plausibility,
     mut order: Vec<K>,
     base: i64,
@@ -1272,25 +1354,31 @@ fn flag_in_device_order<K: DeviceTimeKey>(
     order
         .par_chunk_by_mut(|&a, &b| a.device() == b.device() && a.time(base) == b.time(base))
         .filter(|run| run.len() > 1)
-        .for_each(|run| run.sort_by_key(|&k| (content_key(&samples[index(k)]), index(k))));
+        .for_each(|run| {
+            run.sort_by_key(|&k| {
+                let i = index(k);
+                (content_key(&samples[i], positions[i]), i)
+            });
+        });
     if rules.max_movement_kmh > 0.0 {
         // A test is a jump when the legs from its device's previous and to
         // its next test are both too fast. A genuine trip has one fast leg
         // at most; a first or last test with one fast leg looks exactly like
         // a trip, so it is kept.
         let v = rules.max_movement_kmh;
-        let fast = |a: &Sample, b: &Sample| {
-            let km = crate::geodesy::haversine_m(a.lon, a.lat, b.lon, b.lat) / 1000.0;
+        let fast = |a: usize, b: usize| {
+            let (p, q) = (positions[a], positions[b]);
+            let km = crate::geodesy::haversine_m(p.lon, p.lat, q.lon, q.lat) / 1000.0;
             #[allow(clippy::cast_precision_loss, reason = "seconds fit f64")]
-            let h = ((b.time - a.time).abs().max(1)) as f64 / 3600.0;
+            let h = ((samples[b].time - samples[a].time).abs().max(1)) as f64 / 3600.0;
             km / h > v
         };
         let jumps: Vec<usize> = order
             .par_chunk_by(|&a, &b| device(a) == device(b))
             .flat_map_iter(|g| {
                 g.windows(3).filter_map(|w| {
-                    let [prev, cur, next] = [w[0], w[1], w[2]].map(|k| &samples[index(k)]);
-                    (fast(prev, cur) && fast(cur, next)).then(|| index(w[1]))
+                    let [prev, cur, next] = [w[0], w[1], w[2]].map(index);
+                    (fast(prev, cur) && fast(cur, next)).then_some(cur)
                 })
             })
             .collect();
@@ -1466,12 +1554,11 @@ mod tests {
         assert_eq!(full.0.len(), 2);
     }
 
-    fn sample(device: u32, time: i64, lon: f64) -> Sample {
+    /// A sample and its position.
+    fn sample(device: u32, time: i64, lon: f64) -> (Sample, Position) {
         let (lat, resolution) = (21.05, h3o::Resolution::Eight);
-        Sample {
+        let s = Sample {
             time,
-            lat,
-            lon,
             download: 10.0,
             upload: Maybe::NONE,
             latency: Maybe::NONE,
@@ -1482,15 +1569,22 @@ mod tests {
             carrier: 0,
             network: Network::G4,
             flags: 0,
-        }
+        };
+        (s, Position { lon, lat })
     }
 
-    fn jumps(s: &mut [Sample]) -> Vec<usize> {
+    /// Samples and their positions apart, as ingestion returns them.
+    fn apart(v: impl IntoIterator<Item = (Sample, Position)>) -> (Vec<Sample>, Vec<Position>) {
+        v.into_iter().unzip()
+    }
+
+    fn jumps(v: Vec<(Sample, Position)>) -> Vec<usize> {
         let rules = Plausibility {
             device_cap: 0,
             ..Plausibility::default()
         };
-        apply_plausibility(s, &rules);
+        let (mut s, p) = apart(v);
+        apply_plausibility(&mut s, &p, &rules);
         s.iter()
             .enumerate()
             .filter(|(_, x)| x.flags & flags::IMPLAUSIBLE_MOVEMENT != 0)
@@ -1504,7 +1598,7 @@ mod tests {
         let h = 3600;
         // A spike in the middle.
         assert_eq!(
-            jumps(&mut [
+            jumps(vec![
                 sample(1, 0, 105.0),
                 sample(1, 60, 105.1),
                 sample(1, 120, 105.0)
@@ -1513,7 +1607,7 @@ mod tests {
         );
         // A genuine trip: one fast leg (a flight), then steady: nothing flagged.
         assert_eq!(
-            jumps(&mut [
+            jumps(vec![
                 sample(1, 0, 105.0),
                 sample(1, 60, 105.1),
                 sample(1, h, 105.1)
@@ -1522,7 +1616,7 @@ mod tests {
         );
         // A last test far away looks like the start of a trip: kept.
         assert_eq!(
-            jumps(&mut [
+            jumps(vec![
                 sample(1, 0, 105.0),
                 sample(1, h, 105.01),
                 sample(1, h + 60, 105.2)
@@ -1531,7 +1625,7 @@ mod tests {
         );
         // Two spikes in a row are each reached and left too fast.
         assert_eq!(
-            jumps(&mut [
+            jumps(vec![
                 sample(1, 0, 105.0),
                 sample(1, 60, 105.1),
                 sample(1, 120, 104.9),
@@ -1541,7 +1635,7 @@ mod tests {
         );
         // Different devices never compare.
         assert_eq!(
-            jumps(&mut [
+            jumps(vec![
                 sample(1, 0, 105.0),
                 sample(2, 60, 105.1),
                 sample(1, 120, 105.0)
@@ -1552,35 +1646,35 @@ mod tests {
 
     #[test]
     fn the_cap_counts_only_unflagged_tests_first_in_time() {
-        let mut s: Vec<Sample> = (0..4).map(|i| sample(7, i * 60, 105.0)).collect();
+        let (mut s, p) = apart((0..4).map(|i| sample(7, i * 60, 105.0)));
         // As reading flags an accuracy of 9 km.
         s[0].flags = flags::LOW_ACCURACY;
         let rules = Plausibility {
             max_movement_kmh: 0.0,
             ..Plausibility::default()
         };
-        let c = apply_plausibility(&mut s, &rules);
+        let c = apply_plausibility(&mut s, &p, &rules);
         let f: Vec<u8> = s.iter().map(|x| x.flags).collect();
         assert_eq!(f, [flags::LOW_ACCURACY, 0, 0, flags::OVER_DEVICE_CAP]);
         assert_eq!((c.low_accuracy, c.over_device_cap, c.flagged), (1, 1, 2));
         // In reverse input order the same tests are kept: the earliest in time.
-        let mut r: Vec<Sample> = (0..4).rev().map(|i| sample(7, i * 60, 105.0)).collect();
+        let (mut r, p) = apart((0..4).rev().map(|i| sample(7, i * 60, 105.0)));
         r[3].flags = flags::LOW_ACCURACY;
-        apply_plausibility(&mut r, &rules);
+        apply_plausibility(&mut r, &p, &rules);
         let f: Vec<u8> = r.iter().map(|x| x.flags).collect();
         assert_eq!(f, [flags::OVER_DEVICE_CAP, 0, 0, flags::LOW_ACCURACY]);
     }
 
     /// The rules as first written, group by group: the oracle of the single
     /// sorted pass in [`apply_plausibility`].
-    fn plausibility_by_groups(samples: &mut [Sample], rules: &Plausibility) {
+    fn plausibility_by_groups(samples: &mut [Sample], positions: &[Position], rules: &Plausibility) {
         for s in samples.iter_mut() {
             s.flags &= flags::LOW_ACCURACY;
             if network_peak_mbps(s.network).is_some_and(|p| s.download > p) {
                 s.flags |= flags::IMPLAUSIBLE_SPEED;
             }
         }
-        let by_content = |s: &[Sample], i: usize| (content_key(&s[i]), i);
+        let by_content = |s: &[Sample], i: usize| (content_key(&s[i], positions[i]), i);
         let mut devices: Vec<u32> = samples.iter().map(|s| s.device).collect();
         devices.sort_unstable();
         devices.dedup();
@@ -1589,16 +1683,15 @@ mod tests {
                 .filter(|&i| samples[i].device == d)
                 .collect();
             tests.sort_by_key(|&i| by_content(samples, i));
-            let too_fast = |a: &Sample, b: &Sample| {
-                let km = crate::geodesy::haversine_m(a.lon, a.lat, b.lon, b.lat) / 1000.0;
-                km / (((b.time - a.time).abs().max(1)) as f64 / 3600.0) > rules.max_movement_kmh
+            let too_fast = |a: usize, b: usize| {
+                let (p, q) = (positions[a], positions[b]);
+                let km = crate::geodesy::haversine_m(p.lon, p.lat, q.lon, q.lat) / 1000.0;
+                let hours = ((samples[b].time - samples[a].time).abs().max(1)) as f64 / 3600.0;
+                km / hours > rules.max_movement_kmh
             };
             let jumps: Vec<usize> = tests
                 .windows(3)
-                .filter(|w| {
-                    too_fast(&samples[w[0]], &samples[w[1]])
-                        && too_fast(&samples[w[1]], &samples[w[2]])
-                })
+                .filter(|w| too_fast(w[0], w[1]) && too_fast(w[1], w[2]))
                 .map(|w| w[1])
                 .collect();
             for i in jumps {
@@ -1629,9 +1722,9 @@ mod tests {
         for round in 0..40 {
             // Few devices, cells and seconds: many ties, days and cells shared.
             let n = rng.random_range(1..400);
-            let mut s: Vec<Sample> = (0..n)
+            let mut v: Vec<(Sample, Position)> = (0..n)
                 .map(|_| {
-                    let mut x = sample(
+                    let (mut x, p) = sample(
                         rng.random_range(0..5),
                         rng.random_range(-90_000..[-70_000, 400_000][round % 2]),
                         105.0 + f64::from(rng.random_range(0..4)) * [0.3, 0.05][round % 2],
@@ -1646,24 +1739,32 @@ mod tests {
                     };
                     x.download = f64::from(rng.random_range(0..3)) * 600.0;
                     x.time -= x.time % i64::from(rng.random_range(1..7_200));
-                    x
+                    (x, p)
                 })
                 .collect();
             // Every fourth round spans more than 136 years: the 16-byte keys.
             if round % 4 == 3 {
-                s.push(sample(0, 5_000_000_000, 105.0));
-                s.push(sample(0, 5_000_000_060, 105.1));
+                v.push(sample(0, 5_000_000_000, 105.0));
+                v.push(sample(0, 5_000_000_060, 105.1));
             }
+            let (mut s, p) = apart(v);
             let rules = Plausibility {
                 device_cap: rng.random_range(1..4),
                 ..Plausibility::default()
             };
             let mut expected = s.clone();
-            plausibility_by_groups(&mut expected, &rules);
-            apply_plausibility(&mut s, &rules);
-            let got: Vec<u8> = s.iter().map(|x| x.flags).collect();
+            plausibility_by_groups(&mut expected, &p, &rules);
             let want: Vec<u8> = expected.iter().map(|x| x.flags).collect();
+            // Devices in groups, as for more than DEVICE_GROUP_SAMPLES.
+            let mut grouped = s.clone();
+            let counts = apply_plausibility(&mut s, &p, &rules);
+            let got: Vec<u8> = s.iter().map(|x| x.flags).collect();
             assert_eq!(got, want, "round {round}");
+            let grouped_counts =
+                apply_plausibility_in_groups(&mut grouped, &p, &rules, 2 + round % 3 * 2);
+            assert_eq!(grouped_counts, counts, "round {round}, in groups");
+            let got: Vec<u8> = grouped.iter().map(|x| x.flags).collect();
+            assert_eq!(got, want, "round {round}, in groups");
             for f in want {
                 flagged[usize::from(f.trailing_zeros().min(4) as u8)] += usize::from(f != 0);
             }

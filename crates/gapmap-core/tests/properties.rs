@@ -96,8 +96,6 @@ fn stat_sample(
     let time = (first - epoch).num_days() * 86_400 + 5 * 3600;
     let sample = Sample {
         time,
-        lat: 21.0,
-        lon: 105.0,
         download,
         upload: upload.into(),
         latency: latency.into(),
@@ -296,6 +294,8 @@ proptest! {
         let units: Vec<u32> = rows.iter().map(|r| if r.0 == 6 { NO_UNIT } else { r.0 as u32 }).collect();
         let ing = Ingested {
             samples,
+            // The unit statistics never read positions.
+            positions: Vec::new(),
             carriers: carriers.clone(),
             devices: 40,
             counts: Default::default(),
