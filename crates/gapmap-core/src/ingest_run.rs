@@ -1284,7 +1284,11 @@ fn group_keys<K: Send>(
     key: impl Fn(usize, &Sample) -> K + Sync + Send,
 ) -> Vec<K> {
     if groups == 1 {
-        samples.par_iter().enumerate().map(|(i, s)| key(i, s)).collect()
+        samples
+            .par_iter()
+            .enumerate()
+            .map(|(i, s)| key(i, s))
+            .collect()
     } else {
         samples
             .par_iter()
@@ -1667,7 +1671,11 @@ mod tests {
 
     /// The rules as first written, group by group: the oracle of the single
     /// sorted pass in [`apply_plausibility`].
-    fn plausibility_by_groups(samples: &mut [Sample], positions: &[Position], rules: &Plausibility) {
+    fn plausibility_by_groups(
+        samples: &mut [Sample],
+        positions: &[Position],
+        rules: &Plausibility,
+    ) {
         for s in samples.iter_mut() {
             s.flags &= flags::LOW_ACCURACY;
             if network_peak_mbps(s.network).is_some_and(|p| s.download > p) {
