@@ -56,6 +56,18 @@ impl Maybe {
     /// No value.
     pub const NONE: Self = Self(f64::NAN);
 
+    /// The bits as held (NaN for none), to store a sample.
+    #[must_use]
+    pub const fn raw(self) -> f64 {
+        self.0
+    }
+
+    /// The value of [`Maybe::raw`]'s bits.
+    #[must_use]
+    pub const fn from_raw(raw: f64) -> Self {
+        Self(raw)
+    }
+
     /// The value, if any.
     #[must_use]
     pub const fn get(self) -> Option<f64> {
@@ -707,7 +719,7 @@ pub struct SetPlaces {
 
 impl SetPlaces {
     /// Adds the place of the sample numbered `sample`.
-    fn push(&mut self, sample: usize, place: &crate::vintage::Place) {
+    pub(crate) fn push(&mut self, sample: usize, place: &crate::vintage::Place) {
         debug_assert_eq!(self.units.len(), sample, "one place per sample, in order");
         self.units.push(place.unit);
         self.kinds.push(place.kind);

@@ -35,6 +35,7 @@ pub mod shape_check;
 pub mod simulate;
 pub mod stages;
 pub mod stats;
+pub mod store;
 pub mod styles;
 pub mod test_ids;
 pub mod villages;

@@ -1,0 +1,474 @@
+//! Accepted samples on disk, for runs larger than memory.
+//!
+//! With a store, ingestion writes each accepted sample, its position and its
+//! places to one unnamed file as it goes, instead of holding them; each later
+//! stage then reads the file once per part of the samples it needs together
+//! (a device's tests, a province's units, a group of H3 cells), keeping only
+//! that part. Memory then holds one part, whatever the number of samples;
+//! the price is a pass over the file per part (from the page cache, as a
+//! rule). Records are fixed-size, so the plausibility flags are written back
+//! in place.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::ingest_run::{Maybe, Position, Sample, SetPlaces};
+use crate::schema::Network;
+use crate::vintage::{NO_UNIT, PlaceKind};
+
+/// Bytes of a record before its places: time, download, upload, latency,
+/// cell, device, carrier, network, flags, longitude, latitude.
+const BASE: usize = 64;
+/// Where the flags byte lies in a record.
+const FLAGS_AT: usize = 47;
+/// Bytes of a record per boundary set: unit, kind, old unit.
+const PER_SET: usize = 9;
+/// Records decoded at a time (parallel within).
+const BLOCK_RECORDS: usize = 1 << 18;
+
+/// A sample's place in one set, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StoredPlace {
+    unit: u32,
+    kind: PlaceKind,
+    old_unit: u32,
+}
+
+/// The accepted samples of a run, on disk, in input order.
+#[derive(Debug)]
+pub struct SampleStore {
+    dir: PathBuf,
+    file: std::fs::File,
+    sets: usize,
+    len: u64,
+    bytes: Vec<u8>,
+}
+
+/// Samples read back from a [`SampleStore`]: those a filter kept, in input
+/// order, with their places per set (indices relative to the part) and
+/// their numbers in the store.
+#[derive(Debug, Default)]
+pub struct Part {
+    /// The samples.
+    pub samples: Vec<Sample>,
+    /// Their positions.
+    pub positions: Vec<Position>,
+    /// Their places, per boundary set.
+    pub places: Vec<SetPlaces>,
+    /// Each sample's number in the store (its rank among accepted samples).
+    pub ordinals: Vec<u64>,
+}
+
+fn store_error(dir: &Path, source: std::io::Error) -> Error {
+    Error::Spill {
+        dir: dir.to_owned(),
+        source,
+    }
+}
+
+const fn network_code(n: Network) -> u8 {
+    match n {
+        Network::G2 => 0,
+        Network::G3 => 1,
+        Network::G4 => 2,
+        Network::G5 => 3,
+        Network::Wifi => 4,
+        Network::Unknown => 5,
+    }
+}
+
+const fn network_of(code: u8) -> Option<Network> {
+    Some(match code {
+        0 => Network::G2,
+        1 => Network::G3,
+        2 => Network::G4,
+        3 => Network::G5,
+        4 => Network::Wifi,
+        5 => Network::Unknown,
+        _ => return None,
+    })
+}
+
+const fn kind_of(code: u8) -> Option<PlaceKind> {
+    Some(match code {
+        0 => PlaceKind::Inside,
+        1 => PlaceKind::Snapped,
+        2 => PlaceKind::NearestCentre,
+        3 => PlaceKind::Unmapped,
+        4 => PlaceKind::Outside,
+        _ => return None,
+    })
+}
+
+fn f64_at(r: &[u8], at: usize) -> f64 {
+    f64::from_le_bytes(r[at..at + 8].try_into().unwrap_or_default())
+}
+
+fn u64_at(r: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(r[at..at + 8].try_into().unwrap_or_default())
+}
+
+fn u32_at(r: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(r[at..at + 4].try_into().unwrap_or_default())
+}
+
+impl SampleStore {
+    /// An empty store in an unnamed file of `dir` (removed by the system
+    /// when the run ends, even if killed), for samples placed in `sets`
+    /// boundary sets.
+    ///
+    /// # Errors
+    /// The file cannot be made.
+    pub fn new(dir: &Path, sets: usize) -> Result<Self> {
+        let file = tempfile::tempfile_in(dir).map_err(|e| store_error(dir, e))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            file,
+            sets,
+            len: 0,
+            bytes: Vec::new(),
+        })
+    }
+
+    /// Bytes of one record.
+    const fn record_len(&self) -> usize {
+        BASE + PER_SET * self.sets
+    }
+
+    /// Samples stored.
+    #[must_use]
+    pub const fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether no sample is stored.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends samples with their positions and places (`places[v]` holds
+    /// set v's places of exactly these samples, numbered from 0).
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    ///
+    /// # Panics
+    /// If the lengths disagree.
+    pub fn append(
+        &mut self,
+        samples: &[Sample],
+        positions: &[Position],
+        places: &[SetPlaces],
+    ) -> Result<()> {
+        assert_eq!(samples.len(), positions.len(), "a position per sample");
+        assert_eq!(places.len(), self.sets, "places of every set");
+        for p in places {
+            assert_eq!(p.units.len(), samples.len(), "a place per sample");
+        }
+        let rec = self.record_len();
+        self.bytes.clear();
+        self.bytes.reserve(rec * samples.len());
+        // The old units of the unplaced samples, a cursor per set.
+        let mut next_unplaced = vec![0usize; self.sets];
+        for (i, (s, p)) in samples.iter().zip(positions).enumerate() {
+            let b = &mut self.bytes;
+            b.extend_from_slice(&s.time.to_le_bytes());
+            b.extend_from_slice(&s.download.to_le_bytes());
+            b.extend_from_slice(&s.upload.raw().to_le_bytes());
+            b.extend_from_slice(&s.latency.raw().to_le_bytes());
+            b.extend_from_slice(&u64::from(s.cell).to_le_bytes());
+            b.extend_from_slice(&s.device.to_le_bytes());
+            b.extend_from_slice(&s.carrier.to_le_bytes());
+            b.push(network_code(s.network));
+            b.push(s.flags);
+            b.extend_from_slice(&p.lon.to_le_bytes());
+            b.extend_from_slice(&p.lat.to_le_bytes());
+            for (v, set) in places.iter().enumerate() {
+                let unit = set.units[i];
+                let mut old_unit = NO_UNIT;
+                let cursor = &mut next_unplaced[v];
+                if set.unplaced.get(*cursor).is_some_and(|u| u.0 as usize == i) {
+                    old_unit = set.unplaced[*cursor].1;
+                    *cursor += 1;
+                }
+                b.extend_from_slice(&unit.to_le_bytes());
+                b.push(set.kinds[i] as u8);
+                b.extend_from_slice(&old_unit.to_le_bytes());
+            }
+        }
+        self.file
+            .write_all(&self.bytes)
+            .map_err(|e| store_error(&self.dir, e))?;
+        self.len += samples.len() as u64;
+        self.bytes = Vec::new();
+        Ok(())
+    }
+
+    /// Decodes one record (`None`: not a record this store wrote).
+    fn decode(&self, r: &[u8]) -> Option<(Sample, Position, smallvec::SmallVec<[StoredPlace; 2]>)> {
+        let sample = Sample {
+            time: i64::from_le_bytes(r[0..8].try_into().ok()?),
+            download: f64_at(r, 8),
+            upload: Maybe::from_raw(f64_at(r, 16)),
+            latency: Maybe::from_raw(f64_at(r, 24)),
+            cell: h3o::CellIndex::try_from(u64_at(r, 32)).ok()?,
+            device: u32_at(r, 40),
+            carrier: u16::from_le_bytes(r[44..46].try_into().ok()?),
+            network: network_of(r[46])?,
+            flags: r[FLAGS_AT],
+        };
+        let position = Position {
+            lon: f64_at(r, 48),
+            lat: f64_at(r, 56),
+        };
+        let mut places = smallvec::SmallVec::new();
+        for v in 0..self.sets {
+            let at = BASE + PER_SET * v;
+            places.push(StoredPlace {
+                unit: u32_at(r, at),
+                kind: kind_of(r[at + 4])?,
+                old_unit: u32_at(r, at + 5),
+            });
+        }
+        Some((sample, position, places))
+    }
+
+    fn corrupt(&self) -> Error {
+        store_error(
+            &self.dir,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "a working file of samples was changed while the run read it",
+            ),
+        )
+    }
+
+    /// The samples `keep` accepts (it sees the sample and its finest unit in
+    /// every set), in input order.
+    ///
+    /// # Errors
+    /// The file cannot be read, or holds what this store did not write.
+    pub fn load(&self, keep: &(dyn Fn(&Sample, &[u32]) -> bool + Sync)) -> Result<Part> {
+        let rec = self.record_len();
+        let mut file = &self.file;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| store_error(&self.dir, e))?;
+        let mut part = Part {
+            places: vec![SetPlaces::default(); self.sets],
+            ..Part::default()
+        };
+        let mut buf = vec![0u8; rec * BLOCK_RECORDS];
+        let mut done = 0u64;
+        while done < self.len {
+            #[allow(clippy::cast_possible_truncation, reason = "at most a block")]
+            let n = (self.len - done).min(BLOCK_RECORDS as u64) as usize;
+            let block = &mut buf[..n * rec];
+            file.read_exact(block)
+                .map_err(|e| store_error(&self.dir, e))?;
+            type Kept = (u64, Sample, Position, smallvec::SmallVec<[StoredPlace; 2]>);
+            let pieces: Vec<Option<Vec<Kept>>> = block
+                .par_chunks(rec * 4096)
+                .enumerate()
+                .map(|(c, piece)| {
+                    let mut kept = Vec::new();
+                    let mut units = smallvec::SmallVec::<[u32; 2]>::new();
+                    for (i, r) in piece.chunks_exact(rec).enumerate() {
+                        let (s, p, places) = self.decode(r)?;
+                        units.clear();
+                        units.extend(places.iter().map(|p| p.unit));
+                        if keep(&s, &units) {
+                            kept.push(((c * 4096 + i) as u64 + done, s, p, places));
+                        }
+                    }
+                    Some(kept)
+                })
+                .collect();
+            for piece in pieces {
+                for (ordinal, s, p, places) in piece.ok_or_else(|| self.corrupt())? {
+                    let local = part.samples.len();
+                    for (set, place) in part.places.iter_mut().zip(&places) {
+                        set.units.push(place.unit);
+                        set.kinds.push(place.kind);
+                        if place.unit == NO_UNIT {
+                            #[allow(clippy::cast_possible_truncation, reason = "parts fit u32")]
+                            set.unplaced.push((local as u32, place.old_unit));
+                        }
+                    }
+                    part.samples.push(s);
+                    part.positions.push(p);
+                    part.ordinals.push(ordinal);
+                }
+            }
+            done += n as u64;
+        }
+        file.seek(SeekFrom::End(0))
+            .map_err(|e| store_error(&self.dir, e))?;
+        Ok(part)
+    }
+
+    /// Writes the flags of the samples numbered `ordinals` (in any order).
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn set_flags(&self, updates: &mut [(u64, u8)]) -> Result<()> {
+        updates.sort_unstable_by_key(|u| u.0);
+        let rec = self.record_len() as u64;
+        let mut file = &self.file;
+        for &(ordinal, flags) in updates.iter() {
+            file.seek(SeekFrom::Start(ordinal * rec + FLAGS_AT as u64))
+                .and_then(|_| file.write_all(&[flags]))
+                .map_err(|e| store_error(&self.dir, e))?;
+        }
+        file.seek(SeekFrom::End(0))
+            .map_err(|e| store_error(&self.dir, e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+
+    type Drawn = (Vec<Sample>, Vec<Position>, Vec<SetPlaces>, Vec<Vec<u32>>);
+
+    /// Samples, positions, places in two sets and each place's old unit.
+    fn random_samples(n: usize, seed: u64) -> Drawn {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut samples = Vec::new();
+        let mut positions = Vec::new();
+        let mut places = vec![SetPlaces::default(); 2];
+        let mut olds = vec![Vec::new(); 2];
+        for i in 0..n {
+            let lat = rng.random_range(8.0..23.0);
+            let lon = rng.random_range(102.0..110.0);
+            samples.push(Sample {
+                time: rng.random_range(1_600_000_000..1_800_000_000),
+                download: f64::from(rng.random_range(0u32..100_000)) / 1000.0,
+                upload: if rng.random_bool(0.3) {
+                    Maybe::NONE
+                } else {
+                    Some(rng.random_range(0.0..50.0)).into()
+                },
+                latency: Some(f64::from(rng.random_range(1u32..400))).into(),
+                cell: h3o::LatLng::new(lat, lon)
+                    .expect("valid")
+                    .to_cell(h3o::Resolution::Eight),
+                device: rng.random_range(0..5_000),
+                carrier: rng.random_range(0..4),
+                network: [Network::G2, Network::G3, Network::G4, Network::G5, Network::Unknown]
+                    [rng.random_range(0..5)],
+                flags: rng.random_range(0..4),
+            });
+            positions.push(Position { lon, lat });
+            for (v, set) in places.iter_mut().enumerate() {
+                let unplaced = rng.random_range(0..10) == 0;
+                let place = crate::vintage::Place {
+                    unit: if unplaced { NO_UNIT } else { rng.random_range(0..700) },
+                    kind: if unplaced {
+                        [PlaceKind::Unmapped, PlaceKind::Outside][v]
+                    } else {
+                        [PlaceKind::Inside, PlaceKind::Snapped, PlaceKind::NearestCentre]
+                            [rng.random_range(0..3)]
+                    },
+                    snapped_m: 0.0,
+                    old_unit: if unplaced { rng.random_range(0..50) } else { NO_UNIT },
+                };
+                set.push(i, &place);
+                olds[v].push(place.old_unit);
+            }
+        }
+        (samples, positions, places, olds)
+    }
+
+    fn same(a: &Sample, b: &Sample) -> bool {
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    #[test]
+    fn a_filtered_load_returns_the_kept_samples_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = SampleStore::new(dir.path(), 2).expect("store");
+        // Appended in three pieces of unequal size, one past a block.
+        let (samples, positions, places, olds) = random_samples(300_000, 7);
+        for range in [0..10, 10..BLOCK_RECORDS + 5, BLOCK_RECORDS + 5..300_000] {
+            let mut piece = vec![SetPlaces::default(); 2];
+            for (v, set) in piece.iter_mut().enumerate() {
+                for (local, i) in range.clone().enumerate() {
+                    let place = crate::vintage::Place {
+                        unit: places[v].units[i],
+                        kind: places[v].kinds[i],
+                        snapped_m: 0.0,
+                        old_unit: olds[v][i],
+                    };
+                    set.push(local, &place);
+                }
+            }
+            store
+                .append(&samples[range.clone()], &positions[range], &piece)
+                .expect("append");
+        }
+        assert_eq!(store.len(), 300_000);
+        let keep = |s: &Sample, units: &[u32]| s.device % 3 == 1 && units[0] % 2 == 1;
+        let part = store.load(&keep).expect("load");
+        // Oracle: a plain filter over what was appended.
+        let expected: Vec<usize> = (0..samples.len())
+            .filter(|&i| keep(&samples[i], &[places[0].units[i], places[1].units[i]]))
+            .collect();
+        assert!(expected.len() > 10_000);
+        assert_eq!(part.ordinals, expected.iter().map(|&i| i as u64).collect::<Vec<_>>());
+        for (k, &i) in expected.iter().enumerate() {
+            assert!(same(&part.samples[k], &samples[i]), "sample {i}");
+            assert_eq!(part.positions[k], positions[i]);
+            for v in 0..2 {
+                assert_eq!(part.places[v].units[k], places[v].units[i]);
+                assert_eq!(part.places[v].kinds[k], places[v].kinds[i]);
+            }
+        }
+        for v in 0..2 {
+            let expected_unplaced: Vec<(u32, u32)> = expected
+                .iter()
+                .enumerate()
+                .filter(|&(_, &i)| places[v].units[i] == NO_UNIT)
+                .map(|(k, &i)| (k as u32, olds[v][i]))
+                .collect();
+            assert!(!expected_unplaced.is_empty());
+            assert_eq!(part.places[v].unplaced, expected_unplaced, "set {v}");
+        }
+        // Flags written back are read back, others untouched.
+        let mut updates: Vec<(u64, u8)> = vec![(299_999, 9), (5, 12), (BLOCK_RECORDS as u64, 2)];
+        store.set_flags(&mut updates).expect("flags");
+        let part = store.load(&|_, _| true).expect("load");
+        assert_eq!(part.samples.len(), 300_000);
+        for (i, s) in part.samples.iter().enumerate() {
+            let want = updates
+                .iter()
+                .find(|u| u.0 == i as u64)
+                .map_or(samples[i].flags, |u| u.1);
+            assert_eq!(s.flags, want, "sample {i}");
+        }
+        // The store still appends after reading.
+        store
+            .append(&samples[..1], &positions[..1], &{
+                let mut one = vec![SetPlaces::default(); 2];
+                for (v, set) in one.iter_mut().enumerate() {
+                    set.push(
+                        0,
+                        &crate::vintage::Place {
+                            unit: places[v].units[0],
+                            kind: places[v].kinds[0],
+                            snapped_m: 0.0,
+                            old_unit: NO_UNIT,
+                        },
+                    );
+                }
+                one
+            })
+            .expect("append");
+        assert_eq!(store.load(&|_, _| true).expect("load").samples.len(), 300_001);
+    }
+}
