@@ -19,7 +19,7 @@ use gapmap_core::boundaries::{Boundaries, DEFAULT_LEVELS, Levels, parse_feature_
 use gapmap_core::carrier::CarrierTable;
 use gapmap_core::gaps::GapOptions;
 use gapmap_core::heatmap::HeatmapFormats;
-use gapmap_core::ingest_run::IngestOptions;
+use gapmap_core::ingest_run::{IngestOptions, StoreOptions};
 use gapmap_core::manifest;
 use gapmap_core::month::Month;
 use gapmap_core::rule::{Rule, Status};
@@ -289,6 +289,17 @@ struct AnalyzeArgs {
     /// sample file is Parquet, or the files hold over 20 million rows.
     #[arg(long, value_enum, default_value_t = memory::Spill::Auto)]
     spill: memory::Spill,
+    /// Keep the accepted samples in a working file in --out instead of
+    /// memory (same outputs): memory then holds one part of them at a time
+    /// (--part-samples), whatever their number, for a pass over the file per
+    /// part of each stage. `auto`: past 40 million rows, or when this
+    /// machine seems short of memory for them.
+    #[arg(long, value_enum, default_value_t = memory::SamplesOnDisk::Auto)]
+    samples_on_disk: memory::SamplesOnDisk,
+    /// With samples on disk, about how many samples each stage holds at a
+    /// time (about 90 bytes each at the peak).
+    #[arg(long, default_value_t = 16 << 20, value_name = "N")]
+    part_samples: usize,
     /// Heatmap formats (default: as --format): geojson, fgb, gpkg, and the
     /// H3-keyed tables csv and parquet (no geometry), comma-separated.
     #[arg(long, value_name = "FORMATS")]
@@ -643,8 +654,12 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
     let rows = memory::rows_hint(&args.samples);
     let spill = args.spill.wanted(&args.samples, rows);
     let window = args.from.is_some() || args.to.is_some();
-    if let Some(w) = memory::check(rows, window, spill) {
+    let on_disk = args.samples_on_disk.wanted(rows, spill);
+    if !on_disk && let Some(w) = memory::check(rows, window, spill) {
         say!("gapmap: warning: {w}");
+    }
+    if args.part_samples == 0 {
+        anyhow::bail!("--part-samples must be at least 1");
     }
     let started = std::time::Instant::now();
     let vintages = args.boundary.load()?;
@@ -660,6 +675,10 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
             carriers: CarrierTable::vietnam(),
             fast_placement: !args.exact_placement,
             spill_dir: spill.then(|| args.out.clone()),
+            sample_store: on_disk.then(|| StoreOptions {
+                dir: args.out.clone(),
+                part_samples: args.part_samples,
+            }),
         },
         out: args.out.clone(),
         quota: args.quota,
@@ -842,6 +861,7 @@ fn run_demo(args: &DemoArgs) -> Result<()> {
             carriers: CarrierTable::vietnam(),
             fast_placement: true,
             spill_dir: None,
+            sample_store: None,
         },
         out: args.out.clone(),
         quota: 300,

@@ -173,6 +173,37 @@ impl Spill {
     }
 }
 
+/// Rows past which `--samples-on-disk auto` keeps the accepted samples on
+/// disk: a 40 M-row month takes about 3.5 GiB in memory.
+pub const STORE_ROWS: u64 = 40_000_000;
+
+/// Whether accepted samples are kept on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SamplesOnDisk {
+    /// When the files hold more than [`STORE_ROWS`] rows, or this machine
+    /// seems short of memory for the samples in memory.
+    Auto,
+    /// Always.
+    Always,
+    /// Never: every sample is held in memory.
+    Never,
+}
+
+impl SamplesOnDisk {
+    /// Whether a run of `rows` rows ([`rows_hint`]) keeps its samples on disk
+    /// (`spilled`: whether its repeated test ids are found on disk).
+    pub fn wanted(self, rows: u64, spilled: bool) -> bool {
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::Auto => {
+                rows > STORE_ROWS
+                    || available_bytes().is_some_and(|a| estimated_peak_bytes(rows, spilled) > a)
+            }
+        }
+    }
+}
+
 /// The rows of `files`, as their metadata or size suggest.
 pub fn rows_hint(files: &[std::path::PathBuf]) -> u64 {
     files

@@ -9,7 +9,7 @@ use crate::gaps::{
 };
 use crate::geojson_out::{Prop, Shape};
 use crate::heatmap::write_heatmaps;
-use crate::ingest_run::{IngestOptions, Ingested, apply_plausibility, ingest};
+use crate::ingest_run::{FlagCounts, IngestOptions, Ingested, apply_plausibility, ingest};
 use crate::layers::{Formats, Layer, LayerGeometry, write_layer};
 use crate::manifest::{FileHash, hash_file, write_manifest};
 use crate::month::Month;
@@ -25,6 +25,7 @@ use crate::styles::{SymbolKind, qml, quota_classes};
 use crate::villages::Village;
 use crate::vintage::{NO_UNIT, PlaceKind, View, Vintages};
 use crate::workbook::write_report_xlsx;
+use rayon::prelude::*;
 
 /// Settings of an analysis run.
 #[derive(Debug, Clone)]
@@ -125,14 +126,73 @@ pub fn analyze(
             .map(|p| hash_file(p, &p.display().to_string()))
             .collect::<Result<Vec<FileHash>>>()
     });
-    let flagged = apply_plausibility(
-        &mut ingested.samples,
-        &ingested.positions,
-        &opts.gaps.plausibility,
-    );
-    stages.lap("plausibility");
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
     let last = ingested.window.map(|w| w.1);
+    let dated = opts.view == View::Dated;
+    // Samples kept on disk are read back part by part, each stage's parts
+    // holding what it needs together (see `each_part`).
+    let store = ingested.store.take();
+    let part_samples = opts
+        .ingest
+        .sample_store
+        .as_ref()
+        .map_or(usize::MAX, |o| o.part_samples.max(1));
+    let (flagged, counts, judged_cells) = match &store {
+        None => {
+            let flagged = apply_plausibility(
+                &mut ingested.samples,
+                &ingested.positions,
+                &opts.gaps.plausibility,
+            );
+            let counts = SampleCounts::of(&ingested, &vintages, dated);
+            (flagged, counts, Vec::new())
+        }
+        Some(store) => {
+            // A device's flags depend on its own tests only: parts of whole
+            // devices, the flags written back to the store.
+            let mut flagged = FlagCounts::default();
+            let mut counts = SampleCounts::new(&ingested, &vintages);
+            let mut judged_cells: Vec<(u64, u16)> = Vec::new();
+            each_part(
+                &ingested,
+                store,
+                part_samples,
+                &|s, _| Some(u64::from(s.device)),
+                &mut |mut part, ordinals, _| {
+                    let before: Vec<u8> = part.samples.iter().map(|s| s.flags).collect();
+                    flagged.add(&apply_plausibility(
+                        &mut part.samples,
+                        &part.positions,
+                        &opts.gaps.plausibility,
+                    ));
+                    let mut updates: Vec<(u64, u8)> = part
+                        .samples
+                        .iter()
+                        .zip(&before)
+                        .zip(ordinals)
+                        .filter(|((s, b), _)| s.flags != **b)
+                        .map(|((s, _), &o)| (o, s.flags))
+                        .collect();
+                    store.set_flags(&mut updates)?;
+                    counts.add(&part, &vintages, dated);
+                    let mut cells: Vec<(u64, u16)> = part
+                        .samples
+                        .iter()
+                        .filter(|s| opts.gaps.judges(s))
+                        .map(|s| (u64::from(s.cell), s.carrier))
+                        .collect();
+                    cells.par_sort_unstable();
+                    cells.dedup();
+                    judged_cells.extend(cells);
+                    Ok(())
+                },
+            )?;
+            judged_cells.par_sort_unstable();
+            judged_cells.dedup();
+            (flagged, counts, judged_cells)
+        }
+    };
+    stages.lap("plausibility");
     // Villages, gaps and the plan use the units of one set.
     let r = vintages.report_set(opts.view, last);
     let r_set = r;
@@ -140,46 +200,120 @@ pub fn analyze(
     // The villages are judged first: with them the samples' positions have
     // served, and are freed before the statistics' stages, which hold the
     // most memory.
-    let judged = opts.villages.as_ref().map(|villages| {
-        let exact = vintages.locators(0.0);
-        let place = |lon: f64, lat: f64| {
-            let p = vintages.place_all(&exact, lon, lat)[r];
-            (p.unit != NO_UNIT && p.kind != PlaceKind::Outside).then_some(p.unit)
-        };
-        #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
-        let centres = (0..boundaries.finest().len())
-            .map(|u| vintages.unit_centre(r, u as u32))
-            .collect();
-        let index =
-            VillageIndex::with_placer(villages.clone(), &place, centres, &vintages.sets[r].label);
-        let verdicts = judge_villages(&index, &ingested, &ingested.places[r].units, &opts.gaps);
-        (index, verdicts)
-    });
+    let judged = match opts.villages.as_ref() {
+        None => None,
+        Some(villages) => {
+            let exact = vintages.locators(0.0);
+            let place = |lon: f64, lat: f64| {
+                let p = vintages.place_all(&exact, lon, lat)[r];
+                (p.unit != NO_UNIT && p.kind != PlaceKind::Outside).then_some(p.unit)
+            };
+            #[allow(clippy::cast_possible_truncation, reason = "unit counts fit u32")]
+            let centres = (0..boundaries.finest().len())
+                .map(|u| vintages.unit_centre(r, u as u32))
+                .collect();
+            let index = VillageIndex::with_placer(
+                villages.clone(),
+                &place,
+                centres,
+                &vintages.sets[r].label,
+            );
+            let (verdicts, visits) = match &store {
+                None => {
+                    let verdicts =
+                        judge_villages(&index, &ingested, &ingested.places[r].units, &opts.gaps);
+                    let visits = village_visits(&ingested, &verdicts.assigned);
+                    (verdicts, visits)
+                }
+                // A sample's village lies in its own unit: parts of whole
+                // top-level units, each village judged in its unit's part.
+                Some(store) => {
+                    let top = &crate::report::ancestor_table(boundaries)[0];
+                    let mut verdicts = crate::gaps::VillageVerdicts {
+                        verdicts: vec![Vec::new(); index.villages.len()],
+                        samples_with_village: 0,
+                        assigned: Vec::new(),
+                    };
+                    let mut visits = Vec::new();
+                    each_part(
+                        &ingested,
+                        store,
+                        part_samples,
+                        &|_, units| {
+                            let u = units[r];
+                            (u != NO_UNIT).then(|| u64::from(top[u as usize]))
+                        },
+                        &mut |part, _, (g, groups)| {
+                            let v =
+                                judge_villages(&index, &part, &part.places[r].units, &opts.gaps);
+                            for (vi, (slot, judged)) in
+                                verdicts.verdicts.iter_mut().zip(v.verdicts).enumerate()
+                            {
+                                if u64::from(top[index.unit[vi] as usize]) % groups == g {
+                                    *slot = judged;
+                                }
+                            }
+                            verdicts.samples_with_village += v.samples_with_village;
+                            visits.extend(village_visits(&part, &v.assigned));
+                            Ok(())
+                        },
+                    )?;
+                    visits.sort_unstable();
+                    (verdicts, visits)
+                }
+            };
+            Some((index, verdicts, visits))
+        }
+    };
     ingested.positions = Vec::new();
     stages.lap("villages");
     let ingested = ingested;
     let window_months = months(ingested.window);
+    // One set's statistics, of the samples `include` accepts: every group
+    // lies within one top-level unit, so stored samples come in parts of
+    // whole top-level units.
+    let aggregate_set = |v: usize,
+                         include: &(dyn Fn(&crate::ingest_run::Sample) -> bool + Sync)|
+     -> Result<LevelStats> {
+        let b = &vintages.sets[v].boundaries;
+        let Some(store) = &store else {
+            return Ok(aggregate(b, &ingested, &ingested.places[v].units, include));
+        };
+        let top = &crate::report::ancestor_table(b)[0];
+        let mut stats: LevelStats = vec![std::collections::HashMap::new(); b.units.len()];
+        each_part(
+            &ingested,
+            store,
+            part_samples,
+            &|s, units| {
+                let u = units[v];
+                (u != NO_UNIT && include(s)).then(|| u64::from(top[u as usize]))
+            },
+            &mut |part, _, _| {
+                let part_stats = aggregate(b, &part, &part.places[v].units, include);
+                for (level, groups) in stats.iter_mut().zip(part_stats) {
+                    level.extend(groups);
+                }
+                Ok(())
+            },
+        )?;
+        Ok(stats)
+    };
     // Each reported set: its months and statistics.
-    let dated = opts.view == View::Dated;
-    let parts: Vec<(usize, Vec<Month>, LevelStats)> = vintages
-        .view_sets(opts.view, last)
-        .into_iter()
-        .filter_map(|v| {
-            let ms: Vec<Month> = window_months
-                .iter()
-                .copied()
-                .filter(|&m| !dated || vintages.in_force(m) == v)
-                .collect();
-            if ms.is_empty() && !window_months.is_empty() {
-                return None;
-            }
-            let units = &ingested.places[v].units;
-            let include =
-                |s: &crate::ingest_run::Sample| !dated || vintages.in_force(s.month()) == v;
-            let stats = aggregate(&vintages.sets[v].boundaries, &ingested, units, &include);
-            Some((v, ms, stats))
-        })
-        .collect();
+    let mut parts: Vec<(usize, Vec<Month>, LevelStats)> = Vec::new();
+    for v in vintages.view_sets(opts.view, last) {
+        let ms: Vec<Month> = window_months
+            .iter()
+            .copied()
+            .filter(|&m| !dated || vintages.in_force(m) == v)
+            .collect();
+        if ms.is_empty() && !window_months.is_empty() {
+            continue;
+        }
+        let include = |s: &crate::ingest_run::Sample| !dated || vintages.in_force(s.month()) == v;
+        let stats = aggregate_set(v, &include)?;
+        parts.push((v, ms, stats));
+    }
     let report_sets: Vec<ReportSet<'_>> = parts
         .iter()
         .map(|(v, ms, stats)| ReportSet {
@@ -190,15 +324,8 @@ pub fn analyze(
         })
         .collect();
     stages.lap("aggregate units");
-    let units = &ingested.places[r].units;
-    let village_reach = judged.as_ref().map(|(index, verdicts)| {
-        village_reach(
-            boundaries,
-            &vintages.sets[r].label,
-            index,
-            verdicts,
-            &ingested,
-        )
+    let village_reach = judged.as_ref().map(|(index, _, visits)| {
+        village_reach(boundaries, &vintages.sets[r].label, index, visits)
     });
     // Three files of their own, finished side by side (rejects.csv, written
     // while reading, is synced and put in place); an error is reported in
@@ -216,35 +343,76 @@ pub fn analyze(
         || {
             rayon::join(
                 || rejects.finish(),
-                || write_unplaced(&opts.out, &vintages, &ingested, &parts, dated),
+                || write_unplaced(&opts.out, &vintages, &counts, &parts),
             )
         },
     );
     let quota = quota?;
     rejects?;
     unplaced?;
-    let mut summary = Summary::new(boundaries, &ingested, quota.clone(), opts.quota);
+    let mut summary = Summary::new(
+        boundaries,
+        &ingested,
+        &counts.per_carrier,
+        quota.clone(),
+        opts.quota,
+    );
     summary
         .extra
         .insert("view".to_owned(), opts.view.as_str().into());
     summary.extra.insert(
         "vintages".to_owned(),
-        vintage_summary(&vintages, &ingested, &parts, dated),
+        vintage_summary(&vintages, &counts, &parts),
     );
     stages.lap("write quota, stats, rejects");
     let mut files: Vec<PathBuf> = ["quota.csv", "unit_stats.csv", "rejects.csv", "unplaced.csv"]
         .iter()
         .map(|f| opts.out.join(f))
         .collect();
-    let cell_order = crate::heatmap::CellOrder::new(&ingested, &opts.gaps);
-    stages.lap("samples in cell order");
-    let heatmaps = write_heatmaps(
-        &opts.out,
-        &ingested,
-        &opts.gaps,
-        &cell_order,
-        &opts.heatmap_formats,
-    )?;
+    let (heatmaps, cell_order, stored_map) = match &store {
+        None => {
+            let cell_order = crate::heatmap::CellOrder::new(&ingested, &opts.gaps);
+            stages.lap("samples in cell order");
+            let heatmaps = write_heatmaps(
+                &opts.out,
+                &ingested,
+                &opts.gaps,
+                &cell_order,
+                &opts.heatmap_formats,
+            )?;
+            (heatmaps, Some(cell_order), None)
+        }
+        // Parts of whole cells at the map's coarsest resolution: each
+        // heatmap and map cell has all its samples in one part.
+        Some(store) => {
+            let mut gathered = crate::heatmap::HeatmapParts::new(
+                &ingested,
+                &opts.gaps,
+                &judged_cells,
+                crate::report_html::MAX_MAP_CELLS,
+            );
+            let part_of = gathered.part_key();
+            each_part(
+                &ingested,
+                store,
+                part_samples,
+                &|s, _| opts.gaps.judges(s).then(|| part_of(s.cell)),
+                &mut |part, _, _| {
+                    gathered.add(&part, &opts.gaps);
+                    Ok(())
+                },
+            )?;
+            let (results, map) = gathered.finish(&opts.gaps);
+            stages.lap("samples in cell order");
+            let heatmaps = crate::heatmap::write_heatmap_results(
+                &opts.out,
+                &opts.gaps,
+                &results,
+                &opts.heatmap_formats,
+            )?;
+            (heatmaps, None, Some(map))
+        }
+    };
     files.extend(heatmaps.files.iter().cloned());
     let heatmap_cells = heatmaps.cells.clone();
     stages.lap("heatmaps");
@@ -305,13 +473,13 @@ pub fn analyze(
     let stats = match parts.iter().find(|p| p.0 == r) {
         Some(p) => &p.2,
         None => {
-            fallback = aggregate(boundaries, &ingested, units, &|_| true);
+            fallback = aggregate_set(r, &|_| true)?;
             &fallback
         }
     };
     let mut reach: Option<Vec<(u64, u64)>> = None;
     let mut village_layer = None;
-    if let (Some(villages), Some((index, verdicts))) = (&opts.villages, &judged) {
+    if let (Some(villages), Some((index, verdicts, _))) = (&opts.villages, &judged) {
         let total = villages.len();
         let mut per_unit = vec![(0u64, 0u64); boundaries.finest().len()];
         for (vi, &u) in index.unit.iter().enumerate() {
@@ -403,17 +571,26 @@ pub fn analyze(
     // (2.3 s for a year of national months), the page mostly on both.
     let (html, xlsx) = rayon::join(
         || {
+            let computed;
+            let map: &[crate::heatmap::MapLayer] = match (&stored_map, &cell_order) {
+                (Some(map), _) => map,
+                (None, Some(order)) => {
+                    computed = crate::heatmap::map_layers(
+                        &ingested,
+                        &opts.gaps,
+                        order,
+                        crate::report_html::MAX_MAP_CELLS,
+                    );
+                    &computed
+                }
+                (None, None) => &[],
+            };
             write_report_html(
                 &opts.out,
                 &title,
                 u8::from(opts.ingest.resolution),
                 unit_layer.as_ref(),
-                &crate::heatmap::map_layers(
-                    &ingested,
-                    &opts.gaps,
-                    &cell_order,
-                    crate::report_html::MAX_MAP_CELLS,
-                ),
+                map,
                 village_layer.as_ref(),
             )
         },
@@ -538,13 +715,27 @@ fn units_layer(
     }
 }
 
-/// Villages of each unit, and per month those with at least one sample.
+/// The (month, village) pairs of the samples assigned to a village
+/// (`assigned[i]`: sample i's village), sorted, without repeats.
+fn village_visits(ing: &Ingested, assigned: &[Option<u32>]) -> Vec<(Month, u32)> {
+    let mut visits: Vec<(Month, u32)> = ing
+        .samples
+        .iter()
+        .zip(assigned)
+        .filter_map(|(s, v)| v.map(|v| (s.month(), v)))
+        .collect();
+    visits.sort_unstable();
+    visits.dedup();
+    visits
+}
+
+/// Villages of each unit, and per month those with at least one sample
+/// (`visits`: sorted (month, village) pairs, repeats allowed).
 fn village_reach(
     b: &crate::boundaries::Boundaries,
     label: &str,
     index: &VillageIndex,
-    verdicts: &crate::gaps::VillageVerdicts,
-    ing: &crate::ingest_run::Ingested,
+    visits: &[(Month, u32)],
 ) -> VillageReach {
     let anc = crate::report::ancestor_table(b);
     let mut total: Vec<Vec<u64>> = b.units.iter().map(|l| vec![0; l.len()]).collect();
@@ -553,16 +744,13 @@ fn village_reach(
             total[li][level[u as usize] as usize] += 1;
         }
     }
-    let mut visits: Vec<(Month, u32)> = ing
-        .samples
-        .iter()
-        .zip(&verdicts.assigned)
-        .filter_map(|(s, v)| v.map(|v| (s.month(), v)))
-        .collect();
-    visits.sort_unstable();
-    visits.dedup();
     let mut measured = std::collections::HashMap::new();
-    for (m, v) in visits {
+    let mut previous = None;
+    for &(m, v) in visits {
+        if previous == Some((m, v)) {
+            continue;
+        }
+        previous = Some((m, v));
         let u = index.unit[v as usize];
         for (li, level) in anc.iter().enumerate() {
             *measured.entry((m, li, level[u as usize])).or_insert(0) += 1;
@@ -575,12 +763,83 @@ fn village_reach(
     }
 }
 
+/// Counts over the accepted samples that any partition of them can sum:
+/// per carrier, and per boundary set how its samples were placed and the
+/// unplaced ones by (month, reason, old unit). With the dated view a set
+/// counts only the samples of the months it is in force.
+#[derive(Debug)]
+struct SampleCounts {
+    per_carrier: Vec<u64>,
+    kinds: Vec<[u64; 5]>,
+    unplaced: std::collections::BTreeMap<(usize, Month, u8, u32), u64>,
+}
+
+impl SampleCounts {
+    fn new(ing: &Ingested, vintages: &Vintages) -> Self {
+        Self {
+            per_carrier: vec![0; ing.carriers.len()],
+            kinds: vec![[0; 5]; vintages.sets.len()],
+            unplaced: std::collections::BTreeMap::new(),
+        }
+    }
+
+    fn of(ing: &Ingested, vintages: &Vintages, dated: bool) -> Self {
+        let mut counts = Self::new(ing, vintages);
+        counts.add(ing, vintages, dated);
+        counts
+    }
+
+    fn add(&mut self, ing: &Ingested, vintages: &Vintages, dated: bool) {
+        for s in &ing.samples {
+            self.per_carrier[s.carrier as usize] += 1;
+        }
+        for (v, places) in ing.places.iter().enumerate() {
+            for (s, &kind) in ing.samples.iter().zip(&places.kinds) {
+                if !dated || vintages.in_force(s.month()) == v {
+                    self.kinds[v][kind as usize] += 1;
+                }
+            }
+            for &(i, old) in &places.unplaced {
+                let month = ing.samples[i as usize].month();
+                if !dated || vintages.in_force(month) == v {
+                    let kind = places.kinds[i as usize];
+                    *self
+                        .unplaced
+                        .entry((v, month, kind as u8, old))
+                        .or_default() += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Calls `f` with each part of the stored samples that `key` puts in the
+/// same group (a sample without a key in none), in input order, with their
+/// numbers in the store and (group, groups). The groups are about as many
+/// as parts of `part_samples` samples in the store; the key should spread
+/// the samples evenly across them.
+fn each_part(
+    ing: &Ingested,
+    store: &crate::store::SampleStore,
+    part_samples: usize,
+    key: &(dyn Fn(&crate::ingest_run::Sample, &[u32]) -> Option<u64> + Sync),
+    f: &mut dyn FnMut(Ingested, &[u64], (u64, u64)) -> Result<()>,
+) -> Result<()> {
+    let groups = store.len().div_ceil(part_samples as u64).max(1);
+    for g in 0..groups {
+        let part = store.load(&|s, units| key(s, units).is_some_and(|k| k % groups == g))?;
+        let ordinals = part.ordinals;
+        let sub = ing.with_part(part.samples, part.positions, part.places);
+        f(sub, &ordinals, (g, groups))?;
+    }
+    Ok(())
+}
+
 /// Per boundary set: what it is and how the samples it reports were placed.
 fn vintage_summary(
     vintages: &Vintages,
-    ing: &crate::ingest_run::Ingested,
+    counts: &SampleCounts,
     parts: &[(usize, Vec<Month>, LevelStats)],
-    dated: bool,
 ) -> serde_json::Value {
     let sets: Vec<serde_json::Value> = vintages
         .sets
@@ -588,14 +847,11 @@ fn vintage_summary(
         .enumerate()
         .map(|(v, set)| {
             let part = parts.iter().find(|p| p.0 == v);
-            let mut kinds = [0u64; 5];
-            if part.is_some() {
-                for (s, &kind) in ing.samples.iter().zip(&ing.places[v].kinds) {
-                    if !dated || vintages.in_force(s.month()) == v {
-                        kinds[kind as usize] += 1;
-                    }
-                }
-            }
+            let kinds = if part.is_some() {
+                counts.kinds[v]
+            } else {
+                [0; 5]
+            };
             let b = &set.boundaries;
             serde_json::json!({
                 "vintage": set.label,
@@ -620,28 +876,20 @@ fn vintage_summary(
 fn write_unplaced(
     out: &std::path::Path,
     vintages: &Vintages,
-    ing: &crate::ingest_run::Ingested,
+    counts: &SampleCounts,
     parts: &[(usize, Vec<Month>, LevelStats)],
-    dated: bool,
 ) -> Result<()> {
-    let mut counts: std::collections::BTreeMap<(usize, Month, u8, u32), u64> =
-        std::collections::BTreeMap::new();
-    for (v, _, _) in parts {
-        let places = &ing.places[*v];
-        for &(i, old) in &places.unplaced {
-            let month = ing.samples[i as usize].month();
-            if !dated || vintages.in_force(month) == *v {
-                let kind = places.kinds[i as usize];
-                *counts.entry((*v, month, kind as u8, old)).or_default() += 1;
-            }
-        }
-    }
+    let counts = counts
+        .unplaced
+        .iter()
+        .filter(|((v, ..), _)| parts.iter().any(|p| p.0 == *v))
+        .map(|(&k, &n)| (k, n));
     write_csv(
         &out.join("unplaced.csv"),
         &[
             "vintage", "month", "reason", "old_code", "old_name", "samples",
         ],
-        counts.into_iter().map(|((v, m, kind, old), n)| {
+        counts.map(|((v, m, kind, old), n)| {
             let base = vintages.sets[v].crosswalk.as_ref().map(|c| c.base);
             let old_unit =
                 base.and_then(|b| vintages.sets[b].boundaries.finest().get(old as usize));

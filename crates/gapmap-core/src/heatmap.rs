@@ -136,17 +136,48 @@ pub fn map_layers(
             map_resolution(distinct, max_cells)
         })
         .collect();
-    // Groups at the coarsest resolution a layer with cells has (no layer
-    // has any only when there are no samples, and then no groups).
-    let coarsest = resolutions
+    let cells = map_cells(ing, opts, order, &resolutions);
+    names
+        .iter()
+        .zip(resolutions)
+        .zip(cells)
+        .map(|((layer, res), cells)| MapLayer {
+            carrier: (*layer).to_owned(),
+            resolution: res.map_or(0, u8::from),
+            cells: cells.into_iter().map(|(_, c)| c).collect(),
+        })
+        .collect()
+}
+
+/// The shift of a cell index that leaves its digits down to `res`.
+fn shift_of(res: h3o::Resolution) -> u32 {
+    3 * (15 - u32::from(u8::from(res)))
+}
+
+/// The coarsest of the map resolutions (`Zero` when no layer has cells).
+fn coarsest(resolutions: &[Option<h3o::Resolution>]) -> h3o::Resolution {
+    resolutions
         .iter()
         .flatten()
         .min()
         .copied()
-        .unwrap_or(h3o::Resolution::Zero);
-    let shift_of = |res: h3o::Resolution| 3 * (15 - u32::from(u8::from(res)));
-    let coarse_shift = shift_of(coarsest);
-    let per_group: Vec<Vec<Vec<MapCell>>> = order
+        .unwrap_or(h3o::Resolution::Zero)
+}
+
+/// Each layer's map cells at its resolution (`None`: no cells), sorted by
+/// their index (the key given with each).
+fn map_cells(
+    ing: &Ingested,
+    opts: &GapOptions,
+    order: &CellOrder,
+    resolutions: &[Option<h3o::Resolution>],
+) -> Vec<Vec<(u64, MapCell)>> {
+    use rayon::prelude::*;
+    let wants: Vec<Option<u16>> = layer_names(opts).map(|l| carrier_filter(ing, l)).collect();
+    // Groups at the coarsest resolution a layer with cells has (no layer
+    // has any only when there are no samples, and then no groups).
+    let coarse_shift = shift_of(coarsest(resolutions));
+    let per_group: Vec<Vec<Vec<(u64, MapCell)>>> = order
         .0
         .par_chunk_by(|a, b| a.0 >> coarse_shift == b.0 >> coarse_shift)
         .map_init(
@@ -167,7 +198,7 @@ pub fn map_layers(
                 }));
                 wants
                     .iter()
-                    .zip(&resolutions)
+                    .zip(resolutions)
                     .map(|(&want, res)| {
                         let Some(res) = *res else { return Vec::new() };
                         let shift = shift_of(res);
@@ -184,7 +215,7 @@ pub fn map_layers(
                                     dl.push(s.2);
                                     dev.push(s.3);
                                 }
-                                judge_map_cell(opts, cell, dl, dev)
+                                judge_map_cell(opts, cell, dl, dev).map(|m| (u64::from(cell), m))
                             })
                             .collect()
                     })
@@ -192,18 +223,103 @@ pub fn map_layers(
             },
         )
         .collect();
-    names
-        .iter()
-        .enumerate()
-        .map(|(li, layer)| MapLayer {
-            carrier: (*layer).to_owned(),
-            resolution: resolutions[li].map_or(0, u8::from),
-            cells: per_group
+    (0..wants.len())
+        .map(|li| {
+            per_group
                 .iter()
                 .flat_map(|g| g[li].iter().cloned())
-                .collect(),
+                .collect()
         })
         .collect()
+}
+
+/// The heatmaps and the map report's layers gathered part by part of the
+/// samples, for samples kept on disk ([`crate::store`]): each part holds
+/// whole cells of the map's coarsest resolution ([`HeatmapParts::part_of`]),
+/// so that every heatmap cell and every map cell is judged on all its
+/// samples, within one part.
+#[derive(Debug)]
+pub struct HeatmapParts {
+    resolutions: Vec<Option<h3o::Resolution>>,
+    results: Vec<Vec<CellResult>>,
+    map: Vec<Vec<(u64, MapCell)>>,
+}
+
+impl HeatmapParts {
+    /// Ready for parts, given the distinct (cell, carrier) pairs of the
+    /// judged samples (sorted, without repeats), which fix each map
+    /// layer's resolution as [`map_layers`] does.
+    #[must_use]
+    pub fn new(
+        ing: &Ingested,
+        opts: &GapOptions,
+        distinct: &[(u64, u16)],
+        max_cells: usize,
+    ) -> Self {
+        let resolutions: Vec<Option<h3o::Resolution>> = layer_names(opts)
+            .map(|layer| {
+                let want = carrier_filter(ing, layer);
+                let mut cells: Vec<h3o::CellIndex> = distinct
+                    .iter()
+                    .filter(|p| want.is_none_or(|c| p.1 == c))
+                    .filter_map(|p| h3o::CellIndex::try_from(p.0).ok())
+                    .collect();
+                cells.dedup();
+                map_resolution(cells, max_cells)
+            })
+            .collect();
+        let layers = resolutions.len();
+        Self {
+            resolutions,
+            results: vec![Vec::new(); layers],
+            map: vec![Vec::new(); layers],
+        }
+    }
+
+    /// A function giving a number that is the same for the cells under
+    /// one cell of the map's coarsest resolution: parts are made of whole
+    /// such numbers.
+    #[must_use]
+    pub fn part_key(&self) -> impl Fn(h3o::CellIndex) -> u64 + Sync + use<> {
+        let shift = shift_of(coarsest(&self.resolutions));
+        // Mixed, so that neighbouring coarse cells spread over the parts.
+        move |cell| (u64::from(cell) >> shift).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32
+    }
+
+    /// Adds a part's cells.
+    pub fn add(&mut self, ing: &Ingested, opts: &GapOptions) {
+        let order = CellOrder::new(ing, opts);
+        for (li, layer) in layer_names(opts).enumerate() {
+            self.results[li].extend(cell_results(ing, opts, &order, layer));
+        }
+        for (li, cells) in map_cells(ing, opts, &order, &self.resolutions)
+            .into_iter()
+            .enumerate()
+        {
+            self.map[li].extend(cells);
+        }
+    }
+
+    /// Every layer's cell results, and the map layers, in cell order.
+    #[must_use]
+    pub fn finish(mut self, opts: &GapOptions) -> (Vec<Vec<CellResult>>, Vec<MapLayer>) {
+        for r in &mut self.results {
+            r.sort_unstable_by_key(|c| u64::from(c.cell));
+        }
+        let map = layer_names(opts)
+            .zip(self.resolutions)
+            .zip(self.map)
+            .map(|((layer, res), mut cells)| {
+                cells.sort_unstable_by_key(|c| c.0);
+                MapLayer {
+                    carrier: layer.to_owned(),
+                    resolution: res.map_or(0, u8::from),
+                    cells: cells.into_iter().map(|(_, c)| c).collect(),
+                }
+            })
+            .collect();
+        (self.results, map)
+    }
 }
 
 /// The finest resolution, from that of `distinct` (sorted analysis cells)
@@ -330,14 +446,21 @@ pub struct Heatmaps {
 /// A heatmap layer's features: hexagon (or none) and fields.
 type Features = Vec<(Shape, Vec<Prop>)>;
 
-/// The features of one heatmap layer, sorted by cell.
-fn layer_features(
+/// One heatmap cell's statistics and verdict.
+#[derive(Debug, Clone)]
+pub struct CellResult {
+    cell: h3o::CellIndex,
+    stats: GroupStats,
+    verdict: crate::rule::Verdict,
+}
+
+/// The statistics of one heatmap layer's cells, sorted by cell.
+fn cell_results(
     ing: &Ingested,
     opts: &GapOptions,
     order: &CellOrder,
     layer: &str,
-    geometry: bool,
-) -> Features {
+) -> Vec<CellResult> {
     use rayon::prelude::*;
     let rule = &opts.rule;
     // Cells are independent; rayon's collect keeps them in cell order.
@@ -349,6 +472,26 @@ fn layer_features(
             let stats = GroupStats::of_in(samples, scratch);
             // The verdict reads the same downloads (in any order).
             let verdict = rule.judge(scratch.downloads(), stats.devices);
+            CellResult {
+                cell,
+                stats,
+                verdict,
+            }
+        })
+        .collect()
+}
+
+/// The features of one heatmap layer from its cells' results.
+fn features_of(results: &[CellResult], opts: &GapOptions, layer: &str, geometry: bool) -> Features {
+    use rayon::prelude::*;
+    results
+        .par_iter()
+        .map(|r| {
+            let CellResult {
+                cell,
+                stats,
+                verdict,
+            } = r;
             let ring: Vec<(f64, f64)> = if geometry {
                 cell.boundary()
                     .iter()
@@ -393,6 +536,22 @@ fn layer_features(
             (Shape::Ring(ring), props)
         })
         .collect()
+}
+
+/// The features of one heatmap layer, sorted by cell.
+fn layer_features(
+    ing: &Ingested,
+    opts: &GapOptions,
+    order: &CellOrder,
+    layer: &str,
+    geometry: bool,
+) -> Features {
+    features_of(
+        &cell_results(ing, opts, order, layer),
+        opts,
+        layer,
+        geometry,
+    )
 }
 
 /// A property as CSV text, as the GeoJSON writes it (null as empty).
@@ -479,6 +638,34 @@ pub fn write_heatmaps(
     order: &CellOrder,
     formats: &HeatmapFormats,
 ) -> Result<Heatmaps> {
+    write_layers(out, opts, formats, &|_, layer, geometry| {
+        layer_features(ing, opts, order, layer, geometry)
+    })
+}
+
+/// [`write_heatmaps`] from results gathered part by part ([`HeatmapParts`]).
+///
+/// # Errors
+/// A file cannot be written.
+pub fn write_heatmap_results(
+    out: &Path,
+    opts: &GapOptions,
+    results: &[Vec<CellResult>],
+    formats: &HeatmapFormats,
+) -> Result<Heatmaps> {
+    write_layers(out, opts, formats, &|li, layer, geometry| {
+        features_of(&results[li], opts, layer, geometry)
+    })
+}
+
+/// Writes every heatmap layer, each layer's features made by `features`
+/// (layer number, name, with hexagons or not).
+fn write_layers(
+    out: &Path,
+    opts: &GapOptions,
+    formats: &HeatmapFormats,
+    features_of_layer: &(dyn Fn(usize, &str, bool) -> Features + Sync),
+) -> Result<Heatmaps> {
     let style = qml(SymbolKind::Fill, &download_classes());
     let dir = out.join("heatmap");
     let layers: Vec<&str> = layer_names(opts).collect();
@@ -524,9 +711,9 @@ pub fn write_heatmaps(
     // (five at once held 200 MiB more at 10 M samples).
     let mut written: Vec<Result<(String, usize, Vec<std::path::PathBuf>)>> = Vec::new();
     let mut previous: Option<(&str, Features)> = None;
-    for next in layers.iter().copied().map(Some).chain([None]) {
+    for (li, next) in layers.iter().copied().map(Some).chain([None]).enumerate() {
         let (features, done) = rayon::join(
-            || next.map(|layer| layer_features(ing, opts, order, layer, !gis.0.is_empty())),
+            || next.map(|layer| features_of_layer(li, layer, !gis.0.is_empty())),
             || {
                 previous
                     .take()
@@ -669,6 +856,7 @@ mod tests {
             warnings: Vec::new(),
             places: Vec::new(),
             timings: Vec::new(),
+            store: None,
         }
     }
 

@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::ingest::{Chunk, read_field_chunks};
 use crate::month::Month;
 use crate::schema::{ColumnMap, Field, Fields, Network, RejectReason, check_row};
+use crate::store::SampleStore;
 use crate::vintage::{PlaceKind, Vintages};
 
 /// Settings of ingestion.
@@ -44,6 +45,19 @@ pub struct IngestOptions {
     /// remembered while reading (same results; memory no longer grows
     /// with the rows read, for one more pass over the test-id column).
     pub spill_dir: Option<PathBuf>,
+    /// The accepted samples kept on disk, not in memory ([`crate::store`]):
+    /// same results; memory no longer grows with the samples, for a pass
+    /// over the file per part of each later stage.
+    pub sample_store: Option<StoreOptions>,
+}
+
+/// Where and how accepted samples are kept on disk.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// The folder of the working file (unnamed, removed when the run ends).
+    pub dir: PathBuf,
+    /// About how many samples each later stage holds at a time.
+    pub part_samples: usize,
 }
 
 /// An optional value in 8 bytes, not 16: NaN stands for none (the checks
@@ -479,7 +493,23 @@ fn dedup_and_intern(
     (is_dup, device_of)
 }
 
+/// Accepted samples held while reading before they go to the store.
+const STORE_FLUSH_SAMPLES: usize = 1 << 20;
+
 impl Accounts<'_> {
+    /// Moves the samples held to `store`.
+    fn flush_to(&mut self, store: &mut SampleStore) -> Result<()> {
+        store.append(&self.samples, &self.positions, &self.places)?;
+        self.samples.clear();
+        self.positions.clear();
+        for v in &mut self.places {
+            v.units.clear();
+            v.kinds.clear();
+            v.unplaced.clear();
+        }
+        Ok(())
+    }
+
     /// Accounts for a piece's rows in input order: each is accepted,
     /// excluded or rejected with one reason.
     fn account<R: Fields>(&mut self, file: u32, judged: Judged<'_, R>, vintages: &Vintages) {
@@ -754,6 +784,36 @@ pub struct Ingested {
     pub places: Vec<SetPlaces>,
     /// Wall time of the ingestion's parts (read, check and place, account).
     pub timings: Vec<(&'static str, std::time::Duration)>,
+    /// With [`IngestOptions::sample_store`], the accepted samples, on disk
+    /// (and none in `samples`, `positions` and `places`).
+    pub store: Option<crate::store::SampleStore>,
+}
+
+impl Ingested {
+    /// A run of some of these samples (with their positions and places,
+    /// numbered from 0), with every other field as here but no warnings,
+    /// timings or store: what a stage reads of one part of stored samples.
+    #[must_use]
+    pub fn with_part(
+        &self,
+        samples: Vec<Sample>,
+        positions: Vec<Position>,
+        places: Vec<SetPlaces>,
+    ) -> Self {
+        Self {
+            samples,
+            positions,
+            carriers: self.carriers.clone(),
+            devices: self.devices,
+            counts: self.counts.clone(),
+            window: self.window,
+            files: self.files.clone(),
+            warnings: Vec::new(),
+            places,
+            timings: Vec::new(),
+            store: None,
+        }
+    }
 }
 
 /// The state of ingestion between chunks.
@@ -952,11 +1012,20 @@ pub fn ingest(
         .iter()
         .filter_map(|f| crate::ingest::row_count_hint(f))
         .sum();
-    run.acc.samples.reserve(announced + announced / 4);
-    run.acc.positions.reserve(announced + announced / 4);
+    let mut store = match &opts.sample_store {
+        Some(o) => Some(SampleStore::new(&o.dir, vintages.sets.len())?),
+        None => None,
+    };
+    let reserve = if store.is_some() {
+        STORE_FLUSH_SAMPLES + STORE_FLUSH_SAMPLES / 4
+    } else {
+        announced + announced / 4
+    };
+    run.acc.samples.reserve(reserve);
+    run.acc.positions.reserve(reserve);
     for v in &mut run.acc.places {
-        v.units.reserve(announced + announced / 4);
-        v.kinds.reserve(announced + announced / 4);
+        v.units.reserve(reserve);
+        v.kinds.reserve(reserve);
     }
     // Room for every id read, or for the ids that repeat.
     let (id_shard_count, id_shard_rows) =
@@ -986,9 +1055,17 @@ pub fn ingest(
             if let Some(e) = run.acc.failed.take() {
                 return Err(e);
             }
+            if let Some(store) = &mut store
+                && run.acc.samples.len() >= STORE_FLUSH_SAMPLES
+            {
+                run.acc.flush_to(store)?;
+            }
             progress(run.acc.counts.read);
             Ok(())
         })?;
+    }
+    if let Some(store) = &mut store {
+        run.acc.flush_to(store)?;
     }
     let Run {
         acc,
@@ -1025,7 +1102,7 @@ pub fn ingest(
             .is_none_or(|(from, to)| samples.iter().all(|s| s.month() >= from && s.month() <= to)),
         "every sample lies in the window"
     );
-    counts.accepted = samples.len() as u64;
+    counts.accepted = samples.len() as u64 + store.as_ref().map_or(0, SampleStore::len);
     Ok(Ingested {
         samples,
         positions,
@@ -1046,6 +1123,7 @@ pub fn ingest(
                 ("learn cells", learn),
             ])
             .collect(),
+        store,
     })
 }
 
@@ -1165,6 +1243,17 @@ pub struct FlagCounts {
     pub over_device_cap: u64,
     /// Samples with at least one flag.
     pub flagged: u64,
+}
+
+impl FlagCounts {
+    /// Adds the counts of another part of the samples.
+    pub const fn add(&mut self, other: &Self) {
+        self.low_accuracy += other.low_accuracy;
+        self.implausible_movement += other.implausible_movement;
+        self.implausible_speed += other.implausible_speed;
+        self.over_device_cap += other.over_device_cap;
+        self.flagged += other.flagged;
+    }
 }
 
 /// A sample's content, time first, as a sort key: ties between a device's
@@ -1544,6 +1633,7 @@ mod tests {
             carriers: CarrierTable::vietnam(),
             fast_placement: true,
             spill_dir: None,
+            sample_store: None,
         };
         let rules = Plausibility::default();
         // The oracle: the rows' own rule, in line order (header = line 1).

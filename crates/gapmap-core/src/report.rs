@@ -841,18 +841,15 @@ impl Summary {
     pub fn new(
         b: &Boundaries,
         ing: &Ingested,
+        per_carrier: &[u64],
         quota: Vec<QuotaSummary>,
         quota_samples: u64,
     ) -> Self {
-        let mut per = vec![0u64; ing.carriers.len()];
-        for s in &ing.samples {
-            per[s.carrier as usize] += 1;
-        }
         let mut carriers: Vec<CarrierCount> = ing
             .carriers
             .iter()
-            .zip(per)
-            .map(|(c, n)| CarrierCount {
+            .zip(per_carrier)
+            .map(|(c, &n)| CarrierCount {
                 carrier: c.clone(),
                 samples: n,
             })

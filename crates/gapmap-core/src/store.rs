@@ -360,23 +360,39 @@ mod tests {
                     .to_cell(h3o::Resolution::Eight),
                 device: rng.random_range(0..5_000),
                 carrier: rng.random_range(0..4),
-                network: [Network::G2, Network::G3, Network::G4, Network::G5, Network::Unknown]
-                    [rng.random_range(0..5)],
+                network: [
+                    Network::G2,
+                    Network::G3,
+                    Network::G4,
+                    Network::G5,
+                    Network::Unknown,
+                ][rng.random_range(0..5)],
                 flags: rng.random_range(0..4),
             });
             positions.push(Position { lon, lat });
             for (v, set) in places.iter_mut().enumerate() {
                 let unplaced = rng.random_range(0..10) == 0;
                 let place = crate::vintage::Place {
-                    unit: if unplaced { NO_UNIT } else { rng.random_range(0..700) },
+                    unit: if unplaced {
+                        NO_UNIT
+                    } else {
+                        rng.random_range(0..700)
+                    },
                     kind: if unplaced {
                         [PlaceKind::Unmapped, PlaceKind::Outside][v]
                     } else {
-                        [PlaceKind::Inside, PlaceKind::Snapped, PlaceKind::NearestCentre]
-                            [rng.random_range(0..3)]
+                        [
+                            PlaceKind::Inside,
+                            PlaceKind::Snapped,
+                            PlaceKind::NearestCentre,
+                        ][rng.random_range(0..3)]
                     },
                     snapped_m: 0.0,
-                    old_unit: if unplaced { rng.random_range(0..50) } else { NO_UNIT },
+                    old_unit: if unplaced {
+                        rng.random_range(0..50)
+                    } else {
+                        NO_UNIT
+                    },
                 };
                 set.push(i, &place);
                 olds[v].push(place.old_unit);
@@ -420,7 +436,10 @@ mod tests {
             .filter(|&i| keep(&samples[i], &[places[0].units[i], places[1].units[i]]))
             .collect();
         assert!(expected.len() > 10_000);
-        assert_eq!(part.ordinals, expected.iter().map(|&i| i as u64).collect::<Vec<_>>());
+        assert_eq!(
+            part.ordinals,
+            expected.iter().map(|&i| i as u64).collect::<Vec<_>>()
+        );
         for (k, &i) in expected.iter().enumerate() {
             assert!(same(&part.samples[k], &samples[i]), "sample {i}");
             assert_eq!(part.positions[k], positions[i]);
@@ -469,6 +488,9 @@ mod tests {
                 one
             })
             .expect("append");
-        assert_eq!(store.load(&|_, _| true).expect("load").samples.len(), 300_001);
+        assert_eq!(
+            store.load(&|_, _| true).expect("load").samples.len(),
+            300_001
+        );
     }
 }

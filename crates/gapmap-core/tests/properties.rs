@@ -304,6 +304,7 @@ proptest! {
             warnings: Vec::new(),
             places: Vec::new(),
             timings: Vec::new(),
+            store: None,
         };
         let include = move |s: &Sample| keep_flagged || s.flags == 0;
         let got = aggregate(&b, &ing, &units, &include);
