@@ -2,7 +2,8 @@
 //! test) gives byte-identical outputs to the exact test on every sample:
 //! 1 million simulated samples over the 11 163 communes of 2009. So does
 //! finding the repeated test ids on disk first, against the table of every
-//! id read.
+//! id read, and keeping the accepted samples on disk and reading them back
+//! part by part (many small parts), against holding them all.
 
 use std::path::Path;
 
@@ -31,11 +32,16 @@ fn files(dir: &Path) -> Vec<String> {
 }
 
 /// Runs `analyze` with `args` (and `--out`) as it is, with
-/// `--exact-placement`, and with `--spill never` (the table of every test
-/// id read, where the default Parquet run finds the repeated ids on disk
-/// first), and asserts every output byte-identical; returns the first
-/// run's directory and its files.
-fn fast_equals_exact(dir: &Path, args: &[&str]) -> (std::path::PathBuf, Vec<String>) {
+/// `--exact-placement`, with `--spill never` (the table of every test id
+/// read, where the default Parquet run finds the repeated ids on disk
+/// first), and with the samples on disk in parts of `part` samples, and
+/// asserts every output byte-identical; returns the first run's directory
+/// and its files.
+fn fast_equals_exact(
+    dir: &Path,
+    args: &[&str],
+    part: usize,
+) -> (std::path::PathBuf, Vec<String>) {
     let run = |name: &str, extra: &[&str]| {
         let out = dir.join(name);
         let mut all = vec!["--quiet", "analyze"];
@@ -47,11 +53,14 @@ fn fast_equals_exact(dir: &Path, args: &[&str]) -> (std::path::PathBuf, Vec<Stri
     };
     let fast = run("fast", &[]);
     let a = files(&fast);
+    let part = format!("--part-samples={part}");
     for (name, flag) in [
-        ("exact", "--exact-placement"),
-        ("in_memory", "--spill=never"),
+        ("exact", &["--exact-placement"][..]),
+        ("in_memory", &["--spill=never"]),
+        ("on_disk", &["--samples-on-disk=always", &part]),
     ] {
-        let other = run(name, &[flag]);
+        let other = run(name, flag);
+        let flag = flag.join(" ");
         assert_eq!(a, files(&other));
         for f in &a {
             let (x, y) = (
@@ -99,6 +108,8 @@ fn fast_placement_is_byte_identical_to_the_exact_test_nationally() {
             "--heatmap-format",
             "geojson,parquet",
         ],
+        // About 900 000 accepted samples: seven parts per stage.
+        150_000,
     );
     assert!(outputs.len() >= 20, "{outputs:?}");
     // The check can fail: the run placed samples in many communes, with
@@ -160,6 +171,7 @@ fn fast_placement_is_byte_identical_across_two_polygon_vintages() {
             "--levels",
             "province=province_code:province,commune=commune_code:commune",
         ],
+        40_000,
     );
     // Both vintages reported units: June on the old, July on the new.
     let quota = std::fs::read_to_string(fast.join("quota.csv")).expect("quota");
