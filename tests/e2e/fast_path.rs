@@ -37,11 +37,7 @@ fn files(dir: &Path) -> Vec<String> {
 /// first), and with the samples on disk in parts of `part` samples, and
 /// asserts every output byte-identical; returns the first run's directory
 /// and its files.
-fn fast_equals_exact(
-    dir: &Path,
-    args: &[&str],
-    part: usize,
-) -> (std::path::PathBuf, Vec<String>) {
+fn fast_equals_exact(dir: &Path, args: &[&str], part: usize) -> (std::path::PathBuf, Vec<String>) {
     let run = |name: &str, extra: &[&str]| {
         let out = dir.join(name);
         let mut all = vec!["--quiet", "analyze"];

@@ -826,8 +826,13 @@ fn each_part(
     f: &mut dyn FnMut(Ingested, &[u64], (u64, u64)) -> Result<()>,
 ) -> Result<()> {
     let groups = store.len().div_ceil(part_samples as u64).max(1);
+    #[allow(clippy::cast_possible_truncation, reason = "a part fits memory")]
+    let expected = (store.len() / groups + store.len() / groups / 8) as usize;
     for g in 0..groups {
-        let part = store.load(&|s, units| key(s, units).is_some_and(|k| k % groups == g))?;
+        let part = store.load(
+            &|s, units| key(s, units).is_some_and(|k| k % groups == g),
+            expected,
+        )?;
         let ordinals = part.ordinals;
         let sub = ing.with_part(part.samples, part.positions, part.places);
         f(sub, &ordinals, (g, groups))?;

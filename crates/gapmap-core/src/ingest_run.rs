@@ -1066,6 +1066,7 @@ pub fn ingest(
     }
     if let Some(store) = &mut store {
         run.acc.flush_to(store)?;
+        store.finish_writes()?;
     }
     let Run {
         acc,

@@ -9,7 +9,7 @@
 //! rule). Records are fixed-size, so the plausibility flags are written back
 //! in place.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -26,8 +26,8 @@ const BASE: usize = 64;
 const FLAGS_AT: usize = 47;
 /// Bytes of a record per boundary set: unit, kind, old unit.
 const PER_SET: usize = 9;
-/// Records decoded at a time (parallel within).
-const BLOCK_RECORDS: usize = 1 << 18;
+/// Records read and decoded at a time by one thread.
+const PIECE_RECORDS: usize = 1 << 14;
 
 /// A sample's place in one set, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,58 @@ pub struct SampleStore {
     file: std::fs::File,
     sets: usize,
     len: u64,
-    bytes: Vec<u8>,
+    /// Appends are written on a thread of their own, so that reading and
+    /// checking go on while the system writes (it throttles a writer once
+    /// gigabytes wait to reach the disk).
+    writer: Option<Writer>,
+}
+
+/// The thread writing appended records, and the channel to it.
+#[derive(Debug)]
+struct Writer {
+    blocks: std::sync::mpsc::SyncSender<Vec<u8>>,
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+/// Reads `buf.len()` bytes at `offset`, not moving the file's position
+/// (parts of the file are read on several threads at once).
+fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        let mut done = 0;
+        while done < buf.len() {
+            match std::os::windows::fs::FileExt::seek_read(
+                file,
+                &mut buf[done..],
+                offset + done as u64,
+            ) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes one byte at `offset`.
+fn write_byte_at(file: &std::fs::File, byte: u8, offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::write_all_at(file, &[byte], offset)
+    }
+    #[cfg(windows)]
+    {
+        match std::os::windows::fs::FileExt::seek_write(file, &[byte], offset)? {
+            1 => Ok(()),
+            _ => Err(std::io::ErrorKind::WriteZero.into()),
+        }
+    }
 }
 
 /// Samples read back from a [`SampleStore`]: those a filter kept, in input
@@ -60,6 +111,39 @@ pub struct Part {
     pub places: Vec<SetPlaces>,
     /// Each sample's number in the store (its rank among accepted samples).
     pub ordinals: Vec<u64>,
+}
+
+impl Part {
+    /// Adds a stored sample.
+    fn push(&mut self, ordinal: u64, s: Sample, p: Position, places: &[StoredPlace]) {
+        let local = self.samples.len();
+        for (set, place) in self.places.iter_mut().zip(places) {
+            set.units.push(place.unit);
+            set.kinds.push(place.kind);
+            if place.unit == NO_UNIT {
+                #[allow(clippy::cast_possible_truncation, reason = "parts fit u32")]
+                set.unplaced.push((local as u32, place.old_unit));
+            }
+        }
+        self.samples.push(s);
+        self.positions.push(p);
+        self.ordinals.push(ordinal);
+    }
+
+    /// Adds the samples of a later part.
+    fn append(&mut self, mut later: Self) {
+        #[allow(clippy::cast_possible_truncation, reason = "parts fit u32")]
+        let offset = self.samples.len() as u32;
+        for (set, more) in self.places.iter_mut().zip(&mut later.places) {
+            set.units.append(&mut more.units);
+            set.kinds.append(&mut more.kinds);
+            set.unplaced
+                .extend(more.unplaced.iter().map(|&(i, old)| (i + offset, old)));
+        }
+        self.samples.append(&mut later.samples);
+        self.positions.append(&mut later.positions);
+        self.ordinals.append(&mut later.ordinals);
+    }
 }
 
 fn store_error(dir: &Path, source: std::io::Error) -> Error {
@@ -129,7 +213,7 @@ impl SampleStore {
             file,
             sets,
             len: 0,
-            bytes: Vec::new(),
+            writer: None,
         })
     }
 
@@ -170,42 +254,84 @@ impl SampleStore {
             assert_eq!(p.units.len(), samples.len(), "a place per sample");
         }
         let rec = self.record_len();
-        self.bytes.clear();
-        self.bytes.reserve(rec * samples.len());
-        // The old units of the unplaced samples, a cursor per set.
-        let mut next_unplaced = vec![0usize; self.sets];
-        for (i, (s, p)) in samples.iter().zip(positions).enumerate() {
-            let b = &mut self.bytes;
-            b.extend_from_slice(&s.time.to_le_bytes());
-            b.extend_from_slice(&s.download.to_le_bytes());
-            b.extend_from_slice(&s.upload.raw().to_le_bytes());
-            b.extend_from_slice(&s.latency.raw().to_le_bytes());
-            b.extend_from_slice(&u64::from(s.cell).to_le_bytes());
-            b.extend_from_slice(&s.device.to_le_bytes());
-            b.extend_from_slice(&s.carrier.to_le_bytes());
-            b.push(network_code(s.network));
-            b.push(s.flags);
-            b.extend_from_slice(&p.lon.to_le_bytes());
-            b.extend_from_slice(&p.lat.to_le_bytes());
-            for (v, set) in places.iter().enumerate() {
-                let unit = set.units[i];
-                let mut old_unit = NO_UNIT;
-                let cursor = &mut next_unplaced[v];
-                if set.unplaced.get(*cursor).is_some_and(|u| u.0 as usize == i) {
-                    old_unit = set.unplaced[*cursor].1;
-                    *cursor += 1;
+        // Encoded on both cores, a piece of samples each; the unplaced
+        // samples' old units (few) looked up by binary search.
+        let mut bytes = vec![0u8; rec * samples.len()];
+        const PIECE: usize = 8192;
+        bytes
+            .par_chunks_mut(rec * PIECE)
+            .enumerate()
+            .for_each(|(c, out)| {
+                let first = c * PIECE;
+                for (k, r) in out.chunks_exact_mut(rec).enumerate() {
+                    let i = first + k;
+                    let (s, p) = (&samples[i], &positions[i]);
+                    r[0..8].copy_from_slice(&s.time.to_le_bytes());
+                    r[8..16].copy_from_slice(&s.download.to_le_bytes());
+                    r[16..24].copy_from_slice(&s.upload.raw().to_le_bytes());
+                    r[24..32].copy_from_slice(&s.latency.raw().to_le_bytes());
+                    r[32..40].copy_from_slice(&u64::from(s.cell).to_le_bytes());
+                    r[40..44].copy_from_slice(&s.device.to_le_bytes());
+                    r[44..46].copy_from_slice(&s.carrier.to_le_bytes());
+                    r[46] = network_code(s.network);
+                    r[FLAGS_AT] = s.flags;
+                    r[48..56].copy_from_slice(&p.lon.to_le_bytes());
+                    r[56..64].copy_from_slice(&p.lat.to_le_bytes());
+                    for (v, set) in places.iter().enumerate() {
+                        let at = BASE + PER_SET * v;
+                        let unit = set.units[i];
+                        #[allow(clippy::cast_possible_truncation, reason = "pieces fit u32")]
+                        let old_unit = if unit == NO_UNIT {
+                            set.unplaced
+                                .binary_search_by_key(&(i as u32), |u| u.0)
+                                .map_or(NO_UNIT, |k| set.unplaced[k].1)
+                        } else {
+                            NO_UNIT
+                        };
+                        r[at..at + 4].copy_from_slice(&unit.to_le_bytes());
+                        r[at + 4] = set.kinds[i] as u8;
+                        r[at + 5..at + 9].copy_from_slice(&old_unit.to_le_bytes());
+                    }
                 }
-                b.extend_from_slice(&unit.to_le_bytes());
-                b.push(set.kinds[i] as u8);
-                b.extend_from_slice(&old_unit.to_le_bytes());
-            }
+            });
+        if self.writer.is_none() {
+            let mut file = self
+                .file
+                .try_clone()
+                .map_err(|e| store_error(&self.dir, e))?;
+            let (blocks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+            let thread = std::thread::spawn(move || {
+                for block in received {
+                    file.write_all(&block)?;
+                }
+                Ok(())
+            });
+            self.writer = Some(Writer { blocks, thread });
         }
-        self.file
-            .write_all(&self.bytes)
-            .map_err(|e| store_error(&self.dir, e))?;
+        if let Some(w) = &self.writer
+            && w.blocks.send(bytes).is_err()
+        {
+            // The thread stopped on an error: reported by `finish_writes`.
+            return self.finish_writes();
+        }
         self.len += samples.len() as u64;
-        self.bytes = Vec::new();
         Ok(())
+    }
+
+    /// Waits for the appended records to be written: before the first
+    /// [`SampleStore::load`] after appending.
+    ///
+    /// # Errors
+    /// A write failed.
+    pub fn finish_writes(&mut self) -> Result<()> {
+        let Some(Writer { blocks, thread }) = self.writer.take() else {
+            return Ok(());
+        };
+        drop(blocks);
+        match thread.join() {
+            Ok(written) => written.map_err(|e| store_error(&self.dir, e)),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 
     /// Decodes one record (`None`: not a record this store wrote).
@@ -248,83 +374,94 @@ impl SampleStore {
     }
 
     /// The samples `keep` accepts (it sees the sample and its finest unit in
-    /// every set), in input order.
+    /// every set), in input order; `expected` samples are reserved for.
     ///
     /// # Errors
     /// The file cannot be read, or holds what this store did not write.
-    pub fn load(&self, keep: &(dyn Fn(&Sample, &[u32]) -> bool + Sync)) -> Result<Part> {
-        let rec = self.record_len();
-        let mut file = &self.file;
-        file.seek(SeekFrom::Start(0))
-            .map_err(|e| store_error(&self.dir, e))?;
+    ///
+    /// # Panics
+    /// If appended records may still be unwritten
+    /// ([`SampleStore::finish_writes`]).
+    pub fn load(
+        &self,
+        keep: &(dyn Fn(&Sample, &[u32]) -> bool + Sync),
+        expected: usize,
+    ) -> Result<Part> {
+        assert!(self.writer.is_none(), "appends finished before loading");
+        let pieces = self.len.div_ceil(PIECE_RECORDS as u64);
         let mut part = Part {
             places: vec![SetPlaces::default(); self.sets],
             ..Part::default()
         };
-        let mut buf = vec![0u8; rec * BLOCK_RECORDS];
-        let mut done = 0u64;
-        while done < self.len {
-            #[allow(clippy::cast_possible_truncation, reason = "at most a block")]
-            let n = (self.len - done).min(BLOCK_RECORDS as u64) as usize;
-            let block = &mut buf[..n * rec];
-            file.read_exact(block)
-                .map_err(|e| store_error(&self.dir, e))?;
-            type Kept = (u64, Sample, Position, smallvec::SmallVec<[StoredPlace; 2]>);
-            let pieces: Vec<Option<Vec<Kept>>> = block
-                .par_chunks(rec * 4096)
-                .enumerate()
-                .map(|(c, piece)| {
-                    let mut kept = Vec::new();
-                    let mut units = smallvec::SmallVec::<[u32; 2]>::new();
-                    for (i, r) in piece.chunks_exact(rec).enumerate() {
-                        let (s, p, places) = self.decode(r)?;
-                        units.clear();
-                        units.extend(places.iter().map(|p| p.unit));
-                        if keep(&s, &units) {
-                            kept.push(((c * 4096 + i) as u64 + done, s, p, places));
-                        }
-                    }
-                    Some(kept)
-                })
-                .collect();
-            for piece in pieces {
-                for (ordinal, s, p, places) in piece.ok_or_else(|| self.corrupt())? {
-                    let local = part.samples.len();
-                    for (set, place) in part.places.iter_mut().zip(&places) {
-                        set.units.push(place.unit);
-                        set.kinds.push(place.kind);
-                        if place.unit == NO_UNIT {
-                            #[allow(clippy::cast_possible_truncation, reason = "parts fit u32")]
-                            set.unplaced.push((local as u32, place.old_unit));
-                        }
-                    }
-                    part.samples.push(s);
-                    part.positions.push(p);
-                    part.ordinals.push(ordinal);
-                }
-            }
-            done += n as u64;
+        part.samples.reserve(expected);
+        part.positions.reserve(expected);
+        part.ordinals.reserve(expected);
+        for set in &mut part.places {
+            set.units.reserve(expected);
+            set.kinds.reserve(expected);
         }
-        file.seek(SeekFrom::End(0))
-            .map_err(|e| store_error(&self.dir, e))?;
+        // Pieces read and decoded on both cores, each into a part of its
+        // own, a window of them at a time: their parts are held twice until
+        // appended, a window's, not the whole part's.
+        let window = 16 * rayon::current_num_threads() as u64;
+        for from in (0..pieces).step_by(window as usize) {
+            let decoded = self.decode_pieces(from..pieces.min(from + window), keep);
+            for piece in decoded {
+                part.append(piece?);
+            }
+        }
         Ok(part)
+    }
+
+    /// Reads and decodes `pieces`, keeping what `keep` accepts.
+    fn decode_pieces(
+        &self,
+        pieces: std::ops::Range<u64>,
+        keep: &(dyn Fn(&Sample, &[u32]) -> bool + Sync),
+    ) -> Vec<Result<Part>> {
+        let rec = self.record_len();
+        pieces
+            .into_par_iter()
+            .map_init(Vec::new, |buf: &mut Vec<u8>, piece| {
+                let first = piece * PIECE_RECORDS as u64;
+                #[allow(clippy::cast_possible_truncation, reason = "at most a piece")]
+                let n = (self.len - first).min(PIECE_RECORDS as u64) as usize;
+                buf.resize(n * rec, 0);
+                read_exact_at(&self.file, buf, first * rec as u64)
+                    .map_err(|e| store_error(&self.dir, e))?;
+                let mut part = Part {
+                    places: vec![SetPlaces::default(); self.sets],
+                    ..Part::default()
+                };
+                let mut units = smallvec::SmallVec::<[u32; 2]>::new();
+                for (i, r) in buf.chunks_exact(rec).enumerate() {
+                    let (s, p, places) = self.decode(r).ok_or_else(|| self.corrupt())?;
+                    units.clear();
+                    units.extend(places.iter().map(|p| p.unit));
+                    if keep(&s, &units) {
+                        part.push(first + i as u64, s, p, &places);
+                    }
+                }
+                Ok(part)
+            })
+            .collect()
     }
 
     /// Writes the flags of the samples numbered `ordinals` (in any order).
     ///
     /// # Errors
     /// The file cannot be written.
+    ///
+    /// # Panics
+    /// If appended records may still be unwritten.
     pub fn set_flags(&self, updates: &mut [(u64, u8)]) -> Result<()> {
+        assert!(self.writer.is_none(), "appends finished before flags");
         updates.sort_unstable_by_key(|u| u.0);
         let rec = self.record_len() as u64;
-        let mut file = &self.file;
         for &(ordinal, flags) in updates.iter() {
-            file.seek(SeekFrom::Start(ordinal * rec + FLAGS_AT as u64))
-                .and_then(|_| file.write_all(&[flags]))
+            write_byte_at(&self.file, flags, ordinal * rec + FLAGS_AT as u64)
                 .map_err(|e| store_error(&self.dir, e))?;
         }
-        file.seek(SeekFrom::End(0))
-            .map_err(|e| store_error(&self.dir, e))?;
         Ok(())
     }
 }
@@ -411,7 +548,7 @@ mod tests {
         let mut store = SampleStore::new(dir.path(), 2).expect("store");
         // Appended in three pieces of unequal size, one past a block.
         let (samples, positions, places, olds) = random_samples(300_000, 7);
-        for range in [0..10, 10..BLOCK_RECORDS + 5, BLOCK_RECORDS + 5..300_000] {
+        for range in [0..10, 10..PIECE_RECORDS + 5, PIECE_RECORDS + 5..300_000] {
             let mut piece = vec![SetPlaces::default(); 2];
             for (v, set) in piece.iter_mut().enumerate() {
                 for (local, i) in range.clone().enumerate() {
@@ -428,9 +565,10 @@ mod tests {
                 .append(&samples[range.clone()], &positions[range], &piece)
                 .expect("append");
         }
+        store.finish_writes().expect("written");
         assert_eq!(store.len(), 300_000);
         let keep = |s: &Sample, units: &[u32]| s.device % 3 == 1 && units[0] % 2 == 1;
-        let part = store.load(&keep).expect("load");
+        let part = store.load(&keep, 0).expect("load");
         // Oracle: a plain filter over what was appended.
         let expected: Vec<usize> = (0..samples.len())
             .filter(|&i| keep(&samples[i], &[places[0].units[i], places[1].units[i]]))
@@ -459,9 +597,9 @@ mod tests {
             assert_eq!(part.places[v].unplaced, expected_unplaced, "set {v}");
         }
         // Flags written back are read back, others untouched.
-        let mut updates: Vec<(u64, u8)> = vec![(299_999, 9), (5, 12), (BLOCK_RECORDS as u64, 2)];
+        let mut updates: Vec<(u64, u8)> = vec![(299_999, 9), (5, 12), (PIECE_RECORDS as u64, 2)];
         store.set_flags(&mut updates).expect("flags");
-        let part = store.load(&|_, _| true).expect("load");
+        let part = store.load(&|_, _| true, 10).expect("load");
         assert_eq!(part.samples.len(), 300_000);
         for (i, s) in part.samples.iter().enumerate() {
             let want = updates
@@ -488,8 +626,9 @@ mod tests {
                 one
             })
             .expect("append");
+        store.finish_writes().expect("written");
         assert_eq!(
-            store.load(&|_, _| true).expect("load").samples.len(),
+            store.load(&|_, _| true, 10).expect("load").samples.len(),
             300_001
         );
     }
