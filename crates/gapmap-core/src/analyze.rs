@@ -132,6 +132,7 @@ pub fn analyze(
     // Samples kept on disk are read back part by part, each stage's parts
     // holding what it needs together (see `each_part`).
     let store = ingested.store.take();
+    let read_back = std::cell::Cell::new(std::time::Duration::ZERO);
     let part_samples = opts
         .ingest
         .sample_store
@@ -186,12 +187,16 @@ pub fn analyze(
                     judged_cells.extend(cells);
                     Ok(())
                 },
+                &read_back,
             )?;
             judged_cells.par_sort_unstable();
             judged_cells.dedup();
             (flagged, counts, judged_cells)
         }
     };
+    if store.is_some() {
+        stages.add("read back (plausibility)", read_back.take());
+    }
     stages.lap("plausibility");
     // Villages, gaps and the plan use the units of one set.
     let r = vintages.report_set(opts.view, last);
@@ -229,6 +234,7 @@ pub fn analyze(
                 // top-level units, each village judged in its unit's part.
                 Some(store) => {
                     let top = &crate::report::ancestor_table(boundaries)[0];
+                    let part_of = balanced_parts(&counts, r, part_count(store, part_samples));
                     let mut verdicts = crate::gaps::VillageVerdicts {
                         verdicts: vec![Vec::new(); index.villages.len()],
                         samples_with_village: 0,
@@ -241,7 +247,7 @@ pub fn analyze(
                         part_samples,
                         &|_, units| {
                             let u = units[r];
-                            (u != NO_UNIT).then(|| u64::from(top[u as usize]))
+                            (u != NO_UNIT).then(|| part_of[top[u as usize] as usize])
                         },
                         &mut |part, _, (g, groups)| {
                             let v =
@@ -249,7 +255,7 @@ pub fn analyze(
                             for (vi, (slot, judged)) in
                                 verdicts.verdicts.iter_mut().zip(v.verdicts).enumerate()
                             {
-                                if u64::from(top[index.unit[vi] as usize]) % groups == g {
+                                if part_of[top[index.unit[vi] as usize] as usize] % groups == g {
                                     *slot = judged;
                                 }
                             }
@@ -257,6 +263,7 @@ pub fn analyze(
                             visits.extend(village_visits(&part, &v.assigned));
                             Ok(())
                         },
+                        &read_back,
                     )?;
                     visits.sort_unstable();
                     (verdicts, visits)
@@ -266,6 +273,9 @@ pub fn analyze(
         }
     };
     ingested.positions = Vec::new();
+    if store.is_some() {
+        stages.add("read back (villages)", read_back.take());
+    }
     stages.lap("villages");
     let ingested = ingested;
     let window_months = months(ingested.window);
@@ -280,6 +290,7 @@ pub fn analyze(
             return Ok(aggregate(b, &ingested, &ingested.places[v].units, include));
         };
         let top = &crate::report::ancestor_table(b)[0];
+        let part_of = balanced_parts(&counts, v, part_count(store, part_samples));
         let mut stats: LevelStats = vec![std::collections::HashMap::new(); b.units.len()];
         each_part(
             &ingested,
@@ -287,7 +298,7 @@ pub fn analyze(
             part_samples,
             &|s, units| {
                 let u = units[v];
-                (u != NO_UNIT && include(s)).then(|| u64::from(top[u as usize]))
+                (u != NO_UNIT && include(s)).then(|| part_of[top[u as usize] as usize])
             },
             &mut |part, _, _| {
                 let part_stats = aggregate(b, &part, &part.places[v].units, include);
@@ -296,6 +307,7 @@ pub fn analyze(
                 }
                 Ok(())
             },
+            &read_back,
         )?;
         Ok(stats)
     };
@@ -323,6 +335,9 @@ pub fn analyze(
             months: ms.clone(),
         })
         .collect();
+    if store.is_some() {
+        stages.add("read back (units)", read_back.take());
+    }
     stages.lap("aggregate units");
     let village_reach = judged.as_ref().map(|(index, _, visits)| {
         village_reach(boundaries, &vintages.sets[r].label, index, visits)
@@ -401,8 +416,10 @@ pub fn analyze(
                     gathered.add(&part, &opts.gaps);
                     Ok(())
                 },
+                &read_back,
             )?;
             let (results, map) = gathered.finish(&opts.gaps);
+            stages.add("read back (cells)", read_back.take());
             stages.lap("samples in cell order");
             let heatmaps = crate::heatmap::write_heatmap_results(
                 &opts.out,
@@ -770,6 +787,8 @@ fn village_reach(
 #[derive(Debug)]
 struct SampleCounts {
     per_carrier: Vec<u64>,
+    /// Per set, the samples in each top-level unit.
+    per_top: Vec<Vec<u64>>,
     kinds: Vec<[u64; 5]>,
     unplaced: std::collections::BTreeMap<(usize, Month, u8, u32), u64>,
 }
@@ -778,6 +797,11 @@ impl SampleCounts {
     fn new(ing: &Ingested, vintages: &Vintages) -> Self {
         Self {
             per_carrier: vec![0; ing.carriers.len()],
+            per_top: vintages
+                .sets
+                .iter()
+                .map(|v| vec![0; v.boundaries.units.first().map_or(0, Vec::len)])
+                .collect(),
             kinds: vec![[0; 5]; vintages.sets.len()],
             unplaced: std::collections::BTreeMap::new(),
         }
@@ -794,6 +818,10 @@ impl SampleCounts {
             self.per_carrier[s.carrier as usize] += 1;
         }
         for (v, places) in ing.places.iter().enumerate() {
+            let top = &crate::report::ancestor_table(&vintages.sets[v].boundaries)[0];
+            for &u in places.units.iter().filter(|&&u| u != NO_UNIT) {
+                self.per_top[v][top[u as usize] as usize] += 1;
+            }
             for (s, &kind) in ing.samples.iter().zip(&places.kinds) {
                 if !dated || vintages.in_force(s.month()) == v {
                     self.kinds[v][kind as usize] += 1;
@@ -813,28 +841,58 @@ impl SampleCounts {
     }
 }
 
+/// The number of parts of about `part_samples` samples in `store`.
+fn part_count(store: &crate::store::SampleStore, part_samples: usize) -> u64 {
+    store.len().div_ceil(part_samples as u64).max(1)
+}
+
+/// The part of each top-level unit of set `v`, filled largest units first,
+/// each into the part holding the fewest samples so far: parts of even
+/// size, as far as whole units allow.
+fn balanced_parts(counts: &SampleCounts, v: usize, parts: u64) -> Vec<u64> {
+    let per_top = &counts.per_top[v];
+    let mut order: Vec<usize> = (0..per_top.len()).collect();
+    order.sort_by_key(|&t| (std::cmp::Reverse(per_top[t]), t));
+    let mut load = vec![0u64; usize::try_from(parts).unwrap_or(1).max(1)];
+    let mut part_of = vec![0u64; per_top.len()];
+    for t in order {
+        let (emptiest, _) = load
+            .iter()
+            .enumerate()
+            .min_by_key(|&(p, &n)| (n, p))
+            .unwrap_or((0, &0));
+        load[emptiest] += per_top[t];
+        part_of[t] = emptiest as u64;
+    }
+    part_of
+}
+
 /// Calls `f` with each part of the stored samples that `key` puts in the
 /// same group (a sample without a key in none), in input order, with their
 /// numbers in the store and (group, groups). The groups are about as many
 /// as parts of `part_samples` samples in the store; the key should spread
-/// the samples evenly across them.
+/// the samples evenly across them. The time spent reading parts back is
+/// added to `read_back`.
 fn each_part(
     ing: &Ingested,
     store: &crate::store::SampleStore,
     part_samples: usize,
     key: &(dyn Fn(&crate::ingest_run::Sample, &[u32]) -> Option<u64> + Sync),
     f: &mut dyn FnMut(Ingested, &[u64], (u64, u64)) -> Result<()>,
+    read_back: &std::cell::Cell<std::time::Duration>,
 ) -> Result<()> {
-    let groups = store.len().div_ceil(part_samples as u64).max(1);
+    let groups = part_count(store, part_samples);
     #[allow(clippy::cast_possible_truncation, reason = "a part fits memory")]
     let expected = (store.len() / groups + store.len() / groups / 8) as usize;
     for g in 0..groups {
+        let started = std::time::Instant::now();
         let part = store.load(
             &|s, units| key(s, units).is_some_and(|k| k % groups == g),
             expected,
         )?;
         let ordinals = part.ordinals;
         let sub = ing.with_part(part.samples, part.positions, part.places);
+        read_back.set(read_back.get() + started.elapsed());
         f(sub, &ordinals, (g, groups))?;
     }
     Ok(())

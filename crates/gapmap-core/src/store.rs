@@ -114,6 +114,22 @@ pub struct Part {
 }
 
 impl Part {
+    /// An empty part with room for `n` samples placed in `sets` sets.
+    fn with_capacity(sets: usize, n: usize) -> Self {
+        Self {
+            samples: Vec::with_capacity(n),
+            positions: Vec::with_capacity(n),
+            places: (0..sets)
+                .map(|_| SetPlaces {
+                    units: Vec::with_capacity(n),
+                    kinds: Vec::with_capacity(n),
+                    unplaced: Vec::new(),
+                })
+                .collect(),
+            ordinals: Vec::with_capacity(n),
+        }
+    }
+
     /// Adds a stored sample.
     fn push(&mut self, ordinal: u64, s: Sample, p: Position, places: &[StoredPlace]) {
         let local = self.samples.len();
@@ -334,9 +350,9 @@ impl SampleStore {
         }
     }
 
-    /// Decodes one record (`None`: not a record this store wrote).
-    fn decode(&self, r: &[u8]) -> Option<(Sample, Position, smallvec::SmallVec<[StoredPlace; 2]>)> {
-        let sample = Sample {
+    /// Decodes a record's sample (`None`: not a record this store wrote).
+    fn decode_sample(r: &[u8]) -> Option<Sample> {
+        Some(Sample {
             time: i64::from_le_bytes(r[0..8].try_into().ok()?),
             download: f64_at(r, 8),
             upload: Maybe::from_raw(f64_at(r, 16)),
@@ -346,7 +362,11 @@ impl SampleStore {
             carrier: u16::from_le_bytes(r[44..46].try_into().ok()?),
             network: network_of(r[46])?,
             flags: r[FLAGS_AT],
-        };
+        })
+    }
+
+    /// Decodes a record's position and places.
+    fn decode_rest(&self, r: &[u8]) -> Option<(Position, smallvec::SmallVec<[StoredPlace; 2]>)> {
         let position = Position {
             lon: f64_at(r, 48),
             lat: f64_at(r, 56),
@@ -360,7 +380,7 @@ impl SampleStore {
                 old_unit: u32_at(r, at + 5),
             });
         }
-        Some((sample, position, places))
+        Some((position, places))
     }
 
     fn corrupt(&self) -> Error {
@@ -389,23 +409,13 @@ impl SampleStore {
     ) -> Result<Part> {
         assert!(self.writer.is_none(), "appends finished before loading");
         let pieces = self.len.div_ceil(PIECE_RECORDS as u64);
-        let mut part = Part {
-            places: vec![SetPlaces::default(); self.sets],
-            ..Part::default()
-        };
-        part.samples.reserve(expected);
-        part.positions.reserve(expected);
-        part.ordinals.reserve(expected);
-        for set in &mut part.places {
-            set.units.reserve(expected);
-            set.kinds.reserve(expected);
-        }
+        let mut part = Part::with_capacity(self.sets, expected);
         // Pieces read and decoded on both cores, each into a part of its
         // own, a window of them at a time: their parts are held twice until
         // appended, a window's, not the whole part's.
         let window = 16 * rayon::current_num_threads() as u64;
         for from in (0..pieces).step_by(window as usize) {
-            let decoded = self.decode_pieces(from..pieces.min(from + window), keep);
+            let decoded = self.decode_pieces(from..pieces.min(from + window), keep, expected);
             for piece in decoded {
                 part.append(piece?);
             }
@@ -418,8 +428,13 @@ impl SampleStore {
         &self,
         pieces: std::ops::Range<u64>,
         keep: &(dyn Fn(&Sample, &[u32]) -> bool + Sync),
+        expected: usize,
     ) -> Vec<Result<Part>> {
         let rec = self.record_len();
+        // Each piece's share of the samples expected, a little more.
+        #[allow(clippy::cast_possible_truncation, reason = "at most a piece")]
+        let per_piece = ((expected as u64 * PIECE_RECORDS as u64) / self.len.max(1)) as usize;
+        let per_piece = (per_piece + per_piece / 8 + 16).min(PIECE_RECORDS);
         pieces
             .into_par_iter()
             .map_init(Vec::new, |buf: &mut Vec<u8>, piece| {
@@ -429,16 +444,15 @@ impl SampleStore {
                 buf.resize(n * rec, 0);
                 read_exact_at(&self.file, buf, first * rec as u64)
                     .map_err(|e| store_error(&self.dir, e))?;
-                let mut part = Part {
-                    places: vec![SetPlaces::default(); self.sets],
-                    ..Part::default()
-                };
+                let mut part = Part::with_capacity(self.sets, per_piece);
+                // The sample and units first, the rest only for the kept.
                 let mut units = smallvec::SmallVec::<[u32; 2]>::new();
                 for (i, r) in buf.chunks_exact(rec).enumerate() {
-                    let (s, p, places) = self.decode(r).ok_or_else(|| self.corrupt())?;
+                    let s = Self::decode_sample(r).ok_or_else(|| self.corrupt())?;
                     units.clear();
-                    units.extend(places.iter().map(|p| p.unit));
+                    units.extend((0..self.sets).map(|v| u32_at(r, BASE + PER_SET * v)));
                     if keep(&s, &units) {
+                        let (p, places) = self.decode_rest(r).ok_or_else(|| self.corrupt())?;
                         part.push(first + i as u64, s, p, &places);
                     }
                 }
