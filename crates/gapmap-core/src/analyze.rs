@@ -176,15 +176,25 @@ pub fn analyze(
                         .collect();
                     store.set_flags(&mut updates)?;
                     counts.add(&part, &vintages, dated);
-                    let mut cells: Vec<(u64, u16)> = part
+                    // Distinct pairs by hashing on both cores: a part holds
+                    // most of the country's pairs, many times over.
+                    type Pairs = std::collections::HashSet<(u64, u16), foldhash::fast::FixedState>;
+                    let pairs = part
                         .samples
-                        .iter()
+                        .par_iter()
                         .filter(|s| opts.gaps.judges(s))
-                        .map(|s| (u64::from(s.cell), s.carrier))
-                        .collect();
-                    cells.par_sort_unstable();
-                    cells.dedup();
-                    judged_cells.extend(cells);
+                        .fold(Pairs::default, |mut set, s| {
+                            set.insert((u64::from(s.cell), s.carrier));
+                            set
+                        })
+                        .reduce(Pairs::default, |a, b| {
+                            let (mut big, small) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+                            big.extend(small);
+                            big
+                        });
+                    judged_cells.extend(pairs);
+                    judged_cells.par_sort_unstable();
+                    judged_cells.dedup();
                     Ok(())
                 },
                 &read_back,
