@@ -149,58 +149,53 @@ pub fn analyze(
             (flagged, counts, Vec::new())
         }
         Some(store) => {
-            // A device's flags depend on its own tests only: parts of whole
-            // devices, the flags written back to the store.
+            // A device's flags depend on its own tests only: the store's
+            // groups of devices one at a time, the flags written back.
             let mut flagged = FlagCounts::default();
             let mut counts = SampleCounts::new(&ingested, &vintages);
             let mut judged_cells: Vec<(u64, u16)> = Vec::new();
-            each_part(
-                &ingested,
-                store,
-                part_samples,
-                &|s, _| Some(u64::from(s.device)),
-                &mut |mut part, ordinals, _| {
-                    let before: Vec<u8> = part.samples.iter().map(|s| s.flags).collect();
-                    flagged.add(&apply_plausibility(
-                        &mut part.samples,
-                        &part.positions,
-                        &opts.gaps.plausibility,
-                    ));
-                    let mut updates: Vec<(u64, u8)> = part
-                        .samples
-                        .iter()
-                        .zip(&before)
-                        .zip(ordinals)
-                        .filter(|((s, b), _)| s.flags != **b)
-                        .map(|((s, _), &o)| (o, s.flags))
-                        .collect();
-                    store.set_flags(&mut updates)?;
-                    counts.add(&part, &vintages, dated);
-                    // Distinct pairs by hashing on both cores: a part holds
-                    // most of the country's pairs, many times over.
-                    type Pairs = std::collections::HashSet<(u64, u16), foldhash::fast::FixedState>;
-                    let pairs = part
-                        .samples
-                        .par_iter()
-                        .filter(|s| opts.gaps.judges(s))
-                        .fold(Pairs::default, |mut set, s| {
-                            set.insert((u64::from(s.cell), s.carrier));
-                            set
-                        })
-                        .reduce(Pairs::default, |a, b| {
-                            let (mut big, small) = if a.len() >= b.len() { (a, b) } else { (b, a) };
-                            big.extend(small);
-                            big
-                        });
-                    judged_cells.extend(pairs);
-                    judged_cells.par_sort_unstable();
-                    judged_cells.dedup();
-                    Ok(())
-                },
-                &read_back,
-            )?;
-            judged_cells.par_sort_unstable();
-            judged_cells.dedup();
+            for g in 0..store.device_groups() {
+                let started = std::time::Instant::now();
+                let loaded = store.load_device_group(g)?;
+                let ordinals = loaded.ordinals;
+                let mut part = ingested.with_part(loaded.samples, loaded.positions, loaded.places);
+                read_back.set(read_back.get() + started.elapsed());
+                let before: Vec<u8> = part.samples.iter().map(|s| s.flags).collect();
+                flagged.add(&apply_plausibility(
+                    &mut part.samples,
+                    &part.positions,
+                    &opts.gaps.plausibility,
+                ));
+                let mut updates: Vec<(u64, u8)> = part
+                    .samples
+                    .iter()
+                    .zip(&before)
+                    .zip(&ordinals)
+                    .filter(|((s, b), _)| s.flags != **b)
+                    .map(|((s, _), &o)| (o, s.flags))
+                    .collect();
+                store.set_flags(&mut updates)?;
+                counts.add(&part, &vintages, dated);
+                // Distinct pairs by hashing on both cores: a part holds
+                // most of the country's pairs, many times over.
+                type Pairs = std::collections::HashSet<(u64, u16), foldhash::fast::FixedState>;
+                let pairs = part
+                    .samples
+                    .par_iter()
+                    .filter(|s| opts.gaps.judges(s))
+                    .fold(Pairs::default, |mut set, s| {
+                        set.insert((u64::from(s.cell), s.carrier));
+                        set
+                    })
+                    .reduce(Pairs::default, |a, b| {
+                        let (mut big, small) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+                        big.extend(small);
+                        big
+                    });
+                judged_cells.extend(pairs);
+                judged_cells.par_sort_unstable();
+                judged_cells.dedup();
+            }
             (flagged, counts, judged_cells)
         }
     };

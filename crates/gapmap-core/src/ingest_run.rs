@@ -1013,7 +1013,13 @@ pub fn ingest(
         .filter_map(|f| crate::ingest::row_count_hint(f))
         .sum();
     let mut store = match &opts.sample_store {
-        Some(o) => Some(SampleStore::new(&o.dir, vintages.sets.len())?),
+        // Groups of devices of about a part's samples, as far as the files
+        // announce their rows.
+        Some(o) => Some(SampleStore::new(
+            &o.dir,
+            vintages.sets.len(),
+            announced.div_ceil(o.part_samples.max(1)).max(1),
+        )?),
         None => None,
     };
     let reserve = if store.is_some() {

@@ -1,13 +1,16 @@
 //! Accepted samples on disk, for runs larger than memory.
 //!
 //! With a store, ingestion writes each accepted sample, its position and its
-//! places to one unnamed file as it goes, instead of holding them; each later
-//! stage then reads the file once per part of the samples it needs together
-//! (a device's tests, a province's units, a group of H3 cells), keeping only
-//! that part. Memory then holds one part, whatever the number of samples;
-//! the price is a pass over the file per part (from the page cache, as a
-//! rule). Records are fixed-size, so the plausibility flags are written back
-//! in place.
+//! places to unnamed files as it goes, instead of holding them: one file per
+//! group of devices, so that the plausibility rules (which read one
+//! device's tests) take a file at a time. The other stages read every file
+//! once per part of the samples they need together (a province's units, a
+//! group of H3 cells), keeping only that part. Memory then holds one part,
+//! whatever the number of samples; the price is a pass over the files per
+//! part (from the page cache, as a rule). Every statistic downstream is
+//! independent of the order of its samples, so reading file after file
+//! changes no output. Records are fixed-size, so the plausibility flags are
+//! written back in place.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,11 +40,16 @@ struct StoredPlace {
     old_unit: u32,
 }
 
-/// The accepted samples of a run, on disk, in input order.
+/// The accepted samples of a run, on disk: in files by group of devices,
+/// each file in input order.
 #[derive(Debug)]
 pub struct SampleStore {
     dir: PathBuf,
-    file: std::fs::File,
+    /// The files, a group of devices each: a device's samples are in the
+    /// file of its number modulo their count.
+    files: Vec<std::fs::File>,
+    /// Samples in each file.
+    lens: Vec<u64>,
     sets: usize,
     len: u64,
     /// Appends are written on a thread of their own, so that reading and
@@ -50,10 +58,27 @@ pub struct SampleStore {
     writer: Option<Writer>,
 }
 
+/// Bits of an ordinal that number a sample within its file.
+const INDEX_BITS: u32 = 40;
+
+/// A stored sample's number: its file and its index in it.
+const fn ordinal(file: usize, index: u64) -> u64 {
+    ((file as u64) << INDEX_BITS) | index
+}
+
+/// The file and index of an [`ordinal`].
+#[allow(clippy::cast_possible_truncation, reason = "file numbers are small")]
+const fn file_and_index(ordinal: u64) -> (usize, u64) {
+    (
+        (ordinal >> INDEX_BITS) as usize,
+        ordinal & ((1 << INDEX_BITS) - 1),
+    )
+}
+
 /// The thread writing appended records, and the channel to it.
 #[derive(Debug)]
 struct Writer {
-    blocks: std::sync::mpsc::SyncSender<Vec<u8>>,
+    blocks: std::sync::mpsc::SyncSender<(usize, Vec<u8>)>,
     thread: std::thread::JoinHandle<std::io::Result<()>>,
 }
 
@@ -98,8 +123,8 @@ fn write_byte_at(file: &std::fs::File, byte: u8, offset: u64) -> std::io::Result
     }
 }
 
-/// Samples read back from a [`SampleStore`]: those a filter kept, in input
-/// order, with their places per set (indices relative to the part) and
+/// Samples read back from a [`SampleStore`]: those a filter kept, file
+/// after file, each in input order, with their places per set (indices relative to the part) and
 /// their numbers in the store.
 #[derive(Debug, Default)]
 pub struct Part {
@@ -109,7 +134,7 @@ pub struct Part {
     pub positions: Vec<Position>,
     /// Their places, per boundary set.
     pub places: Vec<SetPlaces>,
-    /// Each sample's number in the store (its rank among accepted samples).
+    /// Each sample's number in the store: its file and its index there.
     pub ordinals: Vec<u64>,
 }
 
@@ -216,17 +241,20 @@ fn u32_at(r: &[u8], at: usize) -> u32 {
 }
 
 impl SampleStore {
-    /// An empty store in an unnamed file of `dir` (removed by the system
-    /// when the run ends, even if killed), for samples placed in `sets`
-    /// boundary sets.
+    /// An empty store in unnamed files of `dir` (removed by the system
+    /// when the run ends, even if killed), one per group of devices, for
+    /// samples placed in `sets` boundary sets.
     ///
     /// # Errors
     /// The file cannot be made.
-    pub fn new(dir: &Path, sets: usize) -> Result<Self> {
-        let file = tempfile::tempfile_in(dir).map_err(|e| store_error(dir, e))?;
+    pub fn new(dir: &Path, sets: usize, device_groups: usize) -> Result<Self> {
+        let files = (0..device_groups.max(1))
+            .map(|_| tempfile::tempfile_in(dir).map_err(|e| store_error(dir, e)))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             dir: dir.to_owned(),
-            file,
+            lens: vec![0; files.len()],
+            files,
             sets,
             len: 0,
             writer: None,
@@ -269,18 +297,43 @@ impl SampleStore {
         for p in places {
             assert_eq!(p.units.len(), samples.len(), "a place per sample");
         }
+        let groups = self.files.len();
+        // Each file's samples, in input order.
+        let mut of_file: Vec<Vec<u32>> = vec![Vec::new(); groups];
+        #[allow(clippy::cast_possible_truncation, reason = "appends fit u32")]
+        for (i, s) in samples.iter().enumerate() {
+            of_file[s.device as usize % groups].push(i as u32);
+        }
+        for (f, indices) in of_file.iter().enumerate() {
+            self.write_records(f, indices, samples, positions, places)?;
+        }
+        self.len += samples.len() as u64;
+        Ok(())
+    }
+
+    /// Encodes the samples numbered `indices` and sends them to file `f`.
+    fn write_records(
+        &mut self,
+        f: usize,
+        indices: &[u32],
+        samples: &[Sample],
+        positions: &[Position],
+        places: &[SetPlaces],
+    ) -> Result<()> {
+        if indices.is_empty() {
+            return Ok(());
+        }
         let rec = self.record_len();
         // Encoded on both cores, a piece of samples each; the unplaced
         // samples' old units (few) looked up by binary search.
-        let mut bytes = vec![0u8; rec * samples.len()];
+        let mut bytes = vec![0u8; rec * indices.len()];
         const PIECE: usize = 8192;
         bytes
             .par_chunks_mut(rec * PIECE)
-            .enumerate()
-            .for_each(|(c, out)| {
-                let first = c * PIECE;
-                for (k, r) in out.chunks_exact_mut(rec).enumerate() {
-                    let i = first + k;
+            .zip(indices.par_chunks(PIECE))
+            .for_each(|(out, indices)| {
+                for (r, &i) in out.chunks_exact_mut(rec).zip(indices) {
+                    let i = i as usize;
                     let (s, p) = (&samples[i], &positions[i]);
                     r[0..8].copy_from_slice(&s.time.to_le_bytes());
                     r[8..16].copy_from_slice(&s.download.to_le_bytes());
@@ -311,26 +364,28 @@ impl SampleStore {
                 }
             });
         if self.writer.is_none() {
-            let mut file = self
-                .file
-                .try_clone()
+            let mut files = self
+                .files
+                .iter()
+                .map(std::fs::File::try_clone)
+                .collect::<std::io::Result<Vec<_>>>()
                 .map_err(|e| store_error(&self.dir, e))?;
-            let (blocks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+            let (blocks, received) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(2);
             let thread = std::thread::spawn(move || {
-                for block in received {
-                    file.write_all(&block)?;
+                for (f, block) in received {
+                    files[f].write_all(&block)?;
                 }
                 Ok(())
             });
             self.writer = Some(Writer { blocks, thread });
         }
         if let Some(w) = &self.writer
-            && w.blocks.send(bytes).is_err()
+            && w.blocks.send((f, bytes)).is_err()
         {
             // The thread stopped on an error: reported by `finish_writes`.
             return self.finish_writes();
         }
-        self.len += samples.len() as u64;
+        self.lens[f] += indices.len() as u64;
         Ok(())
     }
 
@@ -394,7 +449,8 @@ impl SampleStore {
     }
 
     /// The samples `keep` accepts (it sees the sample and its finest unit in
-    /// every set), in input order; `expected` samples are reserved for.
+    /// every set), file after file, each file in input order; `expected`
+    /// samples are reserved for.
     ///
     /// # Errors
     /// The file cannot be read, or holds what this store did not write.
@@ -407,15 +463,50 @@ impl SampleStore {
         keep: &(dyn Fn(&Sample, &[u32]) -> bool + Sync),
         expected: usize,
     ) -> Result<Part> {
+        self.load_files(0..self.files.len(), keep, expected)
+    }
+
+    /// The groups of devices the store's files hold.
+    #[must_use]
+    pub fn device_groups(&self) -> usize {
+        self.files.len()
+    }
+
+    /// The samples of group of devices `g` ([`SampleStore::device_groups`]).
+    ///
+    /// # Errors
+    /// As [`SampleStore::load`].
+    pub fn load_device_group(&self, g: usize) -> Result<Part> {
+        #[allow(clippy::cast_possible_truncation, reason = "a part fits memory")]
+        let n = self.lens[g] as usize;
+        self.load_files(g..g + 1, &|_, _| true, n)
+    }
+
+    /// The samples of `files` that `keep` accepts, file after file.
+    fn load_files(
+        &self,
+        files: std::ops::Range<usize>,
+        keep: &(dyn Fn(&Sample, &[u32]) -> bool + Sync),
+        expected: usize,
+    ) -> Result<Part> {
         assert!(self.writer.is_none(), "appends finished before loading");
-        let pieces = self.len.div_ceil(PIECE_RECORDS as u64);
+        let pieces: Vec<(usize, u64)> = files
+            .flat_map(|f| {
+                (0..self.lens[f].div_ceil(PIECE_RECORDS as u64))
+                    .map(move |p| (f, p * PIECE_RECORDS as u64))
+            })
+            .collect();
+        let stored: u64 = pieces
+            .iter()
+            .map(|&(f, first)| (self.lens[f] - first).min(PIECE_RECORDS as u64))
+            .sum();
         let mut part = Part::with_capacity(self.sets, expected);
         // Pieces read and decoded on both cores, each into a part of its
         // own, a window of them at a time: their parts are held twice until
         // appended, a window's, not the whole part's.
-        let window = 16 * rayon::current_num_threads() as u64;
-        for from in (0..pieces).step_by(window as usize) {
-            let decoded = self.decode_pieces(from..pieces.min(from + window), keep, expected);
+        let window = 16 * rayon::current_num_threads();
+        for chunk in pieces.chunks(window) {
+            let decoded = self.decode_pieces(chunk, keep, expected, stored);
             for piece in decoded {
                 part.append(piece?);
             }
@@ -424,25 +515,27 @@ impl SampleStore {
     }
 
     /// Reads and decodes `pieces`, keeping what `keep` accepts.
+    /// Reads and decodes `pieces` (file, first record), keeping what `keep`
+    /// accepts; `expected` of the `stored` samples read are reserved for.
     fn decode_pieces(
         &self,
-        pieces: std::ops::Range<u64>,
+        pieces: &[(usize, u64)],
         keep: &(dyn Fn(&Sample, &[u32]) -> bool + Sync),
         expected: usize,
+        stored: u64,
     ) -> Vec<Result<Part>> {
         let rec = self.record_len();
         // Each piece's share of the samples expected, a little more.
         #[allow(clippy::cast_possible_truncation, reason = "at most a piece")]
-        let per_piece = ((expected as u64 * PIECE_RECORDS as u64) / self.len.max(1)) as usize;
+        let per_piece = ((expected as u64 * PIECE_RECORDS as u64) / stored.max(1)) as usize;
         let per_piece = (per_piece + per_piece / 8 + 16).min(PIECE_RECORDS);
         pieces
-            .into_par_iter()
-            .map_init(Vec::new, |buf: &mut Vec<u8>, piece| {
-                let first = piece * PIECE_RECORDS as u64;
+            .par_iter()
+            .map_init(Vec::new, |buf: &mut Vec<u8>, &(f, first)| {
                 #[allow(clippy::cast_possible_truncation, reason = "at most a piece")]
-                let n = (self.len - first).min(PIECE_RECORDS as u64) as usize;
+                let n = (self.lens[f] - first).min(PIECE_RECORDS as u64) as usize;
                 buf.resize(n * rec, 0);
-                read_exact_at(&self.file, buf, first * rec as u64)
+                read_exact_at(&self.files[f], buf, first * rec as u64)
                     .map_err(|e| store_error(&self.dir, e))?;
                 let mut part = Part::with_capacity(self.sets, per_piece);
                 // The sample and units first, the rest only for the kept.
@@ -453,7 +546,7 @@ impl SampleStore {
                     units.extend((0..self.sets).map(|v| u32_at(r, BASE + PER_SET * v)));
                     if keep(&s, &units) {
                         let (p, places) = self.decode_rest(r).ok_or_else(|| self.corrupt())?;
-                        part.push(first + i as u64, s, p, &places);
+                        part.push(ordinal(f, first + i as u64), s, p, &places);
                     }
                 }
                 Ok(part)
@@ -473,7 +566,8 @@ impl SampleStore {
         updates.sort_unstable_by_key(|u| u.0);
         let rec = self.record_len() as u64;
         for &(ordinal, flags) in updates.iter() {
-            write_byte_at(&self.file, flags, ordinal * rec + FLAGS_AT as u64)
+            let (f, i) = file_and_index(ordinal);
+            write_byte_at(&self.files[f], flags, i * rec + FLAGS_AT as u64)
                 .map_err(|e| store_error(&self.dir, e))?;
         }
         Ok(())
@@ -557,9 +651,9 @@ mod tests {
     }
 
     #[test]
-    fn a_filtered_load_returns_the_kept_samples_in_order() {
+    fn a_filtered_load_returns_the_kept_samples_file_by_file_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = SampleStore::new(dir.path(), 2).expect("store");
+        let mut store = SampleStore::new(dir.path(), 2, 3).expect("store");
         // Appended in three pieces of unequal size, one past a block.
         let (samples, positions, places, olds) = random_samples(300_000, 7);
         for range in [0..10, 10..PIECE_RECORDS + 5, PIECE_RECORDS + 5..300_000] {
@@ -581,45 +675,72 @@ mod tests {
         }
         store.finish_writes().expect("written");
         assert_eq!(store.len(), 300_000);
-        let keep = |s: &Sample, units: &[u32]| s.device % 3 == 1 && units[0] % 2 == 1;
-        let part = store.load(&keep, 0).expect("load");
-        // Oracle: a plain filter over what was appended.
-        let expected: Vec<usize> = (0..samples.len())
+        assert_eq!(store.device_groups(), 3);
+        // Oracle: each sample's file (its device modulo 3) and rank in it;
+        // files are read one after the other, each in input order.
+        let file_of = |i: usize| samples[i].device as usize % 3;
+        let mut index_in_file = vec![0u64; samples.len()];
+        let mut counts = [0u64; 3];
+        for i in 0..samples.len() {
+            index_in_file[i] = counts[file_of(i)];
+            counts[file_of(i)] += 1;
+        }
+        let stored_order: Vec<usize> = (0..3)
+            .flat_map(|f| (0..samples.len()).filter(move |&i| file_of(i) == f))
+            .collect();
+        let keep = |s: &Sample, units: &[u32]| s.device % 5 != 1 && units[0] % 2 == 1;
+        let check = |part: &Part, expected: &[usize]| {
+            assert_eq!(
+                part.ordinals,
+                expected
+                    .iter()
+                    .map(|&i| ordinal(file_of(i), index_in_file[i]))
+                    .collect::<Vec<_>>()
+            );
+            for (k, &i) in expected.iter().enumerate() {
+                assert!(same(&part.samples[k], &samples[i]), "sample {i}");
+                assert_eq!(part.positions[k], positions[i]);
+                for v in 0..2 {
+                    assert_eq!(part.places[v].units[k], places[v].units[i]);
+                    assert_eq!(part.places[v].kinds[k], places[v].kinds[i]);
+                }
+            }
+            for v in 0..2 {
+                let expected_unplaced: Vec<(u32, u32)> = expected
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &i)| places[v].units[i] == NO_UNIT)
+                    .map(|(k, &i)| (k as u32, olds[v][i]))
+                    .collect();
+                assert!(!expected_unplaced.is_empty());
+                assert_eq!(part.places[v].unplaced, expected_unplaced, "set {v}");
+            }
+        };
+        let expected: Vec<usize> = stored_order
+            .iter()
+            .copied()
             .filter(|&i| keep(&samples[i], &[places[0].units[i], places[1].units[i]]))
             .collect();
         assert!(expected.len() > 10_000);
-        assert_eq!(
-            part.ordinals,
-            expected.iter().map(|&i| i as u64).collect::<Vec<_>>()
-        );
-        for (k, &i) in expected.iter().enumerate() {
-            assert!(same(&part.samples[k], &samples[i]), "sample {i}");
-            assert_eq!(part.positions[k], positions[i]);
-            for v in 0..2 {
-                assert_eq!(part.places[v].units[k], places[v].units[i]);
-                assert_eq!(part.places[v].kinds[k], places[v].kinds[i]);
-            }
-        }
-        for v in 0..2 {
-            let expected_unplaced: Vec<(u32, u32)> = expected
-                .iter()
-                .enumerate()
-                .filter(|&(_, &i)| places[v].units[i] == NO_UNIT)
-                .map(|(k, &i)| (k as u32, olds[v][i]))
-                .collect();
-            assert!(!expected_unplaced.is_empty());
-            assert_eq!(part.places[v].unplaced, expected_unplaced, "set {v}");
+        check(&store.load(&keep, 0).expect("load"), &expected);
+        for g in 0..3 {
+            let group: Vec<usize> = (0..samples.len()).filter(|&i| file_of(i) == g).collect();
+            check(&store.load_device_group(g).expect("load"), &group);
         }
         // Flags written back are read back, others untouched.
-        let mut updates: Vec<(u64, u8)> = vec![(299_999, 9), (5, 12), (PIECE_RECORDS as u64, 2)];
+        let changed = [(299_999, 9), (5, 12), (PIECE_RECORDS, 2)];
+        let mut updates: Vec<(u64, u8)> = changed
+            .iter()
+            .map(|&(i, f)| (ordinal(file_of(i), index_in_file[i]), f))
+            .collect();
         store.set_flags(&mut updates).expect("flags");
         let part = store.load(&|_, _| true, 10).expect("load");
         assert_eq!(part.samples.len(), 300_000);
-        for (i, s) in part.samples.iter().enumerate() {
-            let want = updates
+        for (s, &i) in part.samples.iter().zip(&stored_order) {
+            let want = changed
                 .iter()
-                .find(|u| u.0 == i as u64)
-                .map_or(samples[i].flags, |u| u.1);
+                .find(|c| c.0 == i)
+                .map_or(samples[i].flags, |c| c.1);
             assert_eq!(s.flags, want, "sample {i}");
         }
         // The store still appends after reading.
