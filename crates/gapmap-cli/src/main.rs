@@ -298,7 +298,7 @@ struct AnalyzeArgs {
     samples_on_disk: memory::SamplesOnDisk,
     /// With samples on disk, about how many samples each stage holds at a
     /// time (about 90 bytes each at the peak).
-    #[arg(long, default_value_t = 16 << 20, value_name = "N")]
+    #[arg(long, default_value_t = 8 << 20, value_name = "N")]
     part_samples: usize,
     /// Heatmap formats (default: as --format): geojson, fgb, gpkg, and the
     /// H3-keyed tables csv and parquet (no geometry), comma-separated.

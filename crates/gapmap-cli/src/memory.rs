@@ -290,6 +290,15 @@ mod tests {
     }
 
     #[test]
+    fn samples_go_to_disk_past_the_row_threshold_or_when_forced() {
+        assert!(SamplesOnDisk::Auto.wanted(STORE_ROWS + 1, true));
+        // 10 rows fit any machine this test runs on.
+        assert!(!SamplesOnDisk::Auto.wanted(10, true));
+        assert!(SamplesOnDisk::Always.wanted(0, false));
+        assert!(!SamplesOnDisk::Never.wanted(u64::MAX, false));
+    }
+
+    #[test]
     fn warns_only_when_the_estimate_exceeds_what_is_available() {
         // 100 M rows: 300 MiB + 100 B × 10^8 = 10 314 572 800 B ≈ 9.6 GiB.
         let needed = (300u64 << 20) + 100 * 100_000_000;

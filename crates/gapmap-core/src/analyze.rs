@@ -148,56 +148,7 @@ pub fn analyze(
             let counts = SampleCounts::of(&ingested, &vintages, dated);
             (flagged, counts, Vec::new())
         }
-        Some(store) => {
-            // A device's flags depend on its own tests only: the store's
-            // groups of devices one at a time, the flags written back.
-            let mut flagged = FlagCounts::default();
-            let mut counts = SampleCounts::new(&ingested, &vintages);
-            let mut judged_cells: Vec<(u64, u16)> = Vec::new();
-            for g in 0..store.device_groups() {
-                let started = std::time::Instant::now();
-                let loaded = store.load_device_group(g)?;
-                let ordinals = loaded.ordinals;
-                let mut part = ingested.with_part(loaded.samples, loaded.positions, loaded.places);
-                read_back.set(read_back.get() + started.elapsed());
-                let before: Vec<u8> = part.samples.iter().map(|s| s.flags).collect();
-                flagged.add(&apply_plausibility(
-                    &mut part.samples,
-                    &part.positions,
-                    &opts.gaps.plausibility,
-                ));
-                let mut updates: Vec<(u64, u8)> = part
-                    .samples
-                    .iter()
-                    .zip(&before)
-                    .zip(&ordinals)
-                    .filter(|((s, b), _)| s.flags != **b)
-                    .map(|((s, _), &o)| (o, s.flags))
-                    .collect();
-                store.set_flags(&mut updates)?;
-                counts.add(&part, &vintages, dated);
-                // Distinct pairs by hashing on both cores: a part holds
-                // most of the country's pairs, many times over.
-                type Pairs = std::collections::HashSet<(u64, u16), foldhash::fast::FixedState>;
-                let pairs = part
-                    .samples
-                    .par_iter()
-                    .filter(|s| opts.gaps.judges(s))
-                    .fold(Pairs::default, |mut set, s| {
-                        set.insert((u64::from(s.cell), s.carrier));
-                        set
-                    })
-                    .reduce(Pairs::default, |a, b| {
-                        let (mut big, small) = if a.len() >= b.len() { (a, b) } else { (b, a) };
-                        big.extend(small);
-                        big
-                    });
-                judged_cells.extend(pairs);
-                judged_cells.par_sort_unstable();
-                judged_cells.dedup();
-            }
-            (flagged, counts, judged_cells)
-        }
+        Some(store) => plausibility_by_parts(&ingested, store, &vintages, opts, dated, &read_back)?,
     };
     if store.is_some() {
         stages.add("read back (plausibility)", read_back.take());
@@ -237,42 +188,15 @@ pub fn analyze(
                 }
                 // A sample's village lies in its own unit: parts of whole
                 // top-level units, each village judged in its unit's part.
-                Some(store) => {
-                    let top = &crate::report::ancestor_table(boundaries)[0];
-                    let part_of = balanced_parts(&counts, r, part_count(store, part_samples));
-                    let mut verdicts = crate::gaps::VillageVerdicts {
-                        verdicts: vec![Vec::new(); index.villages.len()],
-                        samples_with_village: 0,
-                        assigned: Vec::new(),
-                    };
-                    let mut visits = Vec::new();
-                    each_part(
-                        &ingested,
-                        store,
-                        part_samples,
-                        &|_, units| {
-                            let u = units[r];
-                            (u != NO_UNIT).then(|| part_of[top[u as usize] as usize])
-                        },
-                        &mut |part, _, (g, groups)| {
-                            let v =
-                                judge_villages(&index, &part, &part.places[r].units, &opts.gaps);
-                            for (vi, (slot, judged)) in
-                                verdicts.verdicts.iter_mut().zip(v.verdicts).enumerate()
-                            {
-                                if part_of[top[index.unit[vi] as usize] as usize] % groups == g {
-                                    *slot = judged;
-                                }
-                            }
-                            verdicts.samples_with_village += v.samples_with_village;
-                            visits.extend(village_visits(&part, &v.assigned));
-                            Ok(())
-                        },
-                        &read_back,
-                    )?;
-                    visits.sort_unstable();
-                    (verdicts, visits)
-                }
+                Some(store) => judge_villages_by_parts(
+                    &ingested,
+                    store,
+                    &index,
+                    (r, boundaries, &counts),
+                    &opts.gaps,
+                    part_samples,
+                    &read_back,
+                )?,
             };
             Some((index, verdicts, visits))
         }
@@ -735,6 +659,112 @@ fn units_layer(
         features,
         style: Some(qml(SymbolKind::Fill, &quota_classes())),
     }
+}
+
+/// The plausibility rules on stored samples, a group of devices at a time
+/// (a device's flags depend on its own tests only), the flags written back
+/// to the store; with the counts of [`SampleCounts`] and the distinct
+/// (cell, carrier) pairs of the judged samples, sorted.
+fn plausibility_by_parts(
+    ingested: &Ingested,
+    store: &crate::store::SampleStore,
+    vintages: &Vintages,
+    opts: &AnalyzeOptions,
+    dated: bool,
+    read_back: &std::cell::Cell<std::time::Duration>,
+) -> Result<(FlagCounts, SampleCounts, Vec<(u64, u16)>)> {
+    let mut flagged = FlagCounts::default();
+    let mut counts = SampleCounts::new(ingested, vintages);
+    let mut judged_cells: Vec<(u64, u16)> = Vec::new();
+    for g in 0..store.device_groups() {
+        let started = std::time::Instant::now();
+        let loaded = store.load_device_group(g)?;
+        let ordinals = loaded.ordinals;
+        let mut part = ingested.with_part(loaded.samples, loaded.positions, loaded.places);
+        read_back.set(read_back.get() + started.elapsed());
+        let before: Vec<u8> = part.samples.iter().map(|s| s.flags).collect();
+        flagged.add(&apply_plausibility(
+            &mut part.samples,
+            &part.positions,
+            &opts.gaps.plausibility,
+        ));
+        let mut updates: Vec<(u64, u8)> = part
+            .samples
+            .iter()
+            .zip(&before)
+            .zip(&ordinals)
+            .filter(|((s, b), _)| s.flags != **b)
+            .map(|((s, _), &o)| (o, s.flags))
+            .collect();
+        store.set_flags(&mut updates)?;
+        counts.add(&part, vintages, dated);
+        // Distinct pairs by hashing on both cores: a part holds
+        // most of the country's pairs, many times over.
+        type Pairs = std::collections::HashSet<(u64, u16), foldhash::fast::FixedState>;
+        let pairs = part
+            .samples
+            .par_iter()
+            .filter(|s| opts.gaps.judges(s))
+            .fold(Pairs::default, |mut set, s| {
+                set.insert((u64::from(s.cell), s.carrier));
+                set
+            })
+            .reduce(Pairs::default, |a, b| {
+                let (mut big, small) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+                big.extend(small);
+                big
+            });
+        judged_cells.extend(pairs);
+        judged_cells.par_sort_unstable();
+        judged_cells.dedup();
+    }
+    Ok((flagged, counts, judged_cells))
+}
+
+/// The villages judged on stored samples, in parts of whole top-level units
+/// of set `r` (a sample's village lies in its own unit), each village in
+/// its unit's part; with the (month, village) pairs of the samples
+/// assigned to a village, sorted.
+fn judge_villages_by_parts(
+    ingested: &Ingested,
+    store: &crate::store::SampleStore,
+    index: &VillageIndex,
+    (r, boundaries, counts): (usize, &crate::boundaries::Boundaries, &SampleCounts),
+    gaps: &GapOptions,
+    part_samples: usize,
+    read_back: &std::cell::Cell<std::time::Duration>,
+) -> Result<(crate::gaps::VillageVerdicts, Vec<(Month, u32)>)> {
+    let top = &crate::report::ancestor_table(boundaries)[0];
+    let part_of = balanced_parts(counts, r, part_count(store, part_samples));
+    let mut verdicts = crate::gaps::VillageVerdicts {
+        verdicts: vec![Vec::new(); index.villages.len()],
+        samples_with_village: 0,
+        assigned: Vec::new(),
+    };
+    let mut visits = Vec::new();
+    each_part(
+        ingested,
+        store,
+        part_samples,
+        &|_, units| {
+            let u = units[r];
+            (u != NO_UNIT).then(|| part_of[top[u as usize] as usize])
+        },
+        &mut |part, _, (g, groups)| {
+            let v = judge_villages(index, &part, &part.places[r].units, gaps);
+            for (vi, (slot, judged)) in verdicts.verdicts.iter_mut().zip(v.verdicts).enumerate() {
+                if part_of[top[index.unit[vi] as usize] as usize] % groups == g {
+                    *slot = judged;
+                }
+            }
+            verdicts.samples_with_village += v.samples_with_village;
+            visits.extend(village_visits(&part, &v.assigned));
+            Ok(())
+        },
+        read_back,
+    )?;
+    visits.sort_unstable();
+    Ok((verdicts, visits))
 }
 
 /// The (month, village) pairs of the samples assigned to a village
