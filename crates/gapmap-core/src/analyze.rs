@@ -661,6 +661,11 @@ fn units_layer(
     }
 }
 
+/// What the plausibility stage gives the later ones: the flags' counts,
+/// the counts any partition sums, and the distinct (cell, carrier) pairs
+/// of the judged samples (sorted; found here only for stored samples).
+type PlausibilityOutcome = (FlagCounts, SampleCounts, Vec<(u64, u16)>);
+
 /// The plausibility rules on stored samples, a group of devices at a time
 /// (a device's flags depend on its own tests only), the flags written back
 /// to the store; with the counts of [`SampleCounts`] and the distinct
@@ -672,7 +677,7 @@ fn plausibility_by_parts(
     opts: &AnalyzeOptions,
     dated: bool,
     read_back: &std::cell::Cell<std::time::Duration>,
-) -> Result<(FlagCounts, SampleCounts, Vec<(u64, u16)>)> {
+) -> Result<PlausibilityOutcome> {
     let mut flagged = FlagCounts::default();
     let mut counts = SampleCounts::new(ingested, vintages);
     let mut judged_cells: Vec<(u64, u16)> = Vec::new();
@@ -902,6 +907,10 @@ fn balanced_parts(counts: &SampleCounts, v: usize, parts: u64) -> Vec<u64> {
     part_of
 }
 
+/// A stage run on one part: its samples (as a run of their own), their
+/// numbers in the store, and (part, parts).
+type PartStage<'a> = dyn FnMut(Ingested, &[u64], (u64, u64)) -> Result<()> + 'a;
+
 /// Calls `f` with each part of the stored samples that `key` puts in the
 /// same group (a sample without a key in none), in input order, with their
 /// numbers in the store and (group, groups). The groups are about as many
@@ -913,7 +922,7 @@ fn each_part(
     store: &crate::store::SampleStore,
     part_samples: usize,
     key: &(dyn Fn(&crate::ingest_run::Sample, &[u32]) -> Option<u64> + Sync),
-    f: &mut dyn FnMut(Ingested, &[u64], (u64, u64)) -> Result<()>,
+    f: &mut PartStage<'_>,
     read_back: &std::cell::Cell<std::time::Duration>,
 ) -> Result<()> {
     let groups = part_count(store, part_samples);

@@ -279,7 +279,6 @@ impl HeatmapParts {
     /// A function giving a number that is the same for the cells under
     /// one cell of the map's coarsest resolution: parts are made of whole
     /// such numbers.
-    #[must_use]
     pub fn part_key(&self) -> impl Fn(h3o::CellIndex) -> u64 + Sync + use<> {
         let shift = shift_of(coarsest(&self.resolutions));
         // Mixed, so that neighbouring coarse cells spread over the parts.

@@ -700,9 +700,9 @@ mod tests {
             for (k, &i) in expected.iter().enumerate() {
                 assert!(same(&part.samples[k], &samples[i]), "sample {i}");
                 assert_eq!(part.positions[k], positions[i]);
-                for v in 0..2 {
-                    assert_eq!(part.places[v].units[k], places[v].units[i]);
-                    assert_eq!(part.places[v].kinds[k], places[v].kinds[i]);
+                for (got, want) in part.places.iter().zip(&places) {
+                    assert_eq!(got.units[k], want.units[i]);
+                    assert_eq!(got.kinds[k], want.kinds[i]);
                 }
             }
             for v in 0..2 {
