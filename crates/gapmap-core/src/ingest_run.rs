@@ -493,6 +493,12 @@ fn dedup_and_intern(
     (is_dup, device_of)
 }
 
+/// The most files of samples on disk (one per group of devices): macOS
+/// allows a process 256 open files by default. Past 128 parts of samples
+/// (a billion samples in parts of 8 Mi), a group of devices holds more
+/// than a part.
+const MAX_DEVICE_GROUPS: usize = 128;
+
 /// Accepted samples held while reading before they go to the store.
 const STORE_FLUSH_SAMPLES: usize = 1 << 20;
 
@@ -1014,11 +1020,14 @@ pub fn ingest(
         .sum();
     let mut store = match &opts.sample_store {
         // Groups of devices of about a part's samples, as far as the files
-        // announce their rows.
+        // announce their rows; one open file each, so not past a number
+        // every system allows a process.
         Some(o) => Some(SampleStore::new(
             &o.dir,
             vintages.sets.len(),
-            announced.div_ceil(o.part_samples.max(1)).max(1),
+            announced
+                .div_ceil(o.part_samples.max(1))
+                .clamp(1, MAX_DEVICE_GROUPS),
         )?),
         None => None,
     };

@@ -124,8 +124,8 @@ fn write_byte_at(file: &std::fs::File, byte: u8, offset: u64) -> std::io::Result
 }
 
 /// Samples read back from a [`SampleStore`]: those a filter kept, file
-/// after file, each in input order, with their places per set (indices relative to the part) and
-/// their numbers in the store.
+/// after file, each in input order, with their places per set (indices
+/// relative to the part) and their numbers in the store.
 #[derive(Debug, Default)]
 pub struct Part {
     /// The samples.
