@@ -291,13 +291,13 @@ struct AnalyzeArgs {
     spill: memory::Spill,
     /// Keep the accepted samples in a working file in --out instead of
     /// memory (same outputs): memory then holds one part of them at a time
-    /// (--part-samples), whatever their number, for a pass over the file per
-    /// part of each stage. `auto`: past 40 million rows, or when this
+    /// (--part-samples), whatever their number, for a pass over the files
+    /// per part of the later stages. `auto`: past 40 million rows, or when this
     /// machine seems short of memory for them.
     #[arg(long, value_enum, default_value_t = memory::SamplesOnDisk::Auto)]
     samples_on_disk: memory::SamplesOnDisk,
     /// With samples on disk, about how many samples each stage holds at a
-    /// time (about 90 bytes each at the peak).
+    /// time (about 100 bytes each at the peak).
     #[arg(long, default_value_t = 8 << 20, value_name = "N")]
     part_samples: usize,
     /// Heatmap formats (default: as --format): geojson, fgb, gpkg, and the

@@ -47,14 +47,14 @@ pub struct IngestOptions {
     pub spill_dir: Option<PathBuf>,
     /// The accepted samples kept on disk, not in memory ([`crate::store`]):
     /// same results; memory no longer grows with the samples, for a pass
-    /// over the file per part of each later stage.
+    /// over the files per part of the later stages.
     pub sample_store: Option<StoreOptions>,
 }
 
 /// Where and how accepted samples are kept on disk.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    /// The folder of the working file (unnamed, removed when the run ends).
+    /// The folder of the working files (unnamed, removed when the run ends).
     pub dir: PathBuf,
     /// About how many samples each later stage holds at a time.
     pub part_samples: usize,
