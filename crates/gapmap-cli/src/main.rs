@@ -289,7 +289,7 @@ struct AnalyzeArgs {
     /// sample file is Parquet, or the files hold over 20 million rows.
     #[arg(long, value_enum, default_value_t = memory::Spill::Auto)]
     spill: memory::Spill,
-    /// Keep the accepted samples in a working file in --out instead of
+    /// Keep the accepted samples in working files in --out instead of
     /// memory (same outputs): memory then holds one part of them at a time
     /// (--part-samples), whatever their number, for a pass over the files
     /// per part of the later stages. `auto`: past 40 million rows, or when this
