@@ -59,6 +59,32 @@ fn simulate_into_a_folder_names_a_file_to_give() {
 const LEVELS: &str = "region=reg_code:reg_name,ward=ward_code:ward_name";
 
 #[test]
+fn parts_of_no_samples_are_refused_with_the_flag_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, w) = (fixture("a.csv"), fixture("wards.geojson"));
+    fails_with(
+        &[
+            "analyze",
+            "--samples",
+            s(&a),
+            "--boundaries",
+            s(&w),
+            "--levels",
+            LEVELS,
+            "--out",
+            s(&dir.path().join("o")),
+            "--column",
+            "lat=latitude",
+            "--samples-on-disk",
+            "always",
+            "--part-samples",
+            "0",
+        ],
+        &["--part-samples must be at least 1"],
+    );
+}
+
+#[test]
 fn missing_column_names_file_and_mapping_flag() {
     let dir = tempfile::tempdir().unwrap();
     let (a, w) = (fixture("a.csv"), fixture("wards.geojson"));

@@ -192,7 +192,7 @@ pub fn analyze(
                     &ingested,
                     store,
                     &index,
-                    (r, boundaries, &counts),
+                    (r, &counts),
                     &opts.gaps,
                     part_samples,
                     &read_back,
@@ -218,7 +218,7 @@ pub fn analyze(
         let Some(store) = &store else {
             return Ok(aggregate(b, &ingested, &ingested.places[v].units, include));
         };
-        let top = &crate::report::ancestor_table(b)[0];
+        let top = &counts.tops[v];
         let part_of = balanced_parts(&counts, v, part_count(store, part_samples));
         let mut stats: LevelStats = vec![std::collections::HashMap::new(); b.units.len()];
         each_part(
@@ -229,7 +229,7 @@ pub fn analyze(
                 let u = units[v];
                 (u != NO_UNIT && include(s)).then(|| part_of[top[u as usize] as usize])
             },
-            &mut |part, _, _| {
+            &mut |part, _| {
                 let part_stats = aggregate(b, &part, &part.places[v].units, include);
                 for (level, groups) in stats.iter_mut().zip(part_stats) {
                     level.extend(groups);
@@ -341,7 +341,7 @@ pub fn analyze(
                 store,
                 part_samples,
                 &|s, _| opts.gaps.judges(s).then(|| part_of(s.cell)),
-                &mut |part, _, _| {
+                &mut |part, _| {
                     gathered.add(&part, &opts.gaps);
                     Ok(())
                 },
@@ -734,12 +734,12 @@ fn judge_villages_by_parts(
     ingested: &Ingested,
     store: &crate::store::SampleStore,
     index: &VillageIndex,
-    (r, boundaries, counts): (usize, &crate::boundaries::Boundaries, &SampleCounts),
+    (r, counts): (usize, &SampleCounts),
     gaps: &GapOptions,
     part_samples: usize,
     read_back: &std::cell::Cell<std::time::Duration>,
 ) -> Result<(crate::gaps::VillageVerdicts, Vec<(Month, u32)>)> {
-    let top = &crate::report::ancestor_table(boundaries)[0];
+    let top = &counts.tops[r];
     let part_of = balanced_parts(counts, r, part_count(store, part_samples));
     let mut verdicts = crate::gaps::VillageVerdicts {
         verdicts: vec![Vec::new(); index.villages.len()],
@@ -755,7 +755,7 @@ fn judge_villages_by_parts(
             let u = units[r];
             (u != NO_UNIT).then(|| part_of[top[u as usize] as usize])
         },
-        &mut |part, _, (g, groups)| {
+        &mut |part, (g, groups)| {
             let v = judge_villages(index, &part, &part.places[r].units, gaps);
             for (vi, (slot, judged)) in verdicts.verdicts.iter_mut().zip(v.verdicts).enumerate() {
                 if part_of[top[index.unit[vi] as usize] as usize] % groups == g {
@@ -787,7 +787,7 @@ fn village_visits(ing: &Ingested, assigned: &[Option<u32>]) -> Vec<(Month, u32)>
 }
 
 /// Villages of each unit, and per month those with at least one sample
-/// (`visits`: sorted (month, village) pairs, repeats allowed).
+/// (`visits`: the distinct (month, village) pairs).
 fn village_reach(
     b: &crate::boundaries::Boundaries,
     label: &str,
@@ -802,12 +802,7 @@ fn village_reach(
         }
     }
     let mut measured = std::collections::HashMap::new();
-    let mut previous = None;
     for &(m, v) in visits {
-        if previous == Some((m, v)) {
-            continue;
-        }
-        previous = Some((m, v));
         let u = index.unit[v as usize];
         for (li, level) in anc.iter().enumerate() {
             *measured.entry((m, li, level[u as usize])).or_insert(0) += 1;
@@ -826,6 +821,8 @@ fn village_reach(
 /// counts only the samples of the months it is in force.
 #[derive(Debug)]
 struct SampleCounts {
+    /// Per set, the top-level unit of each finest unit.
+    tops: Vec<Vec<u32>>,
     per_carrier: Vec<u64>,
     /// Per set, the samples in each top-level unit.
     per_top: Vec<Vec<u64>>,
@@ -835,7 +832,13 @@ struct SampleCounts {
 
 impl SampleCounts {
     fn new(ing: &Ingested, vintages: &Vintages) -> Self {
+        let tops: Vec<Vec<u32>> = vintages
+            .sets
+            .iter()
+            .map(|v| crate::report::ancestor_table(&v.boundaries).swap_remove(0))
+            .collect();
         Self {
+            tops,
             per_carrier: vec![0; ing.carriers.len()],
             per_top: vintages
                 .sets
@@ -858,7 +861,7 @@ impl SampleCounts {
             self.per_carrier[s.carrier as usize] += 1;
         }
         for (v, places) in ing.places.iter().enumerate() {
-            let top = &crate::report::ancestor_table(&vintages.sets[v].boundaries)[0];
+            let top = &self.tops[v];
             for &u in places.units.iter().filter(|&&u| u != NO_UNIT) {
                 self.per_top[v][top[u as usize] as usize] += 1;
             }
@@ -907,13 +910,13 @@ fn balanced_parts(counts: &SampleCounts, v: usize, parts: u64) -> Vec<u64> {
     part_of
 }
 
-/// A stage run on one part: its samples (as a run of their own), their
-/// numbers in the store, and (part, parts).
-type PartStage<'a> = dyn FnMut(Ingested, &[u64], (u64, u64)) -> Result<()> + 'a;
+/// A stage run on one part: its samples (as a run of their own) and
+/// (part, parts).
+type PartStage<'a> = dyn FnMut(Ingested, (u64, u64)) -> Result<()> + 'a;
 
 /// Calls `f` with each part of the stored samples that `key` puts in the
-/// same group (a sample without a key in none), in input order, with their
-/// numbers in the store and (group, groups). The groups are about as many
+/// same group (a sample without a key in none), file after file of the
+/// store, with (group, groups). The groups are about as many
 /// as parts of `part_samples` samples in the store; the key should spread
 /// the samples evenly across them. The time spent reading parts back is
 /// added to `read_back`.
@@ -934,10 +937,9 @@ fn each_part(
             &|s, units| key(s, units).is_some_and(|k| k % groups == g),
             expected,
         )?;
-        let ordinals = part.ordinals;
         let sub = ing.with_part(part.samples, part.positions, part.places);
         read_back.set(read_back.get() + started.elapsed());
-        f(sub, &ordinals, (g, groups))?;
+        f(sub, (g, groups))?;
     }
     Ok(())
 }
