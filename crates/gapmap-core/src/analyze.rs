@@ -225,10 +225,13 @@ pub fn analyze(
             &ingested,
             store,
             part_samples,
-            &|s, units| {
-                let u = units[v];
-                (u != NO_UNIT && include(s)).then(|| part_of[top[u as usize] as usize])
-            },
+            (
+                |_, units: &[u32]| {
+                    let u = units[v];
+                    (u != NO_UNIT).then(|| part_of[top[u as usize] as usize])
+                },
+                include,
+            ),
             &mut |part, _| {
                 let part_stats = aggregate(b, &part, &part.places[v].units, include);
                 for (level, groups) in stats.iter_mut().zip(part_stats) {
@@ -335,12 +338,15 @@ pub fn analyze(
                 &judged_cells,
                 crate::report_html::MAX_MAP_CELLS,
             );
-            let part_of = gathered.part_key();
+            let part_of = gathered.part_key(part_count(store, part_samples));
             each_part(
                 &ingested,
                 store,
                 part_samples,
-                &|s, _| opts.gaps.judges(s).then(|| part_of(s.cell)),
+                (
+                    |cell, _: &[u32]| Some(part_of(cell)),
+                    |s: &crate::ingest_run::Sample| opts.gaps.judges(s),
+                ),
                 &mut |part, _| {
                     gathered.add(&part, &opts.gaps);
                     Ok(())
@@ -751,10 +757,13 @@ fn judge_villages_by_parts(
         ingested,
         store,
         part_samples,
-        &|_, units| {
-            let u = units[r];
-            (u != NO_UNIT).then(|| part_of[top[u as usize] as usize])
-        },
+        (
+            |_, units: &[u32]| {
+                let u = units[r];
+                (u != NO_UNIT).then(|| part_of[top[u as usize] as usize])
+            },
+            |_: &crate::ingest_run::Sample| true,
+        ),
         &mut |part, (g, groups)| {
             let v = judge_villages(index, &part, &part.places[r].units, gaps);
             for (vi, (slot, judged)) in verdicts.verdicts.iter_mut().zip(v.verdicts).enumerate() {
@@ -914,27 +923,36 @@ fn balanced_parts(counts: &SampleCounts, v: usize, parts: u64) -> Vec<u64> {
 /// (part, parts).
 type PartStage<'a> = dyn FnMut(Ingested, (u64, u64)) -> Result<()> + 'a;
 
-/// Calls `f` with each part of the stored samples that `key` puts in the
-/// same group (a sample without a key in none), file after file of the
-/// store, with (group, groups). The groups are about as many
-/// as parts of `part_samples` samples in the store; the key should spread
-/// the samples evenly across them. The time spent reading parts back is
+/// Calls `f` with each part of the stored samples, of those `keep` accepts,
+/// that `key` puts in the same group (a sample without a key in none),
+/// file after file of the store, with (group, groups). The groups are
+/// [`part_count`]`(store, part_samples)`, and `key` gives a group number
+/// below that, spreading the samples about evenly. `key` sees a record's
+/// H3 cell (its 64 bits) and finest unit in every set, so that the samples
+/// of other groups are never decoded. The time spent reading parts back is
 /// added to `read_back`.
-fn each_part(
+fn each_part<K, A>(
     ing: &Ingested,
     store: &crate::store::SampleStore,
     part_samples: usize,
-    key: &(dyn Fn(&crate::ingest_run::Sample, &[u32]) -> Option<u64> + Sync),
+    (key, keep): (K, A),
     f: &mut PartStage<'_>,
     read_back: &std::cell::Cell<std::time::Duration>,
-) -> Result<()> {
+) -> Result<()>
+where
+    K: Fn(u64, &[u32]) -> Option<u64> + Sync,
+    A: Fn(&crate::ingest_run::Sample) -> bool + Sync,
+{
     let groups = part_count(store, part_samples);
     #[allow(clippy::cast_possible_truncation, reason = "a part fits memory")]
     let expected = (store.len() / groups + store.len() / groups / 8) as usize;
     for g in 0..groups {
         let started = std::time::Instant::now();
         let part = store.load(
-            &|s, units| key(s, units).is_some_and(|k| k % groups == g),
+            &crate::store::Filter {
+                route: |cell, units: &[u32]| key(cell, units) == Some(g),
+                keep: &keep,
+            },
             expected,
         )?;
         let sub = ing.with_part(part.samples, part.positions, part.places);

@@ -276,13 +276,16 @@ impl HeatmapParts {
         }
     }
 
-    /// A function giving a number that is the same for the cells under
-    /// one cell of the map's coarsest resolution: parts are made of whole
-    /// such numbers.
-    pub fn part_key(&self) -> impl Fn(h3o::CellIndex) -> u64 + Sync + use<> {
+    /// A function giving the part, of `parts`, of a cell (as its 64
+    /// bits): the same for every cell under one cell of the map's coarsest
+    /// resolution, so that parts are made of whole such cells.
+    pub fn part_key(&self, parts: u64) -> impl Fn(u64) -> u64 + Sync + use<> {
         let shift = shift_of(coarsest(&self.resolutions));
-        // Mixed, so that neighbouring coarse cells spread over the parts.
-        move |cell| (u64::from(cell) >> shift).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32
+        // Mixed, so that neighbouring coarse cells spread over the parts;
+        // the mix's top 32 bits scaled to the parts (no division).
+        move |cell| {
+            (((cell >> shift).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) * parts) >> 32
+        }
     }
 
     /// Adds a part's cells.

@@ -25,6 +25,8 @@ use crate::vintage::{NO_UNIT, PlaceKind};
 /// Bytes of a record before its places: time, download, upload, latency,
 /// cell, device, carrier, network, flags, longitude, latitude.
 const BASE: usize = 64;
+/// Where the H3 cell lies in a record.
+const CELL_AT: usize = 32;
 /// Where the flags byte lies in a record.
 const FLAGS_AT: usize = 47;
 /// Bytes of a record per boundary set: unit, kind, old unit.
@@ -38,6 +40,26 @@ struct StoredPlace {
     unit: u32,
     kind: PlaceKind,
     old_unit: u32,
+}
+
+/// Which stored samples a [`SampleStore::load`] keeps, in two steps.
+#[derive(Debug, Clone, Copy)]
+pub struct Filter<R, K> {
+    /// From a record's H3 cell (its 64 bits) and its finest unit in every
+    /// set, before the record is decoded.
+    pub route: R,
+    /// From the decoded sample, of the records `route` accepts.
+    pub keep: K,
+}
+
+/// A filter keeping every sample.
+#[must_use]
+pub fn everything() -> Filter<impl Fn(u64, &[u32]) -> bool + Sync, impl Fn(&Sample) -> bool + Sync>
+{
+    Filter {
+        route: |_: u64, _: &[u32]| true,
+        keep: |_: &Sample| true,
+    }
 }
 
 /// The accepted samples of a run, on disk: in files by group of devices,
@@ -339,7 +361,7 @@ impl SampleStore {
                     r[8..16].copy_from_slice(&s.download.to_le_bytes());
                     r[16..24].copy_from_slice(&s.upload.raw().to_le_bytes());
                     r[24..32].copy_from_slice(&s.latency.raw().to_le_bytes());
-                    r[32..40].copy_from_slice(&u64::from(s.cell).to_le_bytes());
+                    r[CELL_AT..CELL_AT + 8].copy_from_slice(&u64::from(s.cell).to_le_bytes());
                     r[40..44].copy_from_slice(&s.device.to_le_bytes());
                     r[44..46].copy_from_slice(&s.carrier.to_le_bytes());
                     r[46] = network_code(s.network);
@@ -412,7 +434,7 @@ impl SampleStore {
             download: f64_at(r, 8),
             upload: Maybe::from_raw(f64_at(r, 16)),
             latency: Maybe::from_raw(f64_at(r, 24)),
-            cell: h3o::CellIndex::try_from(u64_at(r, 32)).ok()?,
+            cell: h3o::CellIndex::try_from(u64_at(r, CELL_AT)).ok()?,
             device: u32_at(r, 40),
             carrier: u16::from_le_bytes(r[44..46].try_into().ok()?),
             network: network_of(r[46])?,
@@ -448,9 +470,11 @@ impl SampleStore {
         )
     }
 
-    /// The samples `keep` accepts (it sees the sample and its finest unit in
-    /// every set), file after file, each file in input order; `expected`
-    /// samples are reserved for.
+    /// The samples that `route` (seeing only a record's H3 cell, as its
+    /// 64 bits, and its finest unit in every set) and then `keep` (the
+    /// decoded sample) accept, file after file, each file in input order;
+    /// `expected` samples are reserved for. A record `route` refuses is
+    /// never decoded: most records of a pass belong to other parts.
     ///
     /// # Errors
     /// The file cannot be read, or holds what this store did not write.
@@ -458,12 +482,12 @@ impl SampleStore {
     /// # Panics
     /// If appended records may still be unwritten
     /// ([`SampleStore::finish_writes`]).
-    pub fn load(
-        &self,
-        keep: &(dyn Fn(&Sample, &[u32]) -> bool + Sync),
-        expected: usize,
-    ) -> Result<Part> {
-        self.load_files(0..self.files.len(), keep, expected)
+    pub fn load<R, K>(&self, filter: &Filter<R, K>, expected: usize) -> Result<Part>
+    where
+        R: Fn(u64, &[u32]) -> bool + Sync,
+        K: Fn(&Sample) -> bool + Sync,
+    {
+        self.load_files(0..self.files.len(), filter, expected)
     }
 
     /// The groups of devices the store's files hold.
@@ -479,16 +503,20 @@ impl SampleStore {
     pub fn load_device_group(&self, g: usize) -> Result<Part> {
         #[allow(clippy::cast_possible_truncation, reason = "a part fits memory")]
         let n = self.lens[g] as usize;
-        self.load_files(g..g + 1, &|_, _| true, n)
+        self.load_files(g..g + 1, &everything(), n)
     }
 
-    /// The samples of `files` that `keep` accepts, file after file.
-    fn load_files(
+    /// The samples of `files` that `filter` accepts, file after file.
+    fn load_files<R, K>(
         &self,
         files: std::ops::Range<usize>,
-        keep: &(dyn Fn(&Sample, &[u32]) -> bool + Sync),
+        filter: &Filter<R, K>,
         expected: usize,
-    ) -> Result<Part> {
+    ) -> Result<Part>
+    where
+        R: Fn(u64, &[u32]) -> bool + Sync,
+        K: Fn(&Sample) -> bool + Sync,
+    {
         assert!(self.writer.is_none(), "appends finished before loading");
         let pieces: Vec<(usize, u64)> = files
             .flat_map(|f| {
@@ -506,7 +534,7 @@ impl SampleStore {
         // appended, a window's, not the whole part's.
         let window = 16 * rayon::current_num_threads();
         for chunk in pieces.chunks(window) {
-            let decoded = self.decode_pieces(chunk, keep, expected, stored);
+            let decoded = self.decode_pieces(chunk, filter, expected, stored);
             for piece in decoded {
                 part.append(piece?);
             }
@@ -514,16 +542,20 @@ impl SampleStore {
         Ok(part)
     }
 
-    /// Reads and decodes `pieces`, keeping what `keep` accepts.
-    /// Reads and decodes `pieces` (file, first record), keeping what `keep`
-    /// accepts; `expected` of the `stored` samples read are reserved for.
-    fn decode_pieces(
+    /// Reads and decodes `pieces` (file, first record), keeping what
+    /// `filter` accepts; `expected` of the `stored` samples read are
+    /// reserved for.
+    fn decode_pieces<R, K>(
         &self,
         pieces: &[(usize, u64)],
-        keep: &(dyn Fn(&Sample, &[u32]) -> bool + Sync),
+        filter: &Filter<R, K>,
         expected: usize,
         stored: u64,
-    ) -> Vec<Result<Part>> {
+    ) -> Vec<Result<Part>>
+    where
+        R: Fn(u64, &[u32]) -> bool + Sync,
+        K: Fn(&Sample) -> bool + Sync,
+    {
         let rec = self.record_len();
         // Each piece's share of the samples expected, a little more.
         #[allow(clippy::cast_possible_truncation, reason = "at most a piece")]
@@ -538,13 +570,17 @@ impl SampleStore {
                 read_exact_at(&self.files[f], buf, first * rec as u64)
                     .map_err(|e| store_error(&self.dir, e))?;
                 let mut part = Part::with_capacity(self.sets, per_piece);
-                // The sample and units first, the rest only for the kept.
+                // The cell and units first, the sample only for the routed,
+                // the rest only for the kept.
                 let mut units = smallvec::SmallVec::<[u32; 2]>::new();
                 for (i, r) in buf.chunks_exact(rec).enumerate() {
-                    let s = Self::decode_sample(r).ok_or_else(|| self.corrupt())?;
                     units.clear();
                     units.extend((0..self.sets).map(|v| u32_at(r, BASE + PER_SET * v)));
-                    if keep(&s, &units) {
+                    if !(filter.route)(u64_at(r, CELL_AT), &units) {
+                        continue;
+                    }
+                    let s = Self::decode_sample(r).ok_or_else(|| self.corrupt())?;
+                    if (filter.keep)(&s) {
                         let (p, places) = self.decode_rest(r).ok_or_else(|| self.corrupt())?;
                         part.push(ordinal(f, first + i as u64), s, p, &places);
                     }
@@ -688,7 +724,9 @@ mod tests {
         let stored_order: Vec<usize> = (0..3)
             .flat_map(|f| (0..samples.len()).filter(move |&i| file_of(i) == f))
             .collect();
-        let keep = |s: &Sample, units: &[u32]| s.device % 5 != 1 && units[0] % 2 == 1;
+        let route = |cell: u64, units: &[u32]| units[0] % 2 == 1 && cell % 3 != 0;
+        let keep = |s: &Sample| s.device % 5 != 1;
+        let filter = Filter { route, keep };
         let check = |part: &Part, expected: &[usize]| {
             assert_eq!(
                 part.ordinals,
@@ -719,10 +757,13 @@ mod tests {
         let expected: Vec<usize> = stored_order
             .iter()
             .copied()
-            .filter(|&i| keep(&samples[i], &[places[0].units[i], places[1].units[i]]))
+            .filter(|&i| {
+                route(u64::from(samples[i].cell), &[places[0].units[i], places[1].units[i]])
+                    && keep(&samples[i])
+            })
             .collect();
         assert!(expected.len() > 10_000);
-        check(&store.load(&keep, 0).expect("load"), &expected);
+        check(&store.load(&filter, 0).expect("load"), &expected);
         for g in 0..3 {
             let group: Vec<usize> = (0..samples.len()).filter(|&i| file_of(i) == g).collect();
             check(&store.load_device_group(g).expect("load"), &group);
@@ -734,7 +775,7 @@ mod tests {
             .map(|&(i, f)| (ordinal(file_of(i), index_in_file[i]), f))
             .collect();
         store.set_flags(&mut updates).expect("flags");
-        let part = store.load(&|_, _| true, 10).expect("load");
+        let part = store.load(&everything(), 10).expect("load");
         assert_eq!(part.samples.len(), 300_000);
         for (s, &i) in part.samples.iter().zip(&stored_order) {
             let want = changed
@@ -763,7 +804,7 @@ mod tests {
             .expect("append");
         store.finish_writes().expect("written");
         assert_eq!(
-            store.load(&|_, _| true, 10).expect("load").samples.len(),
+            store.load(&everything(), 10).expect("load").samples.len(),
             300_001
         );
     }
