@@ -283,9 +283,7 @@ impl HeatmapParts {
         let shift = shift_of(coarsest(&self.resolutions));
         // Mixed, so that neighbouring coarse cells spread over the parts;
         // the mix's top 32 bits scaled to the parts (no division).
-        move |cell| {
-            (((cell >> shift).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) * parts) >> 32
-        }
+        move |cell| (((cell >> shift).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) * parts) >> 32
     }
 
     /// Adds a part's cells.

@@ -724,7 +724,7 @@ mod tests {
         let stored_order: Vec<usize> = (0..3)
             .flat_map(|f| (0..samples.len()).filter(move |&i| file_of(i) == f))
             .collect();
-        let route = |cell: u64, units: &[u32]| units[0] % 2 == 1 && cell % 3 != 0;
+        let route = |cell: u64, units: &[u32]| units[0] % 2 == 1 && !cell.is_multiple_of(3);
         let keep = |s: &Sample| s.device % 5 != 1;
         let filter = Filter { route, keep };
         let check = |part: &Part, expected: &[usize]| {
@@ -758,8 +758,10 @@ mod tests {
             .iter()
             .copied()
             .filter(|&i| {
-                route(u64::from(samples[i].cell), &[places[0].units[i], places[1].units[i]])
-                    && keep(&samples[i])
+                route(
+                    u64::from(samples[i].cell),
+                    &[places[0].units[i], places[1].units[i]],
+                ) && keep(&samples[i])
             })
             .collect();
         assert!(expected.len() > 10_000);
