@@ -21,6 +21,7 @@ use crate::report::{
 use crate::report_html::write_report_html;
 use crate::rule::Status;
 use crate::stages::Stages;
+use crate::store::StoredUnits;
 use crate::styles::{SymbolKind, qml, quota_classes};
 use crate::villages::Village;
 use crate::vintage::{NO_UNIT, PlaceKind, View, Vintages};
@@ -226,8 +227,8 @@ pub fn analyze(
             store,
             part_samples,
             (
-                |_, units: &[u32]| {
-                    let u = units[v];
+                |_, units: StoredUnits<'_>| {
+                    let u = units.get(v);
                     (u != NO_UNIT).then(|| part_of[top[u as usize] as usize])
                 },
                 include,
@@ -344,7 +345,7 @@ pub fn analyze(
                 store,
                 part_samples,
                 (
-                    |cell, _: &[u32]| Some(part_of(cell)),
+                    |cell, _: StoredUnits<'_>| Some(part_of(cell)),
                     |s: &crate::ingest_run::Sample| opts.gaps.judges(s),
                 ),
                 &mut |part, _| {
@@ -758,8 +759,8 @@ fn judge_villages_by_parts(
         store,
         part_samples,
         (
-            |_, units: &[u32]| {
-                let u = units[r];
+            |_, units: StoredUnits<'_>| {
+                let u = units.get(r);
                 (u != NO_UNIT).then(|| part_of[top[u as usize] as usize])
             },
             |_: &crate::ingest_run::Sample| true,
@@ -940,7 +941,7 @@ fn each_part<K, A>(
     read_back: &std::cell::Cell<std::time::Duration>,
 ) -> Result<()>
 where
-    K: Fn(u64, &[u32]) -> Option<u64> + Sync,
+    K: Fn(u64, StoredUnits<'_>) -> Option<u64> + Sync,
     A: Fn(&crate::ingest_run::Sample) -> bool + Sync,
 {
     let groups = part_count(store, part_samples);
@@ -950,7 +951,7 @@ where
         let started = std::time::Instant::now();
         let part = store.load(
             &crate::store::Filter {
-                route: |cell, units: &[u32]| key(cell, units) == Some(g),
+                route: |cell, units: StoredUnits<'_>| key(cell, units) == Some(g),
                 keep: &keep,
             },
             expected,

@@ -52,12 +52,25 @@ pub struct Filter<R, K> {
     pub keep: K,
 }
 
+/// A stored record's finest unit in every set, read without decoding the
+/// record.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredUnits<'a>(&'a [u8]);
+
+impl StoredUnits<'_> {
+    /// The finest unit in set `v` ([`NO_UNIT`]: none).
+    #[must_use]
+    pub fn get(self, v: usize) -> u32 {
+        u32_at(self.0, BASE + PER_SET * v)
+    }
+}
+
 /// A filter keeping every sample.
 #[must_use]
-pub fn everything() -> Filter<impl Fn(u64, &[u32]) -> bool + Sync, impl Fn(&Sample) -> bool + Sync>
-{
+pub fn everything()
+-> Filter<impl Fn(u64, StoredUnits<'_>) -> bool + Sync, impl Fn(&Sample) -> bool + Sync> {
     Filter {
-        route: |_: u64, _: &[u32]| true,
+        route: |_: u64, _: StoredUnits<'_>| true,
         keep: |_: &Sample| true,
     }
 }
@@ -484,7 +497,7 @@ impl SampleStore {
     /// ([`SampleStore::finish_writes`]).
     pub fn load<R, K>(&self, filter: &Filter<R, K>, expected: usize) -> Result<Part>
     where
-        R: Fn(u64, &[u32]) -> bool + Sync,
+        R: Fn(u64, StoredUnits<'_>) -> bool + Sync,
         K: Fn(&Sample) -> bool + Sync,
     {
         self.load_files(0..self.files.len(), filter, expected)
@@ -514,7 +527,7 @@ impl SampleStore {
         expected: usize,
     ) -> Result<Part>
     where
-        R: Fn(u64, &[u32]) -> bool + Sync,
+        R: Fn(u64, StoredUnits<'_>) -> bool + Sync,
         K: Fn(&Sample) -> bool + Sync,
     {
         assert!(self.writer.is_none(), "appends finished before loading");
@@ -553,7 +566,7 @@ impl SampleStore {
         stored: u64,
     ) -> Vec<Result<Part>>
     where
-        R: Fn(u64, &[u32]) -> bool + Sync,
+        R: Fn(u64, StoredUnits<'_>) -> bool + Sync,
         K: Fn(&Sample) -> bool + Sync,
     {
         let rec = self.record_len();
@@ -572,11 +585,8 @@ impl SampleStore {
                 let mut part = Part::with_capacity(self.sets, per_piece);
                 // The cell and units first, the sample only for the routed,
                 // the rest only for the kept.
-                let mut units = smallvec::SmallVec::<[u32; 2]>::new();
                 for (i, r) in buf.chunks_exact(rec).enumerate() {
-                    units.clear();
-                    units.extend((0..self.sets).map(|v| u32_at(r, BASE + PER_SET * v)));
-                    if !(filter.route)(u64_at(r, CELL_AT), &units) {
+                    if !(filter.route)(u64_at(r, CELL_AT), StoredUnits(r)) {
                         continue;
                     }
                     let s = Self::decode_sample(r).ok_or_else(|| self.corrupt())?;
@@ -724,7 +734,11 @@ mod tests {
         let stored_order: Vec<usize> = (0..3)
             .flat_map(|f| (0..samples.len()).filter(move |&i| file_of(i) == f))
             .collect();
-        let route = |cell: u64, units: &[u32]| units[0] % 2 == 1 && !cell.is_multiple_of(3);
+        // Routed by the cell and both sets' units, as stored.
+        let routed = |cell: u64, unit: [u32; 2]| {
+            unit[0] % 2 == 1 && unit[1] % 5 != 2 && !cell.is_multiple_of(3)
+        };
+        let route = |cell: u64, units: StoredUnits<'_>| routed(cell, [units.get(0), units.get(1)]);
         let keep = |s: &Sample| s.device % 5 != 1;
         let filter = Filter { route, keep };
         let check = |part: &Part, expected: &[usize]| {
@@ -758,9 +772,9 @@ mod tests {
             .iter()
             .copied()
             .filter(|&i| {
-                route(
+                routed(
                     u64::from(samples[i].cell),
-                    &[places[0].units[i], places[1].units[i]],
+                    [places[0].units[i], places[1].units[i]],
                 ) && keep(&samples[i])
             })
             .collect();
