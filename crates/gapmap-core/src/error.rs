@@ -32,6 +32,21 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The samples could not be kept on disk (`--samples-on-disk`): the
+    /// files could not be made, written or read back.
+    #[error(
+        "{}: cannot keep the samples on disk here ({source}); free some space in this folder \
+         (73 bytes a sample, 9 more per further boundary set), or hold them in memory with \
+         --samples-on-disk never",
+        dir.display()
+    )]
+    SampleStore {
+        /// The folder of the working files.
+        dir: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A JSON or GeoJSON file is not valid JSON or not of the expected shape.
     #[error("{}: not valid GeoJSON/JSON: {source}", path.display())]
     Json {

@@ -223,7 +223,7 @@ impl Part {
 }
 
 fn store_error(dir: &Path, source: std::io::Error) -> Error {
-    Error::Spill {
+    Error::SampleStore {
         dir: dir.to_owned(),
         source,
     }
@@ -694,6 +694,17 @@ mod tests {
 
     fn same(a: &Sample, b: &Sample) -> bool {
         format!("{a:?}") == format!("{b:?}")
+    }
+
+    #[test]
+    fn a_folder_that_cannot_hold_the_samples_names_itself_and_the_way_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("no such folder");
+        let message = SampleStore::new(&missing, 1, 2)
+            .expect_err("no folder, no store")
+            .to_string();
+        assert!(message.contains("no such folder"), "{message}");
+        assert!(message.contains("--samples-on-disk never"), "{message}");
     }
 
     #[test]
