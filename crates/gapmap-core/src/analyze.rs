@@ -928,7 +928,8 @@ type PartStage<'a> = dyn FnMut(Ingested, (u64, u64)) -> Result<()> + 'a;
 /// that `key` puts in the same group (a sample without a key in none),
 /// file after file of the store, with (group, groups). The groups are
 /// [`part_count`]`(store, part_samples)`, and `key` gives a group number
-/// below that, spreading the samples about evenly. `key` sees a record's
+/// below that (a larger one is taken as the last), spreading the samples
+/// about evenly. `key` sees a record's
 /// H3 cell (its 64 bits) and finest unit in every set, so that the samples
 /// of other groups are never decoded. The time spent reading parts back is
 /// added to `read_back`.
@@ -951,7 +952,10 @@ where
         let started = std::time::Instant::now();
         let part = store.load(
             &crate::store::Filter {
-                route: |cell, units: StoredUnits<'_>| key(cell, units) == Some(g),
+                // A key past the last group counts in the last: never lost.
+                route: |cell, units: StoredUnits<'_>| {
+                    key(cell, units).map(|k| k.min(groups - 1)) == Some(g)
+                },
                 keep: &keep,
             },
             expected,
