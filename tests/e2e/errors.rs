@@ -85,6 +85,39 @@ fn parts_of_no_samples_are_refused_with_the_flag_named() {
 }
 
 #[test]
+fn a_work_dir_that_cannot_hold_files_is_named_with_the_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, w) = (fixture("a.csv"), fixture("wards.geojson"));
+    let not_a_folder = dir.path().join("a file");
+    std::fs::write(&not_a_folder, "").unwrap();
+    fails_with(
+        &[
+            "analyze",
+            "--samples",
+            s(&a),
+            "--boundaries",
+            s(&w),
+            "--levels",
+            LEVELS,
+            "--out",
+            s(&dir.path().join("o")),
+            "--column",
+            "lat=latitude",
+            "--samples-on-disk",
+            "always",
+            "--work-dir",
+            s(&not_a_folder),
+        ],
+        &[
+            "cannot make working files in",
+            "a file",
+            "--work-dir",
+            "--samples-on-disk never",
+        ],
+    );
+}
+
+#[test]
 fn missing_column_names_file_and_mapping_flag() {
     let dir = tempfile::tempdir().unwrap();
     let (a, w) = (fixture("a.csv"), fixture("wards.geojson"));

@@ -34,8 +34,9 @@ fn files(dir: &Path) -> Vec<String> {
 /// Runs `analyze` with `args` (and `--out`) as it is, with
 /// `--exact-placement`, with `--spill never` (the table of every test id
 /// read, where the default Parquet run finds the repeated ids on disk
-/// first), and with the samples on disk in parts of `part` samples, and
-/// asserts every output byte-identical; returns the first run's directory
+/// first), and with the samples on disk in parts of `part` samples (their
+/// files in `--out`, then in a `--work-dir` of their own), and asserts
+/// every output byte-identical; returns the first run's directory
 /// and its files.
 fn fast_equals_exact(dir: &Path, args: &[&str], part: usize) -> (std::path::PathBuf, Vec<String>) {
     let run = |name: &str, extra: &[&str]| {
@@ -50,10 +51,16 @@ fn fast_equals_exact(dir: &Path, args: &[&str], part: usize) -> (std::path::Path
     let fast = run("fast", &[]);
     let a = files(&fast);
     let part = format!("--part-samples={part}");
+    let work = dir.join("work");
+    let elsewhere = format!("--work-dir={}", work.display());
     for (name, flag) in [
         ("exact", &["--exact-placement"][..]),
         ("in_memory", &["--spill=never"]),
         ("on_disk", &["--samples-on-disk=always", &part]),
+        (
+            "on_disk_elsewhere",
+            &["--samples-on-disk=always", &part, &elsewhere],
+        ),
     ] {
         let other = run(name, flag);
         let flag = flag.join(" ");
@@ -66,6 +73,12 @@ fn fast_equals_exact(dir: &Path, args: &[&str], part: usize) -> (std::path::Path
             assert!(x == y, "{f} differs between the default run and {flag}");
         }
     }
+    // The working files have no name: nothing is left in --work-dir.
+    assert_eq!(
+        std::fs::read_dir(&work).expect("work dir made").count(),
+        0,
+        "files left in --work-dir"
+    );
     (fast, a)
 }
 

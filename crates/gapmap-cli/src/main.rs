@@ -296,6 +296,11 @@ struct AnalyzeArgs {
     /// machine seems short of memory for them.
     #[arg(long, value_enum, default_value_t = memory::SamplesOnDisk::Auto)]
     samples_on_disk: memory::SamplesOnDisk,
+    /// Folder of the working files of --spill and --samples-on-disk
+    /// (default: --out): a local disk with room, about 73 bytes a sample
+    /// on disk. The files have no name and vanish when the run ends.
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
     /// With samples on disk, about how many samples each stage holds at a
     /// time (about 100 bytes each at the peak).
     #[arg(long, default_value_t = 8 << 20, value_name = "N")]
@@ -613,6 +618,21 @@ fn resolution(r: u8) -> Result<h3o::Resolution> {
 /// Makes sure `--out` can be written before any work, and on Ctrl-C removes
 /// the temporary files of outputs being written (finished outputs are
 /// complete: each is renamed into place only when whole) and exits with 130.
+/// Makes `--work-dir` (when given apart from `--out`) and checks that
+/// files can be made in it.
+fn prepare_work_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .and_then(|()| tempfile::tempfile_in(dir).map(drop))
+        .with_context(|| {
+            format!(
+                "cannot make working files in {}: choose a folder you can write to with \
+                 --work-dir, or hold everything in memory with --spill never and \
+                 --samples-on-disk never",
+                dir.display()
+            )
+        })
+}
+
 fn prepare_out(out: &Path) -> Result<()> {
     std::fs::create_dir_all(out)
         .and_then(|()| {
@@ -661,9 +681,19 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
     if args.part_samples == 0 {
         anyhow::bail!("--part-samples must be at least 1");
     }
+    let work_dir = args.work_dir.as_ref().unwrap_or(&args.out);
+    if spill || on_disk {
+        prepare_work_dir(work_dir)?;
+    }
     let started = std::time::Instant::now();
     let vintages = args.boundary.load()?;
     let load = started.elapsed();
+    if on_disk
+        && let Ok(free) = fs4::available_space(work_dir)
+        && let Some(w) = memory::disk_warning(work_dir, rows, vintages.sets.len(), free)
+    {
+        say!("gapmap: warning: {w}");
+    }
     let opts = AnalyzeOptions {
         ingest: IngestOptions {
             files: args.samples.clone(),
@@ -674,9 +704,9 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
             resolution: resolution(args.resolution)?,
             carriers: CarrierTable::vietnam(),
             fast_placement: !args.exact_placement,
-            spill_dir: spill.then(|| args.out.clone()),
+            spill_dir: spill.then(|| work_dir.clone()),
             sample_store: on_disk.then(|| StoreOptions {
-                dir: args.out.clone(),
+                dir: work_dir.clone(),
                 part_samples: args.part_samples,
             }),
         },

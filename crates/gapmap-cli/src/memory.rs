@@ -107,6 +107,12 @@ fn headroom(limit: u64, usage: u64, file_cache: u64) -> Option<u64> {
     (limit < 1 << 62).then(|| limit.saturating_sub(usage.saturating_sub(file_cache)))
 }
 
+/// Bytes in GiB, for a message to one decimal.
+#[allow(clippy::cast_precision_loss, reason = "GiB to one decimal")]
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1u32 << 30)
+}
+
 /// The warning for `rows` sample rows when their analysis needs more than
 /// `available` bytes; `window` says whether `--from`/`--to` may leave rows
 /// out, `spilled` whether the repeated test ids are found on disk.
@@ -115,8 +121,6 @@ fn warning(rows: u64, available: u64, window: bool, spilled: bool) -> Option<Str
     if needed <= available {
         return None;
     }
-    #[allow(clippy::cast_precision_loss, reason = "GiB to one decimal")]
-    let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
     let fewer = if window {
         " (less if --from/--to leaves rows out: only the window's samples are held)"
     } else {
@@ -204,6 +208,30 @@ impl SamplesOnDisk {
     }
 }
 
+/// Bytes a sample takes on disk with `sets` boundary sets
+/// (`gapmap_core::store`: 64, and 9 a set).
+pub const fn stored_sample_bytes(sets: usize) -> u64 {
+    64 + 9 * sets as u64
+}
+
+/// The warning for samples kept on disk in `dir`, when its `free` bytes
+/// may not hold `rows` samples of `sets` boundary sets (every row
+/// accepted: an upper bound).
+pub fn disk_warning(dir: &Path, rows: u64, sets: usize, free: u64) -> Option<String> {
+    let need = rows.saturating_mul(stored_sample_bytes(sets));
+    (need > free).then(|| {
+        format!(
+            "{}: the samples on disk may need up to {:.1} GiB here ({rows} rows of {} bytes), \
+             and {:.1} GiB are free; if the run stops for want of space, free some, choose another \
+             folder with --work-dir, or hold the samples in memory with --samples-on-disk never",
+            dir.display(),
+            gib(need),
+            stored_sample_bytes(sets),
+            gib(free)
+        )
+    })
+}
+
 /// The rows of `files`, as their metadata or size suggest.
 pub fn rows_hint(files: &[std::path::PathBuf]) -> u64 {
     files
@@ -216,6 +244,27 @@ pub fn rows_hint(files: &[std::path::PathBuf]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_disk_warning_comes_when_the_free_space_cannot_hold_every_row() {
+        // 100 rows of one boundary set: 100 × (64 + 9) = 7 300 bytes.
+        let dir = Path::new("/data/work");
+        assert_eq!(stored_sample_bytes(1), 73);
+        assert_eq!(stored_sample_bytes(2), 82);
+        assert_eq!(disk_warning(dir, 100, 1, 7_300), None);
+        let w = disk_warning(dir, 100, 1, 7_299).expect("short by a byte");
+        for needle in [
+            "/data/work",
+            "100 rows of 73 bytes",
+            "--work-dir",
+            "--samples-on-disk never",
+        ] {
+            assert!(w.contains(needle), "{needle:?} not in {w}");
+        }
+        // Two sets: 8 200 bytes.
+        assert!(disk_warning(dir, 100, 2, 8_199).is_some());
+        assert_eq!(disk_warning(dir, 100, 2, 8_200), None);
+    }
 
     #[test]
     fn meminfo_gives_available_bytes() {
