@@ -85,6 +85,39 @@ fn parts_of_no_samples_are_refused_with_the_flag_named() {
 }
 
 #[test]
+fn samples_on_disk_go_to_the_work_dir_and_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, w) = (fixture("a.csv"), fixture("wards.geojson"));
+    let work = dir.path().join("scratch");
+    let out = crate::util::gapmap_ok(&[
+        "analyze",
+        "--samples",
+        s(&a),
+        "--boundaries",
+        s(&w),
+        "--levels",
+        LEVELS,
+        "--out",
+        s(&dir.path().join("o")),
+        "--column",
+        "lat=latitude",
+        "--samples-on-disk",
+        "always",
+        "--work-dir",
+        s(&work),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "kept on disk in {}, 73 bytes each",
+            work.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0);
+}
+
+#[test]
 fn a_work_dir_that_cannot_hold_files_is_named_with_the_way_out() {
     let dir = tempfile::tempdir().unwrap();
     let (a, w) = (fixture("a.csv"), fixture("wards.geojson"));

@@ -283,13 +283,13 @@ struct AnalyzeArgs {
     /// verification).
     #[arg(long)]
     exact_placement: bool,
-    /// Working files on disk in --out instead of memory (same outputs):
+    /// Working files on disk (--work-dir) instead of memory (same outputs):
     /// today the test ids that repeat are found there first, instead of
     /// remembering every id read (about 20 bytes a row). `auto`: when every
     /// sample file is Parquet, or the files hold over 20 million rows.
     #[arg(long, value_enum, default_value_t = memory::Spill::Auto)]
     spill: memory::Spill,
-    /// Keep the accepted samples in working files in --out instead of
+    /// Keep the accepted samples in working files (--work-dir) instead of
     /// memory (same outputs): memory then holds one part of them at a time
     /// (--part-samples), whatever their number, for a pass over the files
     /// per part of the later stages. `auto`: past 40 million rows, or when this
@@ -688,11 +688,17 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let vintages = args.boundary.load()?;
     let load = started.elapsed();
-    if on_disk
-        && let Ok(free) = fs4::available_space(work_dir)
-        && let Some(w) = memory::disk_warning(work_dir, rows, vintages.sets.len(), free)
-    {
-        say!("gapmap: warning: {w}");
+    if on_disk {
+        say!(
+            "gapmap: the accepted samples are kept on disk in {}, {} bytes each",
+            work_dir.display(),
+            memory::stored_sample_bytes(vintages.sets.len())
+        );
+        if let Ok(free) = fs4::available_space(work_dir)
+            && let Some(w) = memory::disk_warning(work_dir, rows, vintages.sets.len(), free)
+        {
+            say!("gapmap: warning: {w}");
+        }
     }
     let opts = AnalyzeOptions {
         ingest: IngestOptions {

@@ -152,7 +152,7 @@ pub const SPILL_CSV_ROWS: u64 = 20_000_000;
 pub enum Spill {
     /// When every sample file is Parquet (reading their test-id column
     /// costs less than remembering every id: measured), or the files hold
-    /// more than 20 million rows (`SPILL_CSV_ROWS`).
+    /// more than 20 million rows.
     Auto,
     /// Always.
     Always,
@@ -184,7 +184,7 @@ pub const STORE_ROWS: u64 = 40_000_000;
 /// Whether accepted samples are kept on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SamplesOnDisk {
-    /// When the files hold more than 40 million rows (`STORE_ROWS`), or
+    /// When the files hold more than 40 million rows, or
     /// this machine seems short of memory for the samples in memory.
     Auto,
     /// Always.
