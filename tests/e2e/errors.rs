@@ -58,38 +58,11 @@ fn simulate_into_a_folder_names_a_file_to_give() {
 
 const LEVELS: &str = "region=reg_code:reg_name,ward=ward_code:ward_name";
 
-#[test]
-fn parts_of_no_samples_are_refused_with_the_flag_named() {
-    let dir = tempfile::tempdir().unwrap();
+/// `analyze` of the fixture `a.csv` over the wards into `dir/o`, with the
+/// samples on disk, then `extra`.
+fn on_disk_args(dir: &std::path::Path, extra: &[&str]) -> Vec<String> {
     let (a, w) = (fixture("a.csv"), fixture("wards.geojson"));
-    fails_with(
-        &[
-            "analyze",
-            "--samples",
-            s(&a),
-            "--boundaries",
-            s(&w),
-            "--levels",
-            LEVELS,
-            "--out",
-            s(&dir.path().join("o")),
-            "--column",
-            "lat=latitude",
-            "--samples-on-disk",
-            "always",
-            "--part-samples",
-            "0",
-        ],
-        &["--part-samples must be at least 1"],
-    );
-}
-
-#[test]
-fn samples_on_disk_go_to_the_work_dir_and_leave_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, w) = (fixture("a.csv"), fixture("wards.geojson"));
-    let work = dir.path().join("scratch");
-    let out = crate::util::gapmap_ok(&[
+    let mut args: Vec<String> = [
         "analyze",
         "--samples",
         s(&a),
@@ -98,49 +71,49 @@ fn samples_on_disk_go_to_the_work_dir_and_leave_nothing() {
         "--levels",
         LEVELS,
         "--out",
-        s(&dir.path().join("o")),
+        s(&dir.join("o")),
         "--column",
         "lat=latitude",
         "--samples-on-disk",
         "always",
-        "--work-dir",
-        s(&work),
-    ]);
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.extend(extra.iter().map(|e| (*e).to_owned()));
+    args
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn parts_of_no_samples_are_refused_with_the_flag_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = on_disk_args(dir.path(), &["--part-samples", "0"]);
+    fails_with(&strs(&args), &["--part-samples must be at least 1"]);
+}
+
+#[test]
+fn samples_on_disk_go_to_the_work_dir_and_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("scratch");
+    let args = on_disk_args(dir.path(), &["--work-dir", s(&work)]);
+    let out = crate::util::gapmap_ok(&strs(&args));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!(
-            "kept on disk in {}, 73 bytes each",
-            work.display()
-        )),
-        "{err}"
-    );
+    let said = format!("kept on disk in {}, 73 bytes each", work.display());
+    assert!(err.contains(&said), "{err}");
     assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0);
 }
 
 #[test]
 fn a_work_dir_that_cannot_hold_files_is_named_with_the_way_out() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, w) = (fixture("a.csv"), fixture("wards.geojson"));
     let not_a_folder = dir.path().join("a file");
     std::fs::write(&not_a_folder, "").unwrap();
+    let args = on_disk_args(dir.path(), &["--work-dir", s(&not_a_folder)]);
     fails_with(
-        &[
-            "analyze",
-            "--samples",
-            s(&a),
-            "--boundaries",
-            s(&w),
-            "--levels",
-            LEVELS,
-            "--out",
-            s(&dir.path().join("o")),
-            "--column",
-            "lat=latitude",
-            "--samples-on-disk",
-            "always",
-            "--work-dir",
-            s(&not_a_folder),
-        ],
+        &strs(&args),
         &[
             "cannot make working files in",
             "a file",
