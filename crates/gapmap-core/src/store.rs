@@ -58,10 +58,13 @@ pub struct Filter<R, K> {
 pub struct StoredUnits<'a>(&'a [u8]);
 
 impl StoredUnits<'_> {
-    /// The finest unit in set `v` ([`NO_UNIT`]: none).
+    /// The finest unit in set `v` ([`NO_UNIT`]: none, or no such set).
     #[must_use]
     pub fn get(self, v: usize) -> u32 {
-        u32_at(self.0, BASE + PER_SET * v)
+        let at = BASE + PER_SET * v;
+        self.0.get(at..at + 4).map_or(NO_UNIT, |b| {
+            u32::from_le_bytes(b.try_into().unwrap_or_default())
+        })
     }
 }
 
@@ -749,7 +752,11 @@ mod tests {
         let routed = |cell: u64, unit: [u32; 2]| {
             unit[0] % 2 == 1 && unit[1] % 5 != 2 && !cell.is_multiple_of(3)
         };
-        let route = |cell: u64, units: StoredUnits<'_>| routed(cell, [units.get(0), units.get(1)]);
+        let route = |cell: u64, units: StoredUnits<'_>| {
+            // A set the store does not have is no unit, not a panic.
+            assert_eq!(units.get(2), NO_UNIT);
+            routed(cell, [units.get(0), units.get(1)])
+        };
         let keep = |s: &Sample| s.device % 5 != 1;
         let filter = Filter { route, keep };
         let check = |part: &Part, expected: &[usize]| {
