@@ -615,11 +615,8 @@ fn resolution(r: u8) -> Result<h3o::Resolution> {
         .map_err(|_| anyhow::anyhow!("--resolution {r}: H3 resolutions are 0 to 15"))
 }
 
-/// Makes sure `--out` can be written before any work, and on Ctrl-C removes
-/// the temporary files of outputs being written (finished outputs are
-/// complete: each is renamed into place only when whole) and exits with 130.
-/// Makes `--work-dir` (when given apart from `--out`) and checks that
-/// files can be made in it.
+/// Makes the folder of the working files (`--work-dir`, else `--out`) and
+/// checks that files can be made in it.
 fn prepare_work_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
         .and_then(|()| tempfile::tempfile_in(dir).map(drop))
@@ -633,6 +630,9 @@ fn prepare_work_dir(dir: &Path) -> Result<()> {
         })
 }
 
+/// Makes sure `--out` can be written before any work, and on Ctrl-C removes
+/// the temporary files of outputs being written (finished outputs are
+/// complete: each is renamed into place only when whole) and exits with 130.
 fn prepare_out(out: &Path) -> Result<()> {
     std::fs::create_dir_all(out)
         .and_then(|()| {

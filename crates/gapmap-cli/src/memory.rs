@@ -208,10 +208,9 @@ impl SamplesOnDisk {
     }
 }
 
-/// Bytes a sample takes on disk with `sets` boundary sets
-/// (`gapmap_core::store`: 64, and 9 a set).
+/// Bytes a sample takes on disk with `sets` boundary sets.
 pub const fn stored_sample_bytes(sets: usize) -> u64 {
-    64 + 9 * sets as u64
+    gapmap_core::store::SampleStore::record_bytes(sets)
 }
 
 /// The warning for samples kept on disk in `dir`, when its `free` bytes

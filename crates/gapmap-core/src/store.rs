@@ -304,6 +304,12 @@ impl SampleStore {
         BASE + PER_SET * self.sets
     }
 
+    /// Bytes a sample takes on disk with `sets` boundary sets.
+    #[must_use]
+    pub const fn record_bytes(sets: usize) -> u64 {
+        (BASE + PER_SET * sets) as u64
+    }
+
     /// Samples stored.
     #[must_use]
     pub const fn len(&self) -> u64 {
