@@ -768,7 +768,7 @@ fn judge_villages_by_parts(
         &mut |part, (g, groups)| {
             let v = judge_villages(index, &part, &part.places[r].units, gaps);
             for (vi, (slot, judged)) in verdicts.verdicts.iter_mut().zip(v.verdicts).enumerate() {
-                if part_of[top[index.unit[vi] as usize] as usize] % groups == g {
+                if group_of(part_of[top[index.unit[vi] as usize] as usize], groups) == g {
                     *slot = judged;
                 }
             }
@@ -920,6 +920,12 @@ fn balanced_parts(counts: &SampleCounts, v: usize, parts: u64) -> Vec<u64> {
     part_of
 }
 
+/// The group of a part key among `groups`: a key past the last group
+/// counts in the last, so that no sample is lost to a bad key.
+const fn group_of(key: u64, groups: u64) -> u64 {
+    if key < groups { key } else { groups - 1 }
+}
+
 /// A stage run on one part: its samples (as a run of their own) and
 /// (part, parts).
 type PartStage<'a> = dyn FnMut(Ingested, (u64, u64)) -> Result<()> + 'a;
@@ -952,9 +958,8 @@ where
         let started = std::time::Instant::now();
         let part = store.load(
             &crate::store::Filter {
-                // A key past the last group counts in the last: never lost.
                 route: |cell, units: StoredUnits<'_>| {
-                    key(cell, units).map(|k| k.min(groups - 1)) == Some(g)
+                    key(cell, units).map(|k| group_of(k, groups)) == Some(g)
                 },
                 keep: &keep,
             },
