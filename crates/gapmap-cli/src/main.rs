@@ -87,10 +87,18 @@ fn print_timings(
     let mut after_parts = false;
     let mut ingesting = true;
     for lap in &stages.laps {
-        total += lap.wall;
+        // A part that ran beside others is listed, indented, but its time
+        // is theirs too.
+        if !lap.beside {
+            total += lap.wall;
+        }
+        let name = if lap.beside {
+            format!("  {} (beside)", lap.stage)
+        } else {
+            lap.stage.to_owned()
+        };
         let mut line = format!(
-            "gapmap: timing {:<28} {:>8.3} s",
-            lap.stage,
+            "gapmap: timing {name:<28} {:>8.3} s",
             lap.wall.as_secs_f64()
         );
         let (count, unit) = if ingesting {

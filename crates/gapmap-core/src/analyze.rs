@@ -101,8 +101,8 @@ pub fn analyze(
         &mut rejects,
         progress,
     )?;
-    for (stage, d) in &ingested.timings {
-        stages.add(stage, *d);
+    for part in &ingested.timings {
+        stages.add_part(*part);
     }
     stages.lap("window, row counts");
     // The inputs' digests for the manifest, on a thread of their own while

@@ -789,7 +789,7 @@ pub struct Ingested {
     /// Per boundary set, where it placed each sample.
     pub places: Vec<SetPlaces>,
     /// Wall time of the ingestion's parts (read, check and place, account).
-    pub timings: Vec<(&'static str, std::time::Duration)>,
+    pub timings: Vec<crate::stages::PartTime>,
     /// With [`IngestOptions::sample_store`], the accepted samples, on disk
     /// (and none in `samples`, `positions` and `places`).
     pub store: Option<crate::store::SampleStore>,
@@ -833,25 +833,125 @@ struct Run<'v, 's> {
     seen_ids: Vec<HashSet<u128>>,
     /// Cells the last chunk met, learned while the next is placed and checked.
     pending: Option<Learning>,
-    /// H3 cells and units of a chunk's points (CSV: with typing their coordinates).
+    /// H3 cells and units of a chunk's points (CSV: with typing their
+    /// coordinates); overlaps with `check` and `account`.
     place: std::time::Duration,
     /// Checks and de-duplication of the chunk's rows, but the last piece's.
     check: std::time::Duration,
+    /// The last piece's accounting.
     account: std::time::Duration,
+    /// Learning the cells met, after placing and checking.
     learn: std::time::Duration,
+    /// All of the above: the time not spent waiting for the reader.
+    steps: std::time::Duration,
+}
+
+/// A chunk read and placed, waiting to be checked and accounted for while
+/// the next chunk is placed.
+struct Held {
+    file: u32,
+    chunk: Chunk,
+    placed: Vec<Placed>,
+}
+
+/// A chunk's rows as the checks read them.
+fn with_rows<T>(chunk: &Chunk, f: impl RowsFn<T>) -> T {
+    match chunk {
+        Chunk::Rows(rows) => f.call(rows),
+        Chunk::Columns(columns) => f.call(&columns.rows()),
+    }
+}
+
+/// A function of a chunk's rows, whatever their type.
+trait RowsFn<T> {
+    fn call<R: Fields + Sync>(self, rows: &[R]) -> T;
+}
+
+/// [`place_chunk`] as a [`RowsFn`].
+struct Place<'a, 'v> {
+    locators: &'a [Option<crate::boundaries::Locator<'v>>],
+    memo: &'a crate::cell_memo::CellMemo,
+    vintages: &'a Vintages,
+    opts: &'a IngestOptions,
+}
+
+impl RowsFn<(Vec<Placed>, Vec<(u64, h3o::CellIndex)>)> for Place<'_, '_> {
+    fn call<R: Fields + Sync>(self, rows: &[R]) -> (Vec<Placed>, Vec<(u64, h3o::CellIndex)>) {
+        place_chunk(rows, self.locators, self.memo, self.vintages, self.opts)
+    }
+}
+
+/// The checks, de-duplication and accounting of a placed chunk, as a
+/// [`RowsFn`]: its rows in pieces, each checked while the piece before is
+/// de-duplicated and accounted for (in input order, on one thread but for
+/// the shards of its hash tables). Returns the cells some locator had not
+/// learned, and the time of the last piece's accounting.
+struct Judge<'a, 's> {
+    file: u32,
+    placed: &'a mut [Placed],
+    acc: &'a mut Accounts<'s>,
+    repeated: Option<&'a crate::test_ids::DigestSet>,
+    seen_ids: &'a mut [HashSet<u128>],
+    device_ix: &'a mut [HashMap<u128, u32>],
+    vintages: &'a Vintages,
+    opts: &'a IngestOptions,
+}
+
+impl RowsFn<(Vec<h3o::CellIndex>, std::time::Duration)> for Judge<'_, '_> {
+    fn call<R: Fields + Sync>(self, rows: &[R]) -> (Vec<h3o::CellIndex>, std::time::Duration) {
+        let Self {
+            file,
+            placed,
+            acc,
+            repeated,
+            seen_ids,
+            device_ix,
+            vintages,
+            opts,
+        } = self;
+        let mut ready: Option<(&[R], Vec<Passed<'_>>)> = None;
+        let mut unlearned: Vec<h3o::CellIndex> = Vec::new();
+        let mut judge = |rows, passed: Vec<Passed<'_>>, acc: &mut Accounts| {
+            let (is_dup, device_of) = dedup_and_intern(&passed, repeated, seen_ids, device_ix);
+            let judged = Judged {
+                rows,
+                passed,
+                is_dup,
+                device_of,
+            };
+            acc.account(file, judged, vintages);
+        };
+        for (piece, placed) in rows.chunks(PIECE_ROWS).zip(placed.chunks_mut(PIECE_ROWS)) {
+            let (passed, ()) = rayon::join(
+                || pass(piece, placed, vintages, opts),
+                || {
+                    if let Some((rows, passed)) = ready.take() {
+                        judge(rows, passed, acc);
+                    }
+                },
+            );
+            unlearned.extend(passed.iter().filter_map(|p| p.unlearned));
+            ready = Some((piece, passed));
+        }
+        let last = std::time::Instant::now();
+        if let Some((rows, passed)) = ready.take() {
+            judge(rows, passed, acc);
+        }
+        (unlearned, last.elapsed())
+    }
 }
 
 impl Run<'_, '_> {
-    /// Checks, places and accounts for a chunk's rows, in input order;
-    /// the check stage's time counts from `t0`.
-    fn chunk<R: Fields + Sync>(
+    /// Places the chunk `next` while the chunk placed before it, `held`, is
+    /// checked, de-duplicated and accounted for, in input order (either may
+    /// be missing: the first and the last step). Returns `next`'s places.
+    fn step(
         &mut self,
-        t0: std::time::Instant,
-        file: u32,
-        chunk: &[R],
+        next: Option<&Chunk>,
+        held: Option<(u32, &Chunk, &mut [Placed])>,
         vintages: &Vintages,
         opts: &IngestOptions,
-    ) {
+    ) -> Option<Vec<Placed>> {
         let Self {
             locators,
             memo,
@@ -862,52 +962,50 @@ impl Run<'_, '_> {
             pending,
             ..
         } = self;
-        // The cells the chunk before met and no locator or memo knew are
-        // classified while this chunk is placed and checked (both only
-        // read the locators and the memo; a cell not learned yet takes
-        // the exact test, the same answer), and learned after it.
-        let (((unlearned, computed_cells), (t_placed, t1, t2)), classified) = rayon::join(
+        let started = std::time::Instant::now();
+        // Placing a chunk and checking the one before share both cores:
+        // the ordered accounting, one thread's work, no longer leaves the
+        // other core waiting. The cells that earlier chunks met and no
+        // locator or memo knew are classified meanwhile (both only read
+        // the locators and the memo; a cell not learned yet takes the
+        // exact test, the same answer), and learned after.
+        let (((placed, place_time), judged), classified) = rayon::join(
             || {
-                let (mut placed, computed_cells) =
-                    place_chunk(chunk, locators, memo, vintages, opts);
-                let t_placed = std::time::Instant::now();
-                // The chunk goes in pieces: while one piece is
-                // de-duplicated and accounted for (in input order, on one
-                // thread but for the shards of its hash tables), the next
-                // is checked on the other core, so the ordered part is not
-                // a serial step.
-                let mut ready: Option<(&[R], Vec<Passed<'_>>)> = None;
-                let mut unlearned: Vec<h3o::CellIndex> = Vec::new();
-                let mut judge = |rows, passed: Vec<Passed<'_>>, acc: &mut Accounts| {
-                    let (is_dup, device_of) =
-                        dedup_and_intern(&passed, repeated.as_ref(), seen_ids, device_ix);
-                    let judged = Judged {
-                        rows,
-                        passed,
-                        is_dup,
-                        device_of,
-                    };
-                    acc.account(file, judged, vintages);
-                };
-                for (piece, placed) in chunk.chunks(PIECE_ROWS).zip(placed.chunks_mut(PIECE_ROWS)) {
-                    let (passed, ()) = rayon::join(
-                        || pass(piece, placed, vintages, opts),
-                        || {
-                            if let Some((rows, passed)) = ready.take() {
-                                judge(rows, passed, acc);
-                            }
-                        },
-                    );
-                    unlearned.extend(passed.iter().filter_map(|p| p.unlearned));
-                    ready = Some((piece, passed));
-                }
-                let t1 = std::time::Instant::now();
-                if let Some((rows, passed)) = ready.take() {
-                    judge(rows, passed, acc);
-                }
-                (
-                    (unlearned, computed_cells),
-                    (t_placed, t1, std::time::Instant::now()),
+                rayon::join(
+                    || {
+                        let t = std::time::Instant::now();
+                        let placed = next.map(|chunk| {
+                            with_rows(
+                                chunk,
+                                Place {
+                                    locators,
+                                    memo,
+                                    vintages,
+                                    opts,
+                                },
+                            )
+                        });
+                        (placed, t.elapsed())
+                    },
+                    || {
+                        let t = std::time::Instant::now();
+                        held.map(|(file, chunk, placed)| {
+                            let (unlearned, last) = with_rows(
+                                chunk,
+                                Judge {
+                                    file,
+                                    placed,
+                                    acc,
+                                    repeated: repeated.as_ref(),
+                                    seen_ids,
+                                    device_ix,
+                                    vintages,
+                                    opts,
+                                },
+                            );
+                            (unlearned, t.elapsed() - last, last)
+                        })
+                    },
                 )
             },
             || {
@@ -920,10 +1018,11 @@ impl Run<'_, '_> {
                 })
             },
         );
-        self.place += t_placed - t0;
-        self.check += t1 - t_placed;
-        self.account += t2 - t1;
-        // From the end of the checks: classifying may outlast them.
+        let learning = std::time::Instant::now();
+        self.place += place_time;
+        let (unlearned, check, account) = judged.unwrap_or_default();
+        self.check += check;
+        self.account += account;
         if let Some((cells, hexagons, computed)) = classified {
             // Cells whose values in the memo may change: those the locators
             // learn, and those the memo learns.
@@ -946,10 +1045,14 @@ impl Run<'_, '_> {
                 }
             }
         }
+        let (placed, computed_cells) = placed.unzip();
+        let computed_cells = computed_cells.unwrap_or_default();
         if opts.fast_placement && !(unlearned.is_empty() && computed_cells.is_empty()) {
             self.pending = Some((unlearned, computed_cells));
         }
-        self.learn += t2.elapsed();
+        self.learn += learning.elapsed();
+        self.steps += started.elapsed();
+        placed
     }
 }
 
@@ -996,13 +1099,18 @@ pub fn ingest(
         check: std::time::Duration::ZERO,
         account: std::time::Duration::ZERO,
         learn: std::time::Duration::ZERO,
+        steps: std::time::Duration::ZERO,
     };
     let mut warnings = Vec::new();
     let mut timings = Vec::new();
     if let Some(dir) = &opts.spill_dir {
         let started = std::time::Instant::now();
         let repeated = crate::test_ids::repeated_test_ids(&opts.files, &opts.columns, dir)?;
-        timings.push(("repeated test ids", started.elapsed()));
+        timings.push(crate::stages::PartTime {
+            stage: "repeated test ids",
+            wall: started.elapsed(),
+            beside: false,
+        });
         run.repeated = Some(repeated);
     }
 
@@ -1050,34 +1158,67 @@ pub fn ingest(
             HashSet::with_capacity_and_hasher(id_shard_rows, foldhash::fast::FixedState::default())
         })
         .collect();
+    // A chunk is checked and accounted for while the next is placed: one
+    // chunk is held between reads, across files.
+    let mut held: Option<Held> = None;
+    let mut after_step = |run: &mut Run, store: &mut Option<SampleStore>| -> Result<()> {
+        if let Some(e) = run.acc.failed.take() {
+            return Err(e);
+        }
+        if let Some(store) = store
+            && run.acc.samples.len() >= STORE_FLUSH_SAMPLES
+        {
+            run.acc.flush_to(store)?;
+        }
+        progress(run.acc.counts.read);
+        Ok(())
+    };
     for (file_no, path) in opts.files.iter().enumerate() {
         #[allow(clippy::cast_possible_truncation, reason = "file counts fit u32")]
         let file = file_no as u32;
-        read_pipelined(path, &opts.columns, None, &mut warnings, &mut |chunk| {
-            let started = std::time::Instant::now();
-            match chunk {
-                // CSV rows are typed here, off the reader's thread.
-                Chunk::Rows(rows) => {
+        read_pipelined(
+            path,
+            &opts.columns,
+            None,
+            &mut warnings,
+            &mut |mut chunk| {
+                // CSV rows are typed here, off the reader's thread; Parquet
+                // rows are read where the reader decoded them.
+                if let Chunk::Rows(rows) = &mut chunk {
+                    let started = std::time::Instant::now();
                     rows.par_iter_mut()
                         .for_each(crate::schema::RawRow::type_coordinates);
-                    run.chunk(started, file, rows, vintages, opts);
+                    run.place += started.elapsed();
+                    run.steps += started.elapsed();
                 }
-                // Parquet rows are read where the reader decoded them.
-                Chunk::Columns(columns) => {
-                    run.chunk(started, file, &columns.rows(), vintages, opts);
-                }
-            }
-            if let Some(e) = run.acc.failed.take() {
-                return Err(e);
-            }
-            if let Some(store) = &mut store
-                && run.acc.samples.len() >= STORE_FLUSH_SAMPLES
-            {
-                run.acc.flush_to(store)?;
-            }
-            progress(run.acc.counts.read);
-            Ok(())
-        })?;
+                let mut before = held.take();
+                let placed = run.step(
+                    Some(&chunk),
+                    before
+                        .as_mut()
+                        .map(|h| (h.file, &h.chunk, h.placed.as_mut_slice())),
+                    vintages,
+                    opts,
+                );
+                held = Some(Held {
+                    file,
+                    chunk,
+                    placed: placed.unwrap_or_default(),
+                });
+                after_step(&mut run, &mut store)?;
+                // The checked chunk's row records go back to the reader.
+                Ok(before.map(|h| h.chunk))
+            },
+        )?;
+    }
+    if let Some(mut h) = held.take() {
+        run.step(
+            None,
+            Some((h.file, &h.chunk, h.placed.as_mut_slice())),
+            vintages,
+            opts,
+        );
+        after_step(&mut run, &mut store)?;
     }
     if let Some(store) = &mut store {
         run.acc.flush_to(store)?;
@@ -1090,11 +1231,10 @@ pub fn ingest(
         check,
         account,
         learn,
+        steps,
         ..
     } = run;
-    let read = started
-        .elapsed()
-        .saturating_sub(place + check + account + learn);
+    let read = started.elapsed().saturating_sub(steps);
     let Accounts {
         samples,
         positions,
@@ -1131,13 +1271,23 @@ pub fn ingest(
         places,
         timings: timings
             .into_iter()
-            .chain([
-                ("read", read),
-                ("H3, assign units", place),
-                ("check, duplicates", check),
-                ("accounting", account),
-                ("learn cells", learn),
-            ])
+            .chain(
+                [
+                    ("read", read, false),
+                    // A chunk is placed beside the checks of the one before:
+                    // these three overlap; the line after them is their wall.
+                    ("H3, assign units", place, true),
+                    ("check, duplicates", check, true),
+                    ("accounting", account, true),
+                    ("place, check, account", steps.saturating_sub(learn), false),
+                    ("learn cells", learn, false),
+                ]
+                .map(|(stage, wall, beside)| crate::stages::PartTime {
+                    stage,
+                    wall,
+                    beside,
+                }),
+            )
             .collect(),
         store,
     })
@@ -1152,7 +1302,7 @@ pub(crate) fn read_pipelined(
     columns: &ColumnMap,
     only: Option<Field>,
     warnings: &mut Vec<String>,
-    on_chunk: &mut dyn FnMut(&mut Chunk) -> Result<()>,
+    on_chunk: &mut dyn FnMut(Chunk) -> Result<Option<Chunk>>,
 ) -> Result<()> {
     const AHEAD: usize = 2;
     let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
@@ -1178,14 +1328,17 @@ pub(crate) fn read_pipelined(
             (read, warnings)
         });
         let mut consumed = Ok(());
-        for mut chunk in &rx {
-            consumed = on_chunk(&mut chunk);
-            if consumed.is_err() {
-                break;
-            }
-            // The reader may have finished: then the rows are dropped here.
-            if let Chunk::Rows(rows) = chunk {
-                let _ = spare_tx.send(rows);
+        for chunk in &rx {
+            match on_chunk(chunk) {
+                // The reader may have finished: then the rows are dropped here.
+                Ok(Some(Chunk::Rows(rows))) => {
+                    let _ = spare_tx.send(rows);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    consumed = Err(e);
+                    break;
+                }
             }
         }
         drop(rx);

@@ -26,6 +26,21 @@ pub struct Lap {
     pub wall: Duration,
     /// `None` for parts recorded by [`Stages::add`].
     pub measured: Option<Measures>,
+    /// A part that ran beside the other parts of its lap
+    /// ([`Stages::add_beside`]): its time is not theirs to add up.
+    pub beside: bool,
+}
+
+/// A part of a stage timed where it ran, for [`Stages::add`] or
+/// [`Stages::add_beside`].
+#[derive(Debug, Clone, Copy)]
+pub struct PartTime {
+    /// The part.
+    pub stage: &'static str,
+    /// Its wall time.
+    pub wall: Duration,
+    /// Whether it ran beside the other parts (overlapping them in time).
+    pub beside: bool,
 }
 
 /// The process at the end of a lap, where the system tells (Linux).
@@ -107,6 +122,7 @@ impl Stages {
                 rss_kib,
                 peak_kib,
             }),
+            beside: false,
         });
         self.last_cpu = cpu;
         self.last = now;
@@ -119,8 +135,29 @@ impl Stages {
             stage,
             wall: d,
             measured: None,
+            beside: false,
         });
         self.added += d;
+    }
+
+    /// Records a part of the coming lap that ran beside its other parts:
+    /// listed, but neither added to the run's time nor taken from the lap's.
+    pub fn add_beside(&mut self, stage: &'static str, d: Duration) {
+        self.laps.push(Lap {
+            stage,
+            wall: d,
+            measured: None,
+            beside: true,
+        });
+    }
+
+    /// Records a part timed elsewhere, beside the others or not.
+    pub fn add_part(&mut self, part: PartTime) {
+        if part.beside {
+            self.add_beside(part.stage, part.wall);
+        } else {
+            self.add(part.stage, part.wall);
+        }
     }
 }
 

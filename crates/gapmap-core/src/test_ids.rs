@@ -294,11 +294,12 @@ pub fn repeated_test_ids(
             Some(Field::TestId),
             &mut warnings,
             &mut |chunk| {
-                let digests: Vec<u128> = match chunk {
+                let digests: Vec<u128> = match &chunk {
                     Chunk::Rows(rows) => rows.par_iter().map(row_digest).collect(),
                     Chunk::Columns(columns) => columns.rows().par_iter().map(row_digest).collect(),
                 };
-                digests.into_iter().try_for_each(|d| spill.push(d))
+                digests.into_iter().try_for_each(|d| spill.push(d))?;
+                Ok(Some(chunk))
             },
         )?;
     }
