@@ -365,34 +365,85 @@ fn duplicates_and_rejects_keep_input_order_across_pieces_and_chunks() {
             i % 997
         ));
     }
-    std::fs::write(&csv, text).expect("write");
+    std::fs::write(&csv, &text).expect("write");
+    // The same rows in two files, split inside a piece of the second chunk
+    // (row 40 000, in the second, repeats the first's 32 767):
+    // a chunk is accounted for while the next is placed, across files.
+    const SPLIT: usize = 36_001;
+    let (head, rows) = text.split_once('\n').expect("a header");
+    let lines: Vec<&str> = rows.lines().collect();
+    let part = |name: &str, rows: &[&str]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, format!("{head}\n{}\n", rows.join("\n"))).expect("write");
+        p
+    };
+    let (first, second) = (
+        part("first.csv", &lines[..SPLIT]),
+        part("second.csv", &lines[SPLIT..]),
+    );
+    // (file, line, reason, test id) of each rejected row, in order.
     let mut seen = std::collections::HashSet::new();
     let mut want = Vec::new();
     for i in 0..N {
-        let line = (i + 2).to_string();
-        if bad.contains(&i) {
-            want.push((line, "bad_timestamp".to_owned(), format!("t{}", id(i))));
+        let (file, line) = if i < SPLIT {
+            (0, i + 2)
+        } else {
+            (1, i - SPLIT + 2)
+        };
+        let reason = if bad.contains(&i) {
+            "bad_timestamp"
         } else if !seen.insert(id(i)) {
-            want.push((line, "duplicate_test_id".to_owned(), format!("t{}", id(i))));
-        }
+            "duplicate_test_id"
+        } else {
+            continue;
+        };
+        want.push((
+            file,
+            line.to_string(),
+            reason.to_owned(),
+            format!("t{}", id(i)),
+        ));
     }
     assert_eq!(
         want.len(),
         bad.len() + repeats.len() - 1,
         "8 192 is the first good t8191"
     );
+    assert!(want.iter().any(|w| w.0 == 1), "rejects in the second file");
     for spill in SPILL {
-        let out = dir.path().join(spill);
-        analyze_wards(&[&csv], &out, &["--spill", spill]);
-        let (_, rows) = read_csv(&out.join("rejects.csv"));
-        let got: Vec<(String, String, String)> = rows
-            .into_iter()
-            .map(|r| (r[1].clone(), r[2].clone(), r[3].clone()))
-            .collect();
-        assert_eq!(got, want, "--spill {spill}");
-        let summary = json(&out.join("summary.json"));
-        assert_eq!(summary["rows"]["read"], N);
-        assert_eq!(summary["rows"]["accepted"], N - want.len());
+        for (name, files) in [("one", vec![csv.as_path()]), ("two", vec![&first, &second])] {
+            let out = dir.path().join(format!("{spill}_{name}"));
+            analyze_wards(&files, &out, &["--spill", spill]);
+            let (_, rows) = read_csv(&out.join("rejects.csv"));
+            let got: Vec<(usize, String, String, String)> = rows
+                .into_iter()
+                .map(|r| {
+                    let file = files
+                        .iter()
+                        .position(|f| s(f) == r[0])
+                        .expect("a file read");
+                    (file, r[1].clone(), r[2].clone(), r[3].clone())
+                })
+                .collect();
+            let want: Vec<_> = want
+                .iter()
+                .map(|(file, line, reason, id)| {
+                    // One file: lines run on from the first file's.
+                    let (file, line) = match (name, file) {
+                        ("one", 1) => (
+                            0,
+                            (line.parse::<usize>().expect("line") + SPLIT).to_string(),
+                        ),
+                        _ => (*file, line.clone()),
+                    };
+                    (file, line, reason.clone(), id.clone())
+                })
+                .collect();
+            assert_eq!(got, want, "--spill {spill}, {name} file(s)");
+            let summary = json(&out.join("summary.json"));
+            assert_eq!(summary["rows"]["read"], N);
+            assert_eq!(summary["rows"]["accepted"], N - want.len());
+        }
     }
 }
 
