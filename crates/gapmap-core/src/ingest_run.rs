@@ -240,9 +240,9 @@ struct RowKeys<'a> {
     carrier: &'a str,
 }
 
-/// Rows of a chunk checked and placed while the piece before is accounted
-/// for: small enough that the last piece's accounting, which nothing
-/// overlaps, is short; large enough to keep both cores busy.
+/// Rows of a chunk checked while the piece before is accounted for (and
+/// the next chunk placed): large enough that a piece's parallel work is
+/// worth splitting across the cores.
 const PIECE_ROWS: usize = 4096;
 
 /// A row after the parallel pass: checked, placed (with its cell), keyed,
@@ -854,7 +854,7 @@ struct Held {
     placed: Vec<Placed>,
 }
 
-/// A chunk's rows as the checks read them.
+/// `f` of a chunk's rows, of whichever type the reader gave.
 fn with_rows<T>(chunk: &Chunk, f: impl RowsFn<T>) -> T {
     match chunk {
         Chunk::Rows(rows) => f.call(rows),
