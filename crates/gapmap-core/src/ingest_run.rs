@@ -834,14 +834,15 @@ struct Run<'v, 's> {
     /// Cells the last chunk met, learned while the next is placed and checked.
     pending: Option<Learning>,
     /// H3 cells and units of a chunk's points (CSV: with typing their
-    /// coordinates); overlaps with `check` and `account`.
+    /// coordinates), with classifying the cells met before; overlaps with
+    /// `learn`, `check` and `account`.
     place: std::time::Duration,
+    /// Learning the cells met, after placing.
+    learn: std::time::Duration,
     /// Checks and de-duplication of the chunk's rows, but the last piece's.
     check: std::time::Duration,
     /// The last piece's accounting.
     account: std::time::Duration,
-    /// Learning the cells met, after placing and checking.
-    learn: std::time::Duration,
     /// All of the above: the time not spent waiting for the reader.
     steps: std::time::Duration,
 }
@@ -966,15 +967,16 @@ impl Run<'_, '_> {
         // Placing a chunk and checking the one before share both cores:
         // the ordered accounting, one thread's work, no longer leaves the
         // other core waiting. The cells that earlier chunks met and no
-        // locator or memo knew are classified meanwhile (both only read
-        // the locators and the memo; a cell not learned yet takes the
-        // exact test, the same answer), and learned after.
-        let (((placed, place_time), judged), classified) = rayon::join(
+        // locator or memo knew are classified beside the placing (both
+        // only read the locators and the memo; a cell not learned yet
+        // takes the exact test, the same answer), then learned while the
+        // checks go on (they read neither).
+        let ((placed, place_time, learn_time), judged) = rayon::join(
             || {
-                rayon::join(
+                let t = std::time::Instant::now();
+                let (placed, classified) = rayon::join(
                     || {
-                        let t = std::time::Instant::now();
-                        let placed = next.map(|chunk| {
+                        next.map(|chunk| {
                             with_rows(
                                 chunk,
                                 Place {
@@ -984,75 +986,92 @@ impl Run<'_, '_> {
                                     opts,
                                 },
                             )
-                        });
-                        (placed, t.elapsed())
-                    },
-                    || {
-                        let t = std::time::Instant::now();
-                        held.map(|(file, chunk, placed)| {
-                            let (unlearned, last) = with_rows(
-                                chunk,
-                                Judge {
-                                    file,
-                                    placed,
-                                    acc,
-                                    repeated: repeated.as_ref(),
-                                    seen_ids,
-                                    device_ix,
-                                    vintages,
-                                    opts,
-                                },
-                            );
-                            (unlearned, t.elapsed() - last, last)
                         })
                     },
-                )
+                    || {
+                        pending.take().map(|(unlearned, computed): Learning| {
+                            let cells: Vec<_> = locators
+                                .iter()
+                                .map(|loc| loc.as_ref().map(|loc| loc.classify_new(&unlearned)))
+                                .collect();
+                            (cells, memo.build_new(&computed), computed)
+                        })
+                    },
+                );
+                let place_time = t.elapsed();
+                let t = std::time::Instant::now();
+                if let Some(classified) = classified {
+                    learn(locators, memo, classified);
+                }
+                (placed, place_time, t.elapsed())
             },
             || {
-                pending.take().map(|(unlearned, computed): Learning| {
-                    let cells: Vec<_> = locators
-                        .iter()
-                        .map(|loc| loc.as_ref().map(|loc| loc.classify_new(&unlearned)))
-                        .collect();
-                    (cells, memo.build_new(&computed), computed)
+                let t = std::time::Instant::now();
+                held.map(|(file, chunk, placed)| {
+                    let (unlearned, last) = with_rows(
+                        chunk,
+                        Judge {
+                            file,
+                            placed,
+                            acc,
+                            repeated: repeated.as_ref(),
+                            seen_ids,
+                            device_ix,
+                            vintages,
+                            opts,
+                        },
+                    );
+                    (unlearned, t.elapsed() - last, last)
                 })
             },
         );
-        let learning = std::time::Instant::now();
         self.place += place_time;
+        self.learn += learn_time;
         let (unlearned, check, account) = judged.unwrap_or_default();
         self.check += check;
         self.account += account;
-        if let Some((cells, hexagons, computed)) = classified {
-            // Cells whose values in the memo may change: those the locators
-            // learn, and those the memo learns.
-            let mut changed = hexagons.cells();
-            for (loc, cells) in self.locators.iter_mut().zip(cells) {
-                if let (Some(loc), Some(cells)) = (loc, cells) {
-                    changed.extend(cells.cells());
-                    loc.insert_classified(cells);
-                }
-            }
-            self.memo.insert_built(hexagons, &computed);
-            // The memo's copy of the first sets' values, as the locators
-            // now hold them.
-            for cell in changed {
-                let sets = self.locators.iter().enumerate();
-                for (set, loc) in sets.take(crate::cell_memo::VALUED_SETS) {
-                    if let Some(loc) = loc {
-                        self.memo.set_value(cell, set, loc.cell_value(cell));
-                    }
-                }
-            }
-        }
         let (placed, computed_cells) = placed.unzip();
         let computed_cells = computed_cells.unwrap_or_default();
         if opts.fast_placement && !(unlearned.is_empty() && computed_cells.is_empty()) {
             self.pending = Some((unlearned, computed_cells));
         }
-        self.learn += learning.elapsed();
         self.steps += started.elapsed();
         placed
+    }
+}
+
+/// What the locators and the memo classified and built of the cells met.
+type Classified = (
+    Vec<Option<crate::boundaries::ClassifiedCells>>,
+    crate::cell_memo::BuiltHexagons,
+    Vec<(u64, h3o::CellIndex)>,
+);
+
+/// Learns what was classified: the locators' cells, the memo's hexagons,
+/// and the memo's copy of the first sets' values as the locators now hold
+/// them.
+fn learn(
+    locators: &mut [Option<crate::boundaries::Locator<'_>>],
+    memo: &mut crate::cell_memo::CellMemo,
+    (cells, hexagons, computed): Classified,
+) {
+    // Cells whose values in the memo may change: those the locators
+    // learn, and those the memo learns.
+    let mut changed = hexagons.cells();
+    for (loc, cells) in locators.iter_mut().zip(cells) {
+        if let (Some(loc), Some(cells)) = (loc, cells) {
+            changed.extend(cells.cells());
+            loc.insert_classified(cells);
+        }
+    }
+    memo.insert_built(hexagons, &computed);
+    for cell in changed {
+        let sets = locators.iter().enumerate();
+        for (set, loc) in sets.take(crate::cell_memo::VALUED_SETS) {
+            if let Some(loc) = loc {
+                memo.set_value(cell, set, loc.cell_value(cell));
+            }
+        }
     }
 }
 
@@ -1274,13 +1293,14 @@ pub fn ingest(
             .chain(
                 [
                     ("read", read, false),
-                    // A chunk is placed beside the checks of the one before:
-                    // these three overlap; the line after them is their wall.
+                    // A chunk is placed (and the cells met learned) beside
+                    // the checks of the one before: these four overlap; the
+                    // line after them is their wall.
                     ("H3, assign units", place, true),
+                    ("learn cells", learn, true),
                     ("check, duplicates", check, true),
                     ("accounting", account, true),
-                    ("place, check, account", steps.saturating_sub(learn), false),
-                    ("learn cells", learn, false),
+                    ("place, check, account", steps, false),
                 ]
                 .map(|(stage, wall, beside)| crate::stages::PartTime {
                     stage,
