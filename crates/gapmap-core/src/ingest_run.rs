@@ -1316,7 +1316,9 @@ pub fn ingest(
 /// [`read_chunks`] on its own thread, a few chunks ahead of `on_chunk` on
 /// this one: reading (CSV parsing above all, which is sequential; Parquet
 /// decoding) overlaps with checking and placing the chunk before, and at
-/// most `AHEAD` + 2 chunks are in memory. Warnings are the reader's, in order.
+/// most `AHEAD` + 2 chunks are in memory, besides any `on_chunk` keeps (it
+/// returns a chunk to recycle its row records). Warnings are the reader's,
+/// in order.
 pub(crate) fn read_pipelined(
     path: &std::path::Path,
     columns: &ColumnMap,
