@@ -788,7 +788,8 @@ pub struct Ingested {
     pub warnings: Vec<String>,
     /// Per boundary set, where it placed each sample.
     pub places: Vec<SetPlaces>,
-    /// Wall time of the ingestion's parts (read, check and place, account).
+    /// Wall time of the ingestion's parts (read, place, check, account),
+    /// some of which run beside others ([`crate::stages::PartTime::beside`]).
     pub timings: Vec<crate::stages::PartTime>,
     /// With [`IngestOptions::sample_store`], the accepted samples, on disk
     /// (and none in `samples`, `positions` and `places`).
@@ -831,7 +832,9 @@ struct Run<'v, 's> {
     /// With a spill folder, the test ids that occur on more than one row.
     repeated: Option<crate::test_ids::DigestSet>,
     seen_ids: Vec<HashSet<u128>>,
-    /// Cells the last chunk met, learned while the next is placed and checked.
+    /// Cells met that no locator or memo knew (in the checks of one chunk
+    /// and the placing of the next), classified beside the next placing and
+    /// learned after it.
     pending: Option<Learning>,
     /// H3 cells and units of a chunk's points (CSV: with typing their
     /// coordinates), with classifying the cells met before; overlaps with
