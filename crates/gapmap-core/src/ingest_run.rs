@@ -1210,8 +1210,9 @@ pub fn ingest(
                     let started = std::time::Instant::now();
                     rows.par_iter_mut()
                         .for_each(crate::schema::RawRow::type_coordinates);
-                    run.place += started.elapsed();
-                    run.steps += started.elapsed();
+                    let typing = started.elapsed();
+                    run.place += typing;
+                    run.steps += typing;
                 }
                 let mut before = held.take();
                 let placed = run.step(

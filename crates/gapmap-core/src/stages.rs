@@ -27,12 +27,11 @@ pub struct Lap {
     /// `None` for parts recorded by [`Stages::add`].
     pub measured: Option<Measures>,
     /// A part that ran beside the other parts of its lap
-    /// ([`Stages::add_beside`]): its time is not theirs to add up.
+    /// ([`Stages::add_part`]): its time is not theirs to add up.
     pub beside: bool,
 }
 
-/// A part of a stage timed where it ran, for [`Stages::add`] or
-/// [`Stages::add_beside`].
+/// A part of a stage timed where it ran, for [`Stages::add_part`].
 #[derive(Debug, Clone, Copy)]
 pub struct PartTime {
     /// The part.
@@ -140,21 +139,17 @@ impl Stages {
         self.added += d;
     }
 
-    /// Records a part of the coming lap that ran beside its other parts:
-    /// listed, but neither added to the run's time nor taken from the lap's.
-    pub fn add_beside(&mut self, stage: &'static str, d: Duration) {
-        self.laps.push(Lap {
-            stage,
-            wall: d,
-            measured: None,
-            beside: true,
-        });
-    }
-
-    /// Records a part timed elsewhere, beside the others or not.
+    /// Records a part of the coming lap timed elsewhere; one that ran
+    /// beside the other parts is listed, but its time is not taken from
+    /// the lap's (the parts it overlapped already count it).
     pub fn add_part(&mut self, part: PartTime) {
         if part.beside {
-            self.add_beside(part.stage, part.wall);
+            self.laps.push(Lap {
+                stage: part.stage,
+                wall: part.wall,
+                measured: None,
+                beside: true,
+            });
         } else {
             self.add(part.stage, part.wall);
         }
@@ -164,6 +159,43 @@ impl Stages {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_part_beside_others_is_listed_but_not_taken_from_the_lap() {
+        let mut stages = Stages::new();
+        std::thread::sleep(Duration::from_millis(50));
+        // Two parts that overlapped in time, and their wall together.
+        let beside = |stage, ms| PartTime {
+            stage,
+            wall: Duration::from_millis(ms),
+            beside: true,
+        };
+        stages.add_part(beside("placing", 30));
+        stages.add_part(beside("checking", 30));
+        stages.add_part(PartTime {
+            stage: "both",
+            wall: Duration::from_millis(35),
+            beside: false,
+        });
+        stages.lap("rest");
+        let walls: Vec<(&str, bool)> = stages.laps.iter().map(|l| (l.stage, l.beside)).collect();
+        assert_eq!(
+            walls,
+            [
+                ("placing", true),
+                ("checking", true),
+                ("both", false),
+                ("rest", false)
+            ]
+        );
+        // The lap keeps what only "both" took: at least 50 - 35 ms; taking
+        // the overlapping parts too (95 ms) would leave nothing.
+        assert!(
+            stages.laps[3].wall >= Duration::from_millis(15),
+            "{:?}",
+            stages.laps[3].wall
+        );
+    }
 
     #[test]
     fn a_lap_counts_the_cpu_spent_in_it() {
