@@ -172,7 +172,9 @@ pub const VALUED_SETS: usize = 2;
 #[derive(Debug)]
 struct Hexagon {
     cell: h3o::CellIndex,
-    centre: [f64; 3],
+    /// The centre's latitude and longitude in degrees, copied into the
+    /// squares that name the hexagon ([`Square::centres`]).
+    centre_degrees: [f32; 2],
     normals: [[f64; 3]; 6],
     margin: f64,
     /// The cell's value in each set's cell table, as the caller last set it
@@ -232,9 +234,14 @@ impl Hexagon {
         if normals.iter().any(|&n| dot(n, centre) <= 0.0) {
             return None; // not convex as expected: leave it to h3o
         }
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "a centre to pick the nearest by, not to answer with"
+        )]
+        let centre_degrees = [centre_ll.lat() as f32, centre_ll.lng() as f32];
         Some(Self {
             cell,
-            centre,
+            centre_degrees,
             normals,
             margin: 1e-3 * shortest,
             values: [crate::cell_table::RESERVED; VALUED_SETS],
@@ -245,6 +252,25 @@ impl Hexagon {
     fn holds(&self, p: [f64; 3]) -> bool {
         self.normals.iter().all(|&n| dot(n, p) > self.margin)
     }
+}
+
+/// A square's candidate hexagons, with their centres at hand: the nearest
+/// is picked from this entry alone, and only its hexagon is read (at
+/// national scale, rows of a chunk seldom share a square, and each
+/// hexagon read is a cache miss).
+#[derive(Debug, Clone, Copy)]
+struct Square {
+    /// Indices into [`CellMemo::hexagons`], the used ones first (`NONE`: free).
+    slots: [u32; CANDIDATES],
+    /// Each candidate's [`Hexagon::centre_degrees`].
+    centres: [[f32; 2]; CANDIDATES],
+}
+
+impl Square {
+    const EMPTY: Self = Self {
+        slots: [NONE; CANDIDATES],
+        centres: [[0.0; 2]; CANDIDATES],
+    };
 }
 
 /// Hexagons built by [`CellMemo::build_new`], to be remembered by
@@ -274,7 +300,7 @@ pub struct CellMemo {
     /// candidates each).
     scale: f64,
     /// Square (Morton code) → indices into `hexagons`.
-    squares: Map<u64, [u32; CANDIDATES]>,
+    squares: Map<u64, Square>,
     hexagons: Vec<Hexagon>,
     /// Cell → index into `hexagons` (`NONE`: not one the memo answers for).
     slots: Map<u64, u32>,
@@ -341,23 +367,26 @@ impl CellMemo {
         lat: f64,
         lon: f64,
     ) -> Option<(h3o::CellIndex, &[u32; VALUED_SETS])> {
-        let candidates = self.squares.get(&square)?;
-        let p = unit_vector(lat.to_radians(), lon.to_radians());
-        let hexagons = || {
-            candidates
-                .iter()
-                .take_while(|&&i| i != NONE)
-                .map(|&i| &self.hexagons[i as usize])
-        };
+        let sq = self.squares.get(&square)?;
+        let used = sq.slots.iter().take_while(|&&i| i != NONE).count();
         // The hexagon of the nearest centre holds the point nearly always:
         // it is tried first, then the others (the answer does not depend
         // on the order: at most one hexagon holds a point by the margin).
-        let nearest = hexagons().max_by(|a, b| dot(a.centre, p).total_cmp(&dot(b.centre, p)))?;
-        if nearest.holds(p) {
-            return Some((nearest.cell, &nearest.values));
-        }
-        hexagons()
-            .filter(|h| !std::ptr::eq(*h, nearest))
+        // Nearness on the local plane, from the entry's centres.
+        let (lat_r, lon_r) = (lat.to_radians(), lon.to_radians());
+        let (sin_lat, cos_lat) = lat_r.sin_cos();
+        let distance = |k: usize| {
+            let [c_lat, c_lon] = sq.centres[k];
+            let dy = lat - f64::from(c_lat);
+            let dx = (lon - f64::from(c_lon)) * cos_lat;
+            dx.mul_add(dx, dy * dy)
+        };
+        let nearest = (0..used).min_by(|&a, &b| distance(a).total_cmp(&distance(b)))?;
+        let (sin_lng, cos_lng) = lon_r.sin_cos();
+        let p = [cos_lat * cos_lng, cos_lat * sin_lng, sin_lat];
+        std::iter::once(nearest)
+            .chain((0..used).filter(|&k| k != nearest))
+            .map(|k| &self.hexagons[sq.slots[k] as usize])
             .find(|h| h.holds(p))
             .map(|h| (h.cell, &h.values))
     }
@@ -433,11 +462,13 @@ impl CellMemo {
             if slot == NONE {
                 continue;
             }
-            let candidates = self.squares.entry(square).or_insert([NONE; CANDIDATES]);
-            if let Some(free) = candidates.iter().position(|&i| i == NONE || i == slot)
-                && candidates[free] == NONE
+            let centre = self.hexagons[slot as usize].centre_degrees;
+            let sq = self.squares.entry(square).or_insert(Square::EMPTY);
+            if let Some(free) = sq.slots.iter().position(|&i| i == NONE || i == slot)
+                && sq.slots[free] == NONE
             {
-                candidates[free] = slot;
+                sq.slots[free] = slot;
+                sq.centres[free] = centre;
             }
         }
     }
