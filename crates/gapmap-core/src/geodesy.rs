@@ -17,6 +17,23 @@ pub fn haversine_m(lon1: f64, lat1: f64, lon2: f64, lat2: f64) -> f64 {
     2.0 * EARTH_RADIUS_M * a.sqrt().min(1.0).asin()
 }
 
+/// An upper bound of [`haversine_m`] between any two points whose latitudes
+/// span `lat_span` degrees and longitudes `lon_span` (both non-negative):
+/// sin² x ≤ x², the cosines are at most 1 and asin y ≤ π/2 · y on [0, 1],
+/// then widened by a millionth, far above the formula's rounding. Infinite
+/// when a span is not a number.
+#[must_use]
+pub fn haversine_bound_m(lat_span: f64, lon_span: f64) -> f64 {
+    let (dp, dl) = (lat_span.to_radians(), lon_span.to_radians());
+    let a_bound = (dp / 2.0).powi(2) + (dl / 2.0).powi(2);
+    let bound = 2.0 * EARTH_RADIUS_M * std::f64::consts::FRAC_PI_2 * a_bound.sqrt().min(1.0);
+    if bound.is_nan() {
+        f64::INFINITY
+    } else {
+        bound * (1.0 + 1e-6)
+    }
+}
+
 /// Distance in metres from a point to the segment (a, b), all (lon, lat) in
 /// degrees. The closest point is found in a local equirectangular projection
 /// centred on the point (exact to well under a metre at the few-kilometre

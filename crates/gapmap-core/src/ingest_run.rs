@@ -1666,19 +1666,34 @@ fn flag_in_device_order<K: DeviceTimeKey>(
         // at most; a first or last test with one fast leg looks exactly like
         // a trip, so it is kept.
         let v = rules.max_movement_kmh;
-        let fast = |a: usize, b: usize| {
-            let (p, q) = (positions[a], positions[b]);
+        #[allow(clippy::cast_precision_loss, reason = "seconds fit f64")]
+        let hours = |a: K, b: K| ((b.time(base) - a.time(base)).abs().max(1)) as f64 / 3600.0;
+        // No two samples are farther apart than the bound of their box's
+        // span: a leg whose time alone keeps it under the speed needs
+        // neither position (most legs, days apart), and the positions
+        // are read in input order, a cache miss each.
+        let reach_km = samples_reach_m(positions) / 1000.0;
+        let fast = |a: K, b: K| {
+            let h = hours(a, b);
+            if reach_km / h <= v {
+                return false;
+            }
+            let (p, q) = (positions[index(a)], positions[index(b)]);
             let km = crate::geodesy::haversine_m(p.lon, p.lat, q.lon, q.lat) / 1000.0;
-            #[allow(clippy::cast_precision_loss, reason = "seconds fit f64")]
-            let h = ((samples[b].time - samples[a].time).abs().max(1)) as f64 / 3600.0;
             km / h > v
         };
+        let fast = &fast;
         let jumps: Vec<usize> = order
             .par_chunk_by(|&a, &b| device(a) == device(b))
             .flat_map_iter(|g| {
-                g.windows(3).filter_map(|w| {
-                    let [prev, cur, next] = [w[0], w[1], w[2]].map(index);
-                    (fast(prev, cur) && fast(cur, next)).then_some(cur)
+                // Each leg judged once: a test jumps when the leg before
+                // it (`before`) and the leg after it are both fast.
+                let mut before = false;
+                g.windows(2).filter_map(move |w| {
+                    let after = fast(w[0], w[1]);
+                    let jump = before && after;
+                    before = after;
+                    jump.then(|| index(w[0]))
                 })
             })
             .collect();
@@ -1718,6 +1733,25 @@ fn flag_in_device_order<K: DeviceTimeKey>(
             samples[i].flags |= flags::OVER_DEVICE_CAP;
         }
     }
+}
+
+/// An upper bound (metres) of the distance between any two of the
+/// positions ([`crate::geodesy::haversine_bound_m`] of their box).
+fn samples_reach_m(positions: &[Position]) -> f64 {
+    let (lat_lo, lat_hi, lon_lo, lon_hi) = positions
+        .par_iter()
+        .fold(
+            || (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY),
+            |b, p| (b.0.min(p.lat), b.1.max(p.lat), b.2.min(p.lon), b.3.max(p.lon)),
+        )
+        .reduce(
+            || (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY),
+            |a, b| (a.0.min(b.0), a.1.max(b.1), a.2.min(b.2), a.3.max(b.3)),
+        );
+    // A position that is not a number (never one of an accepted sample)
+    // is left out of the box, harmlessly: no leg from it is fast, with or
+    // without the bound.
+    crate::geodesy::haversine_bound_m((lat_hi - lat_lo).max(0.0), (lon_hi - lon_lo).max(0.0))
 }
 
 /// Counts of flagged samples per rule.

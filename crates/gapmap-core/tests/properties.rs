@@ -340,4 +340,21 @@ proptest! {
             prop_assert_eq!(got[level].len(), expected);
         }
     }
+
+    #[test]
+    fn the_haversine_bound_is_never_below_the_distance(
+        a in (-90.0f64..=90.0, -180.0f64..=180.0),
+        d in (0.0f64..=180.0, 0.0f64..=360.0),
+        t in (0.0f64..=1.0, 0.0f64..=1.0),
+    ) {
+        // Two points of a box [lat, lat + dlat] × [lon, lon + dlon] (t picks
+        // the second), near each other as often as across the globe.
+        let scale = 10f64.powf(-6.0 * t.0);
+        let (dlat, dlon) = (d.0 * scale, d.1 * scale);
+        let (lat1, lon1) = (a.0.min(90.0 - dlat).max(-90.0), a.1);
+        let (lat2, lon2) = (lat1 + dlat * t.1, lon1 + dlon * (1.0 - t.1));
+        let bound = gapmap_core::geodesy::haversine_bound_m(dlat, dlon);
+        prop_assert!(gapmap_core::geodesy::haversine_m(lon1, lat1, lon2, lat2) <= bound);
+        prop_assert!(gapmap_core::geodesy::haversine_m(lon2, lat2, lon1, lat1) <= bound);
+    }
 }
