@@ -332,17 +332,20 @@ fn repeated_samples_flag_equals_one_flag_with_several_files() {
 
 #[test]
 fn duplicates_and_rejects_keep_input_order_across_pieces_and_chunks() {
-    // Ingestion checks rows in pieces of 4 096 within chunks of 32 768 and
-    // accounts for one piece while the next is checked: a repeat of a test
-    // id must be found whichever piece or chunk holds the first row, and the
-    // first row that passes the checks is the one kept. Oracle: a naive loop.
-    const N: usize = 32_768 + 3 * 4_096 + 7;
+    // Ingestion checks rows in pieces of 4 096 within chunks (of
+    // CSV_CHUNK_ROWS: this file is CSV) and accounts for one chunk while the
+    // next is placed: a repeat of a
+    // test id must be found whichever piece or chunk holds the first row,
+    // and the first row that passes the checks is the one kept. Oracle: a
+    // naive loop.
+    const C: usize = gapmap_core::ingest::CSV_CHUNK_ROWS;
+    const N: usize = C + 3 * 4_096 + 7;
     // (row, row whose test id it repeats): across a piece boundary, a chunk
     // boundary, back to the very first row, and after a failed first row.
     let repeats = [
         (4_096, 4_095),
-        (32_768, 0),
-        (40_000, 32_767),
+        (C, 0),
+        (C + 7_232, C - 1),
         (8_192, 8_191),
         (12_288, 8_191),
     ];
@@ -367,9 +370,9 @@ fn duplicates_and_rejects_keep_input_order_across_pieces_and_chunks() {
     }
     std::fs::write(&csv, &text).expect("write");
     // The same rows in two files, split inside a piece of the second chunk
-    // (row 40 000, in the second, repeats the first's 32 767):
+    // (row C + 7 232, in the second, repeats the first's C - 1):
     // a chunk is accounted for while the next is placed, across files.
-    const SPLIT: usize = 36_001;
+    const SPLIT: usize = C + 3_233;
     let (head, rows) = text.split_once('\n').expect("a header");
     let lines: Vec<&str> = rows.lines().collect();
     let part = |name: &str, rows: &[&str]| {

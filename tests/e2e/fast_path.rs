@@ -138,7 +138,8 @@ fn fast_placement_is_byte_identical_across_two_polygon_vintages() {
     // The memo of hexagons keeps each boundary set's cell-table value beside
     // a cell; two sets numbered differently (the 2009 communes and the 2025
     // ones of the default data, dated view) must each get their own. Enough
-    // rows (ten 32 768-row chunks) for the memo and the locators to learn.
+    // rows (three chunks of CHUNK_ROWS and a part) for the memo and the
+    // locators to learn, then answer.
     let repo = crate::util::repo();
     let (old, new, villages) = (
         repo.join("data/vn_default/communes.geojson"),
@@ -157,7 +158,7 @@ fn fast_placement_is_byte_identical_across_two_polygon_vintages() {
         "--out",
         s(&samples),
         "--samples",
-        "160000",
+        "400000",
         "--from",
         "2025-06",
         "--to",

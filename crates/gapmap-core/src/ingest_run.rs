@@ -1738,16 +1738,19 @@ fn flag_in_device_order<K: DeviceTimeKey>(
 /// An upper bound (metres) of the distance between any two of the
 /// positions ([`crate::geodesy::haversine_bound_m`] of their box).
 fn samples_reach_m(positions: &[Position]) -> f64 {
+    const EMPTY: (f64, f64, f64, f64) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    let widen = |a: (f64, f64, f64, f64), b: (f64, f64, f64, f64)| {
+        (a.0.min(b.0), a.1.max(b.1), a.2.min(b.2), a.3.max(b.3))
+    };
     let (lat_lo, lat_hi, lon_lo, lon_hi) = positions
         .par_iter()
-        .fold(
-            || (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY),
-            |b, p| (b.0.min(p.lat), b.1.max(p.lat), b.2.min(p.lon), b.3.max(p.lon)),
-        )
-        .reduce(
-            || (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY),
-            |a, b| (a.0.min(b.0), a.1.max(b.1), a.2.min(b.2), a.3.max(b.3)),
-        );
+        .map(|p| (p.lat, p.lat, p.lon, p.lon))
+        .reduce(|| EMPTY, widen);
     // A position that is not a number (never one of an accepted sample)
     // is left out of the box, harmlessly: no leg from it is fast, with or
     // without the bound.
