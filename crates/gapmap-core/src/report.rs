@@ -355,49 +355,44 @@ pub fn aggregate(
     // Every group of every level lies within one top-level unit, so each
     // top-level unit is aggregated alone: the rows of one province at a time
     // are in memory, not the country's (at 10 M samples, a few MiB instead
-    // of 410). Samples are first listed by top-level unit (a counting sort).
+    // of 410). Samples are first listed by top-level unit, a stretch of the
+    // samples at a time on every core, each stretch's lists in input order.
     let tops = b.units.first().map_or(0, Vec::len);
-    let counted = |(s, u): (&Sample, &u32)| *u != NO_UNIT && include(s);
-    let mut starts = vec![0usize; tops + 1];
-    for (_, u) in ing.samples.iter().zip(units).filter(|&p| counted(p)) {
-        starts[anc[0][*u as usize] as usize + 1] += 1;
-    }
-    for t in 1..starts.len() {
-        starts[t] += starts[t - 1];
-    }
-    let mut by_top = vec![0u32; starts[tops]];
-    let mut next = starts.clone();
-    for (i, (_, u)) in ing
+    let stretch = ing.samples.len().div_ceil(16).max(1 << 16);
+    let by_top: Vec<Vec<Vec<u32>>> = ing
         .samples
-        .iter()
-        .zip(units)
+        .par_chunks(stretch)
+        .zip(units.par_chunks(stretch))
         .enumerate()
-        .filter(|&(_, p)| counted(p))
-    {
-        let t = anc[0][*u as usize] as usize;
-        by_top[next[t]] = i as u32;
-        next[t] += 1;
-    }
+        .map(|(k, (samples, units))| {
+            let mut lists = vec![Vec::new(); tops];
+            for (i, (s, &u)) in samples.iter().zip(units).enumerate() {
+                if u != NO_UNIT && include(s) {
+                    lists[anc[0][u as usize] as usize].push((k * stretch + i) as u32);
+                }
+            }
+            lists
+        })
+        .collect();
     let unit_at =
         |level: usize, r: &StatRow| (r.month, anc[level][by_chain[r.position as usize] as usize]);
     let per_top: Vec<Vec<Groups>> = (0..tops)
         .into_par_iter()
-        .filter(|&t| starts[t] < starts[t + 1])
+        .filter(|&t| by_top.iter().any(|lists| !lists[t].is_empty()))
         .map(|t| {
             // The rows themselves are sorted, not keys into the samples: no
             // random reads. Rows of one (month, unit, carrier) may come in
             // any order: every statistic is order-free.
-            let mut rows: Vec<StatRow> = by_top[starts[t]..starts[t + 1]]
-                .iter()
-                .map(|&i| {
-                    let s = &ing.samples[i as usize];
-                    StatRow::of(
-                        s,
-                        position[units[i as usize] as usize],
-                        rank[s.carrier as usize],
-                    )
-                })
-                .collect();
+            let mut rows: Vec<StatRow> =
+                Vec::with_capacity(by_top.iter().map(|lists| lists[t].len()).sum());
+            rows.extend(by_top.iter().flat_map(|lists| &lists[t]).map(|&i| {
+                let s = &ing.samples[i as usize];
+                StatRow::of(
+                    s,
+                    position[units[i as usize] as usize],
+                    rank[s.carrier as usize],
+                )
+            }));
             sort_rows(&mut rows, carrier_order.len());
             let (devices, cells) = renumber(&mut rows);
             (0..depth)
