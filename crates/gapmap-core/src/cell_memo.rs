@@ -375,13 +375,19 @@ impl CellMemo {
         // Nearness on the local plane, from the entry's centres.
         let (lat_r, lon_r) = (lat.to_radians(), lon.to_radians());
         let (sin_lat, cos_lat) = lat_r.sin_cos();
-        let distance = |k: usize| {
-            let [c_lat, c_lon] = sq.centres[k];
+        // Squared, each candidate's once (no `mul_add`: without FMA in the
+        // target it is a library call).
+        let mut nearest = None;
+        let mut best = f64::INFINITY;
+        for (k, &[c_lat, c_lon]) in sq.centres[..used].iter().enumerate() {
             let dy = lat - f64::from(c_lat);
             let dx = (lon - f64::from(c_lon)) * cos_lat;
-            dx.mul_add(dx, dy * dy)
-        };
-        let nearest = (0..used).min_by(|&a, &b| distance(a).total_cmp(&distance(b)))?;
+            let d = dx * dx + dy * dy;
+            if nearest.is_none() || d < best {
+                (nearest, best) = (Some(k), d);
+            }
+        }
+        let nearest = nearest?;
         let (sin_lng, cos_lng) = lon_r.sin_cos();
         let p = [cos_lat * cos_lng, cos_lat * sin_lng, sin_lat];
         std::iter::once(nearest)
