@@ -317,18 +317,33 @@ pub fn analyze(
         .iter()
         .map(|f| opts.out.join(f))
         .collect();
-    let (heatmaps, cell_order, stored_map) = match &store {
+    let (heatmaps, map) = match &store {
         None => {
             let cell_order = crate::heatmap::CellOrder::new(&ingested, &opts.gaps);
             stages.lap("samples in cell order");
-            let heatmaps = write_heatmaps(
-                &opts.out,
-                &ingested,
-                &opts.gaps,
-                &cell_order,
-                &opts.heatmap_formats,
-            )?;
-            (heatmaps, Some(cell_order), None)
+            // The map report's layers beside the heatmaps: both read the
+            // samples in cell order, and the layers' files are written on
+            // one thread while the next layer is judged on the other.
+            let (heatmaps, map) = rayon::join(
+                || {
+                    write_heatmaps(
+                        &opts.out,
+                        &ingested,
+                        &opts.gaps,
+                        &cell_order,
+                        &opts.heatmap_formats,
+                    )
+                },
+                || {
+                    crate::heatmap::map_layers(
+                        &ingested,
+                        &opts.gaps,
+                        &cell_order,
+                        crate::report_html::MAX_MAP_CELLS,
+                    )
+                },
+            );
+            (heatmaps?, map)
         }
         // Parts of whole cells at the map's coarsest resolution: each
         // heatmap and map cell has all its samples in one part.
@@ -363,7 +378,7 @@ pub fn analyze(
                 &results,
                 &opts.heatmap_formats,
             )?;
-            (heatmaps, None, Some(map))
+            (heatmaps, map)
         }
     };
     files.extend(heatmaps.files.iter().cloned());
@@ -524,26 +539,12 @@ pub fn analyze(
     // (2.3 s for a year of national months), the page mostly on both.
     let (html, xlsx) = rayon::join(
         || {
-            let computed;
-            let map: &[crate::heatmap::MapLayer] = match (&stored_map, &cell_order) {
-                (Some(map), _) => map,
-                (None, Some(order)) => {
-                    computed = crate::heatmap::map_layers(
-                        &ingested,
-                        &opts.gaps,
-                        order,
-                        crate::report_html::MAX_MAP_CELLS,
-                    );
-                    &computed
-                }
-                (None, None) => &[],
-            };
             write_report_html(
                 &opts.out,
                 &title,
                 u8::from(opts.ingest.resolution),
                 unit_layer.as_ref(),
-                map,
+                &map,
                 village_layer.as_ref(),
             )
         },
