@@ -299,7 +299,7 @@ pub struct CellMemo {
     /// rows then take h3o, against 5.2 % with squares half as wide and four
     /// candidates each).
     scale: f64,
-    /// Square (Morton code) → indices into `hexagons`.
+    /// Square (Morton code) → its candidate hexagons.
     squares: Map<u64, Square>,
     hexagons: Vec<Hexagon>,
     /// Cell → index into `hexagons` (`NONE`: not one the memo answers for).
@@ -388,6 +388,7 @@ impl CellMemo {
             }
         }
         let nearest = nearest?;
+        // `unit_vector`'s, reusing the latitude's sine and cosine.
         let (sin_lng, cos_lng) = lon_r.sin_cos();
         let p = [cos_lat * cos_lng, cos_lat * sin_lng, sin_lat];
         std::iter::once(nearest)
