@@ -1670,8 +1670,8 @@ fn flag_in_device_order<K: DeviceTimeKey>(
         let hours = |a: K, b: K| ((b.time(base) - a.time(base)).abs().max(1)) as f64 / 3600.0;
         // No two samples are farther apart than the bound of their box's
         // span: a leg whose time alone keeps it under the speed needs
-        // neither position (most legs, days apart), and the positions
-        // are read in input order, a cache miss each.
+        // neither position (most legs, days apart). Positions lie in input
+        // order, so each one read here, in device order, is a cache miss.
         let reach_km = samples_reach_m(positions) / 1000.0;
         let fast = |a: K, b: K| {
             let h = hours(a, b);
