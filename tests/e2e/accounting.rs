@@ -334,10 +334,9 @@ fn repeated_samples_flag_equals_one_flag_with_several_files() {
 fn duplicates_and_rejects_keep_input_order_across_pieces_and_chunks() {
     // Ingestion checks rows in pieces of 4 096 within chunks (of
     // CSV_CHUNK_ROWS: this file is CSV) and accounts for one chunk while the
-    // next is placed: a repeat of a
-    // test id must be found whichever piece or chunk holds the first row,
-    // and the first row that passes the checks is the one kept. Oracle: a
-    // naive loop.
+    // next is placed: a repeat of a test id must be found whichever piece or
+    // chunk holds the first row, and the first row that passes the checks is
+    // the one kept. Oracle: a naive loop.
     const C: usize = gapmap_core::ingest::CSV_CHUNK_ROWS;
     const N: usize = C + 3 * 4_096 + 7;
     // (row, row whose test id it repeats): across a piece boundary, a chunk

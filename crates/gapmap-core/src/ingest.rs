@@ -386,7 +386,7 @@ const PARQUET_SLICE_ROWS: usize = CHUNK_ROWS;
 
 /// The largest row group decoded whole (polars writes row groups of a few
 /// hundred thousand rows, DuckDB of 122 880; pyarrow's of a million are cut).
-const MAX_SLICE_ROWS: usize = 1 << 19;
+const MAX_SLICE_ROWS: usize = PARQUET_SLICE_ROWS * 4;
 
 /// Rows of a Parquet chunk filled together (a few hundred KiB: they stay in cache).
 const FILL_BLOCK_ROWS: usize = 2048;

@@ -1535,6 +1535,8 @@ fn flag_devices(
     // the stage's memory beside the samples.
     #[allow(clippy::cast_possible_truncation, reason = "groups of samples fit u32")]
     let groups = groups.max(1) as u32;
+    // Once for every group of devices: a pass over every position.
+    let reach_m = samples_reach_m(positions);
     let span = samples
         .par_iter()
         .map(|s| (s.time, s.time))
@@ -1552,7 +1554,7 @@ fn flag_devices(
             let order = group_keys(samples, groups, g, |i, s| {
                 [s.device, (s.time - first) as u32, i as u32]
             });
-            flag_in_device_order(samples, positions, rules, order, first);
+            flag_in_device_order(samples, (positions, reach_m), rules, order, first);
         }
     } else {
         #[allow(
@@ -1565,7 +1567,7 @@ fn flag_devices(
                 let time = (s.time as u64) ^ (1 << 63);
                 (u128::from(s.device) << 96) | (u128::from(time) << 32) | (i as u128 & 0xffff_ffff)
             });
-            flag_in_device_order(samples, positions, rules, order, 0);
+            flag_in_device_order(samples, (positions, reach_m), rules, order, 0);
         }
     }
 }
@@ -1636,10 +1638,11 @@ impl DeviceTimeKey for u128 {
 }
 
 /// The movement and cap rules of [`apply_plausibility`], over the samples'
-/// keys in any order (sorted here).
+/// keys in any order (sorted here); `reach_m` bounds the distance between
+/// any two positions ([`samples_reach_m`]).
 fn flag_in_device_order<K: DeviceTimeKey>(
     samples: &mut [Sample],
-    positions: &[Position],
+    (positions, reach_m): (&[Position], f64),
     rules: &Plausibility,
     mut order: Vec<K>,
     base: i64,
@@ -1672,7 +1675,7 @@ fn flag_in_device_order<K: DeviceTimeKey>(
         // span: a leg whose time alone keeps it under the speed needs
         // neither position (most legs, days apart). Positions lie in input
         // order, so each one read here, in device order, is a cache miss.
-        let reach_km = samples_reach_m(positions) / 1000.0;
+        let reach_km = reach_m / 1000.0;
         let fast = |a: K, b: K| {
             let h = hours(a, b);
             if reach_km / h <= v {
