@@ -132,14 +132,14 @@ pub fn analyze(
     let dated = opts.view == View::Dated;
     // Samples kept on disk are read back part by part, each stage's parts
     // holding what it needs together (see `each_part`).
-    let store = ingested.store.take();
+    let mut store = ingested.store.take();
     let read_back = std::cell::Cell::new(std::time::Duration::ZERO);
     let part_samples = opts
         .ingest
         .sample_store
         .as_ref()
         .map_or(usize::MAX, |o| o.part_samples.max(1));
-    let (flagged, counts, judged_cells) = match &store {
+    let (flagged, counts, judged_cells) = match &mut store {
         None => {
             let flagged = apply_plausibility(
                 &mut ingested.samples,
@@ -675,12 +675,12 @@ fn units_layer(
 type PlausibilityOutcome = (FlagCounts, SampleCounts, Vec<(u64, u16)>);
 
 /// The plausibility rules on stored samples, a group of devices at a time
-/// (a device's flags depend on its own tests only), the flags written back
+/// (a device's flags depend on its own tests only), the flags handed back
 /// to the store; with the counts of [`SampleCounts`] and the distinct
 /// (cell, carrier) pairs of the judged samples, sorted.
 fn plausibility_by_parts(
     ingested: &Ingested,
-    store: &crate::store::SampleStore,
+    store: &mut crate::store::SampleStore,
     vintages: &Vintages,
     opts: &AnalyzeOptions,
     dated: bool,
@@ -692,7 +692,6 @@ fn plausibility_by_parts(
     for g in 0..store.device_groups() {
         let started = std::time::Instant::now();
         let loaded = store.load_device_group(g)?;
-        let ordinals = loaded.ordinals;
         let mut part = ingested.with_part(loaded.samples, loaded.positions, loaded.places);
         read_back.set(read_back.get() + started.elapsed());
         let before: Vec<u8> = part.samples.iter().map(|s| s.flags).collect();
@@ -701,15 +700,10 @@ fn plausibility_by_parts(
             &part.positions,
             &opts.gaps.plausibility,
         ));
-        let mut updates: Vec<(u64, u8)> = part
-            .samples
-            .iter()
-            .zip(&before)
-            .zip(&ordinals)
-            .filter(|((s, b), _)| s.flags != **b)
-            .map(|((s, _), &o)| (o, s.flags))
-            .collect();
-        store.set_flags(&mut updates)?;
+        let after: Vec<u8> = part.samples.iter().map(|s| s.flags).collect();
+        if after != before {
+            store.set_group_flags(g, &after)?;
+        }
         counts.add(&part, vintages, dated);
         // Distinct pairs by hashing on both cores: a part holds
         // most of the country's pairs, many times over.

@@ -9,8 +9,10 @@
 //! whatever the number of samples; the price is a pass over the files per
 //! part (from the page cache, as a rule). Every statistic downstream is
 //! independent of the order of its samples, so reading file after file
-//! changes no output. Records are fixed-size, so the plausibility flags are
-//! written back in place.
+//! changes no output. The plausibility flags, judged a group of devices at
+//! a time, go to a file of their own beside the group's records, a byte a
+//! record written in one piece: writing them back into the records, a
+//! system call each, cost seconds when a national month flags millions.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -88,29 +90,16 @@ pub struct SampleStore {
     files: Vec<std::fs::File>,
     /// Samples in each file.
     lens: Vec<u64>,
+    /// Each file's plausibility flags, once judged: a byte for each of the
+    /// file's first records (as many as the file held then), in order; they
+    /// take the place of the flags stored in those records.
+    flags: Vec<Option<(std::fs::File, u64)>>,
     sets: usize,
     len: u64,
     /// Appends are written on a thread of their own, so that reading and
     /// checking go on while the system writes (it throttles a writer once
     /// gigabytes wait to reach the disk).
     writer: Option<Writer>,
-}
-
-/// Bits of an ordinal that number a sample within its file.
-const INDEX_BITS: u32 = 40;
-
-/// A stored sample's number: its file and its index in it.
-const fn ordinal(file: usize, index: u64) -> u64 {
-    ((file as u64) << INDEX_BITS) | index
-}
-
-/// The file and index of an [`ordinal`].
-#[allow(clippy::cast_possible_truncation, reason = "file numbers are small")]
-const fn file_and_index(ordinal: u64) -> (usize, u64) {
-    (
-        (ordinal >> INDEX_BITS) as usize,
-        ordinal & ((1 << INDEX_BITS) - 1),
-    )
 }
 
 /// The thread writing appended records, and the channel to it.
@@ -146,24 +135,34 @@ fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::
     }
 }
 
-/// Writes one byte at `offset`.
-fn write_byte_at(file: &std::fs::File, byte: u8, offset: u64) -> std::io::Result<()> {
+/// Writes all of `buf` at `offset`.
+fn write_all_at(file: &std::fs::File, buf: &[u8], offset: u64) -> std::io::Result<()> {
     #[cfg(unix)]
     {
-        std::os::unix::fs::FileExt::write_all_at(file, &[byte], offset)
+        std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
     }
     #[cfg(windows)]
     {
-        match std::os::windows::fs::FileExt::seek_write(file, &[byte], offset)? {
-            1 => Ok(()),
-            _ => Err(std::io::ErrorKind::WriteZero.into()),
+        let mut done = 0;
+        while done < buf.len() {
+            match std::os::windows::fs::FileExt::seek_write(
+                file,
+                &buf[done..],
+                offset + done as u64,
+            ) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(())
     }
 }
 
 /// Samples read back from a [`SampleStore`]: those a filter kept, file
 /// after file, each in input order, with their places per set (indices
-/// relative to the part) and their numbers in the store.
+/// relative to the part).
 #[derive(Debug, Default)]
 pub struct Part {
     /// The samples.
@@ -172,8 +171,6 @@ pub struct Part {
     pub positions: Vec<Position>,
     /// Their places, per boundary set.
     pub places: Vec<SetPlaces>,
-    /// Each sample's number in the store: its file and its index there.
-    pub ordinals: Vec<u64>,
 }
 
 impl Part {
@@ -189,12 +186,11 @@ impl Part {
                     unplaced: Vec::new(),
                 })
                 .collect(),
-            ordinals: Vec::with_capacity(n),
         }
     }
 
     /// Adds a stored sample.
-    fn push(&mut self, ordinal: u64, s: Sample, p: Position, places: &[StoredPlace]) {
+    fn push(&mut self, s: Sample, p: Position, places: &[StoredPlace]) {
         let local = self.samples.len();
         for (set, place) in self.places.iter_mut().zip(places) {
             set.units.push(place.unit);
@@ -206,7 +202,6 @@ impl Part {
         }
         self.samples.push(s);
         self.positions.push(p);
-        self.ordinals.push(ordinal);
     }
 
     /// Adds the samples of a later part.
@@ -221,7 +216,6 @@ impl Part {
         }
         self.samples.append(&mut later.samples);
         self.positions.append(&mut later.positions);
-        self.ordinals.append(&mut later.ordinals);
     }
 }
 
@@ -292,6 +286,7 @@ impl SampleStore {
         Ok(Self {
             dir: dir.to_owned(),
             lens: vec![0; files.len()],
+            flags: (0..files.len()).map(|_| None).collect(),
             files,
             sets,
             len: 0,
@@ -449,8 +444,9 @@ impl SampleStore {
         }
     }
 
-    /// Decodes a record's sample (`None`: not a record this store wrote).
-    fn decode_sample(r: &[u8]) -> Option<Sample> {
+    /// Decodes a record's sample, with `flags` (`None`: not a record this
+    /// store wrote).
+    fn decode_sample(r: &[u8], flags: u8) -> Option<Sample> {
         Some(Sample {
             time: i64::from_le_bytes(r[0..8].try_into().ok()?),
             download: f64_at(r, 8),
@@ -460,7 +456,7 @@ impl SampleStore {
             device: u32_at(r, 40),
             carrier: u16::from_le_bytes(r[44..46].try_into().ok()?),
             network: network_of(r[46])?,
-            flags: r[FLAGS_AT],
+            flags,
         })
     }
 
@@ -591,6 +587,18 @@ impl SampleStore {
                 buf.resize(n * rec, 0);
                 read_exact_at(&self.files[f], buf, first * rec as u64)
                     .map_err(|e| store_error(&self.dir, e))?;
+                // The judged flags of the piece's records, where judged.
+                let mut judged = [0u8; PIECE_RECORDS];
+                let judged = match &self.flags[f] {
+                    Some((file, covered)) if first < *covered => {
+                        #[allow(clippy::cast_possible_truncation, reason = "at most a piece")]
+                        let k = (*covered - first).min(n as u64) as usize;
+                        read_exact_at(file, &mut judged[..k], first)
+                            .map_err(|e| store_error(&self.dir, e))?;
+                        &judged[..k]
+                    }
+                    _ => &judged[..0],
+                };
                 let mut part = Part::with_capacity(self.sets, per_piece);
                 // The cell and units first, the sample only for the routed,
                 // the rest only for the kept.
@@ -598,10 +606,11 @@ impl SampleStore {
                     if !(filter.route)(u64_at(r, CELL_AT), StoredUnits(r)) {
                         continue;
                     }
-                    let s = Self::decode_sample(r).ok_or_else(|| self.corrupt())?;
+                    let flags = judged.get(i).copied().unwrap_or(r[FLAGS_AT]);
+                    let s = Self::decode_sample(r, flags).ok_or_else(|| self.corrupt())?;
                     if (filter.keep)(&s) {
                         let (p, places) = self.decode_rest(r).ok_or_else(|| self.corrupt())?;
-                        part.push(ordinal(f, first + i as u64), s, p, &places);
+                        part.push(s, p, &places);
                     }
                 }
                 Ok(part)
@@ -609,22 +618,25 @@ impl SampleStore {
             .collect()
     }
 
-    /// Writes the flags of the samples numbered `ordinals` (in any order).
+    /// Sets the flags of every sample of group of devices `g`, in the
+    /// order of [`SampleStore::load_device_group`]; later loads read them
+    /// in place of the flags appended.
     ///
     /// # Errors
     /// The file cannot be written.
     ///
     /// # Panics
-    /// If appended records may still be unwritten.
-    pub fn set_flags(&self, updates: &mut [(u64, u8)]) -> Result<()> {
+    /// If `flags` is not a byte for each of the group's samples, or appended
+    /// records may still be unwritten.
+    pub fn set_group_flags(&mut self, g: usize, flags: &[u8]) -> Result<()> {
         assert!(self.writer.is_none(), "appends finished before flags");
-        updates.sort_unstable_by_key(|u| u.0);
-        let rec = self.record_len() as u64;
-        for &(ordinal, flags) in updates.iter() {
-            let (f, i) = file_and_index(ordinal);
-            write_byte_at(&self.files[f], flags, i * rec + FLAGS_AT as u64)
-                .map_err(|e| store_error(&self.dir, e))?;
-        }
+        assert_eq!(flags.len() as u64, self.lens[g], "a flag per sample");
+        let file = match self.flags[g].take() {
+            Some((file, _)) => file,
+            None => tempfile::tempfile_in(&self.dir).map_err(|e| store_error(&self.dir, e))?,
+        };
+        write_all_at(&file, flags, 0).map_err(|e| store_error(&self.dir, e))?;
+        self.flags[g] = Some((file, self.lens[g]));
         Ok(())
     }
 }
@@ -742,13 +754,11 @@ mod tests {
         store.finish_writes().expect("written");
         assert_eq!(store.len(), 300_000);
         assert_eq!(store.device_groups(), 3);
-        // Oracle: each sample's file (its device modulo 3) and rank in it;
-        // files are read one after the other, each in input order.
+        // Oracle: each sample's file is its device modulo 3; files are read
+        // one after the other, each in input order.
         let file_of = |i: usize| samples[i].device as usize % 3;
-        let mut index_in_file = vec![0u64; samples.len()];
         let mut counts = [0u64; 3];
         for i in 0..samples.len() {
-            index_in_file[i] = counts[file_of(i)];
             counts[file_of(i)] += 1;
         }
         let stored_order: Vec<usize> = (0..3)
@@ -766,13 +776,7 @@ mod tests {
         let keep = |s: &Sample| s.device % 5 != 1;
         let filter = Filter { route, keep };
         let check = |part: &Part, expected: &[usize]| {
-            assert_eq!(
-                part.ordinals,
-                expected
-                    .iter()
-                    .map(|&i| ordinal(file_of(i), index_in_file[i]))
-                    .collect::<Vec<_>>()
-            );
+            assert_eq!(part.samples.len(), expected.len());
             for (k, &i) in expected.iter().enumerate() {
                 assert!(same(&part.samples[k], &samples[i]), "sample {i}");
                 assert_eq!(part.positions[k], positions[i]);
@@ -808,22 +812,39 @@ mod tests {
             let group: Vec<usize> = (0..samples.len()).filter(|&i| file_of(i) == g).collect();
             check(&store.load_device_group(g).expect("load"), &group);
         }
-        // Flags written back are read back, others untouched.
-        let changed = [(299_999, 9), (5, 12), (PIECE_RECORDS, 2)];
-        let mut updates: Vec<(u64, u8)> = changed
-            .iter()
-            .map(|&(i, f)| (ordinal(file_of(i), index_in_file[i]), f))
+        // Flags set for two groups are read back in every load; the third
+        // group's stay as appended.
+        let judged = |i: usize| samples[i].flags ^ ((i % 7) as u8 + 1);
+        for g in [0, 2] {
+            let group: Vec<u8> = (0..samples.len())
+                .filter(|&i| file_of(i) == g)
+                .map(judged)
+                .collect();
+            store.set_group_flags(g, &group).expect("flags");
+        }
+        // Set again: the last flags count.
+        let group: Vec<u8> = (0..samples.len())
+            .filter(|&i| file_of(i) == 2)
+            .map(judged)
             .collect();
-        store.set_flags(&mut updates).expect("flags");
+        store.set_group_flags(2, &group).expect("flags");
+        let want_flags = |i: usize| {
+            if file_of(i) == 1 {
+                samples[i].flags
+            } else {
+                judged(i)
+            }
+        };
         let part = store.load(&everything(), 10).expect("load");
         assert_eq!(part.samples.len(), 300_000);
         for (s, &i) in part.samples.iter().zip(&stored_order) {
-            let want = changed
-                .iter()
-                .find(|c| c.0 == i)
-                .map_or(samples[i].flags, |c| c.1);
-            assert_eq!(s.flags, want, "sample {i}");
+            assert_eq!(s.flags, want_flags(i), "sample {i}");
         }
+        let group0 = store.load_device_group(0).expect("load");
+        assert!(group0.samples.iter().enumerate().any(|(k, s)| {
+            let i = stored_order[k];
+            s.flags != samples[i].flags && s.flags == want_flags(i)
+        }));
         // The store still appends after reading.
         store
             .append(&samples[..1], &positions[..1], &{
@@ -843,9 +864,13 @@ mod tests {
             })
             .expect("append");
         store.finish_writes().expect("written");
-        assert_eq!(
-            store.load(&everything(), 10).expect("load").samples.len(),
-            300_001
-        );
+        let part = store.load(&everything(), 10).expect("load");
+        assert_eq!(part.samples.len(), 300_001);
+        // The appended record keeps its own flags, past those judged.
+        let appended = counts[..=file_of(0)].iter().sum::<u64>() as usize;
+        assert!(same(&part.samples[appended], &samples[0]));
+        for (k, &i) in stored_order.iter().enumerate().take(appended) {
+            assert_eq!(part.samples[k].flags, want_flags(i), "sample {i}");
+        }
     }
 }
