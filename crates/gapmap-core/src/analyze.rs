@@ -232,6 +232,7 @@ pub fn analyze(
                     (u != NO_UNIT).then(|| part_of[top[u as usize] as usize])
                 },
                 include,
+                false,
             ),
             &mut |part, _| {
                 let part_stats = aggregate(b, &part, &part.places[v].units, include);
@@ -362,6 +363,7 @@ pub fn analyze(
                 (
                     |cell, _: StoredUnits<'_>| Some(part_of(cell)),
                     |s: &crate::ingest_run::Sample| opts.gaps.judges(s),
+                    false,
                 ),
                 &mut |part, _| {
                     gathered.add(&part, &opts.gaps);
@@ -759,6 +761,7 @@ fn judge_villages_by_parts(
                 (u != NO_UNIT).then(|| part_of[top[u as usize] as usize])
             },
             |_: &crate::ingest_run::Sample| true,
+            true,
         ),
         &mut |part, (g, groups)| {
             let v = judge_villages(index, &part, &part.places[r].units, gaps);
@@ -932,13 +935,14 @@ type PartStage<'a> = dyn FnMut(Ingested, (u64, u64)) -> Result<()> + 'a;
 /// below that (a larger one is taken as the last), spreading the samples
 /// about evenly. `key` sees a record's
 /// H3 cell (its 64 bits) and finest unit in every set, so that the samples
-/// of other groups are never decoded. The time spent reading parts back is
-/// added to `read_back`.
+/// of other groups are never decoded; the parts hold the samples' positions
+/// if `positions`. The time spent reading parts back is added to
+/// `read_back`.
 fn each_part<K, A>(
     ing: &Ingested,
     store: &crate::store::SampleStore,
     part_samples: usize,
-    (key, keep): (K, A),
+    (key, keep, positions): (K, A, bool),
     f: &mut PartStage<'_>,
     read_back: &std::cell::Cell<std::time::Duration>,
 ) -> Result<()>
@@ -957,6 +961,7 @@ where
                     key(cell, units).map(|k| group_of(k, groups)) == Some(g)
                 },
                 keep: &keep,
+                positions,
             },
             expected,
         )?;

@@ -52,6 +52,10 @@ pub struct Filter<R, K> {
     pub route: R,
     /// From the decoded sample, of the records `route` accepts.
     pub keep: K,
+    /// Whether the part holds the kept samples' positions (else
+    /// [`Part::positions`] is empty): only the plausibility rules and the
+    /// villages read them, and they are a fifth of a part.
+    pub positions: bool,
 }
 
 /// A stored record's finest unit in every set, read without decoding the
@@ -77,6 +81,7 @@ pub fn everything()
     Filter {
         route: |_: u64, _: StoredUnits<'_>| true,
         keep: |_: &Sample| true,
+        positions: true,
     }
 }
 
@@ -167,18 +172,19 @@ fn write_all_at(file: &std::fs::File, buf: &[u8], offset: u64) -> std::io::Resul
 pub struct Part {
     /// The samples.
     pub samples: Vec<Sample>,
-    /// Their positions.
+    /// Their positions, if the filter asked for them.
     pub positions: Vec<Position>,
     /// Their places, per boundary set.
     pub places: Vec<SetPlaces>,
 }
 
 impl Part {
-    /// An empty part with room for `n` samples placed in `sets` sets.
-    fn with_capacity(sets: usize, n: usize) -> Self {
+    /// An empty part with room for `n` samples placed in `sets` sets, and
+    /// their positions if `positions`.
+    fn with_capacity(sets: usize, n: usize, positions: bool) -> Self {
         Self {
             samples: Vec::with_capacity(n),
-            positions: Vec::with_capacity(n),
+            positions: Vec::with_capacity(if positions { n } else { 0 }),
             places: (0..sets)
                 .map(|_| SetPlaces {
                     units: Vec::with_capacity(n),
@@ -189,8 +195,8 @@ impl Part {
         }
     }
 
-    /// Adds a stored sample.
-    fn push(&mut self, s: Sample, p: Position, places: &[StoredPlace]) {
+    /// Adds a stored sample, and its position if given.
+    fn push(&mut self, s: Sample, p: Option<Position>, places: &[StoredPlace]) {
         let local = self.samples.len();
         for (set, place) in self.places.iter_mut().zip(places) {
             set.units.push(place.unit);
@@ -201,7 +207,7 @@ impl Part {
             }
         }
         self.samples.push(s);
-        self.positions.push(p);
+        self.positions.extend(p);
     }
 
     /// Adds the samples of a later part.
@@ -546,7 +552,7 @@ impl SampleStore {
             .iter()
             .map(|&(f, first)| (self.lens[f] - first).min(PIECE_RECORDS as u64))
             .sum();
-        let mut part = Part::with_capacity(self.sets, expected);
+        let mut part = Part::with_capacity(self.sets, expected, filter.positions);
         // Pieces read and decoded on both cores, each into a part of its
         // own, a window of them at a time: their parts are held twice until
         // appended, a window's, not the whole part's.
@@ -599,7 +605,7 @@ impl SampleStore {
                     }
                     _ => &judged[..0],
                 };
-                let mut part = Part::with_capacity(self.sets, per_piece);
+                let mut part = Part::with_capacity(self.sets, per_piece, filter.positions);
                 // The cell and units first, the sample only for the routed,
                 // the rest only for the kept.
                 for (i, r) in buf.chunks_exact(rec).enumerate() {
@@ -610,7 +616,7 @@ impl SampleStore {
                     let s = Self::decode_sample(r, flags).ok_or_else(|| self.corrupt())?;
                     if (filter.keep)(&s) {
                         let (p, places) = self.decode_rest(r).ok_or_else(|| self.corrupt())?;
-                        part.push(s, p, &places);
+                        part.push(s, filter.positions.then_some(p), &places);
                     }
                 }
                 Ok(part)
@@ -774,7 +780,11 @@ mod tests {
             routed(cell, [units.get(0), units.get(1)])
         };
         let keep = |s: &Sample| s.device % 5 != 1;
-        let filter = Filter { route, keep };
+        let filter = Filter {
+            route,
+            keep,
+            positions: true,
+        };
         let check = |part: &Part, expected: &[usize]| {
             assert_eq!(part.samples.len(), expected.len());
             for (k, &i) in expected.iter().enumerate() {
@@ -808,6 +818,22 @@ mod tests {
             .collect();
         assert!(expected.len() > 10_000);
         check(&store.load(&filter, 0).expect("load"), &expected);
+        // Without positions: the same samples and places, no positions.
+        let unplaced = store
+            .load(
+                &Filter {
+                    positions: false,
+                    ..filter
+                },
+                0,
+            )
+            .expect("load");
+        assert!(unplaced.positions.is_empty());
+        assert_eq!(unplaced.samples.len(), expected.len());
+        for (k, &i) in expected.iter().enumerate() {
+            assert!(same(&unplaced.samples[k], &samples[i]), "sample {i}");
+            assert_eq!(unplaced.places[1].units[k], places[1].units[i]);
+        }
         for g in 0..3 {
             let group: Vec<usize> = (0..samples.len()).filter(|&i| file_of(i) == g).collect();
             check(&store.load_device_group(g).expect("load"), &group);
