@@ -140,17 +140,17 @@ impl GroupStats {
 /// Counts the distinct values of small dense ids, group after group, in
 /// one pass each: an id is new to a group when its stamp is not the
 /// group's round (no sort, no clearing between groups).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Stamps {
     seen: Vec<u32>,
     round: u32,
 }
 
 impl Stamps {
-    /// Room for ids below `ids`: new stamps are 0, never a round.
-    fn fit(&mut self, ids: usize) {
-        if self.seen.len() < ids {
-            self.seen.resize(ids, 0);
+    fn new(ids: usize) -> Self {
+        Self {
+            seen: vec![0; ids],
+            round: 0,
         }
     }
 
@@ -172,47 +172,23 @@ impl Stamps {
     }
 }
 
-/// Stamps for a top-level unit's devices and cells (renumbered densely),
-/// and the buffers of its groups' statistics.
-#[derive(Debug, Default)]
+/// Stamps for a top-level unit's devices and cells (renumbered densely).
+#[derive(Debug)]
 struct Distinct {
     devices: Stamps,
     cells: Stamps,
     values: Values,
-    /// A group's rows by carrier, above the finest level.
-    by_carrier: Vec<StatRow>,
-}
-
-/// [`Distinct`]s between uses: their stamps and buffers, the size of a
-/// province's devices and largest group, are reused by the next groups,
-/// levels and provinces, not freed and zeroed again by the system (at a
-/// national month's scale, a third of the statistics' time).
-#[derive(Debug, Default)]
-struct DistinctPool(std::sync::Mutex<Vec<Distinct>>);
-
-impl DistinctPool {
-    /// A [`Distinct`] with room for `devices` and `cells` dense ids.
-    fn take(&self, devices: usize, cells: usize) -> Distinct {
-        let mut d = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop()
-            .unwrap_or_default();
-        d.devices.fit(devices);
-        d.cells.fit(cells);
-        d
-    }
-
-    fn give(&self, d: Distinct) {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(d);
-    }
 }
 
 impl Distinct {
+    fn new(devices: usize, cells: usize) -> Self {
+        Self {
+            devices: Stamps::new(devices),
+            cells: Stamps::new(cells),
+            values: Values::default(),
+        }
+    }
+
     #[allow(clippy::cast_possible_truncation, reason = "dense ids were u32")]
     fn stats(&mut self, rows: &[StatRow]) -> GroupStats {
         GroupStats::of_rows_counting(rows, &mut self.values, |rows| {
@@ -245,9 +221,8 @@ fn renumber(rows: &mut [StatRow]) -> (usize, usize) {
 /// Sorts rows by (month, position, carrier) by counting when the keys span
 /// few buckets (a top-level unit's positions are one range, its months and
 /// carriers few), else by comparison. Rows of one key may come in any
-/// order: every statistic is order-free. `spare` is the counting sort's
-/// room; on return it holds the rows' old buffer, for the next sort.
-fn sort_rows(rows: &mut Vec<StatRow>, spare: &mut Vec<StatRow>, carriers: usize) {
+/// order: every statistic is order-free.
+fn sort_rows(rows: &mut Vec<StatRow>, carriers: usize) {
     let (Some(first), Some(last)) = (
         rows.iter().map(|r| r.month).min(),
         rows.iter().map(|r| r.month).max(),
@@ -281,14 +256,13 @@ fn sort_rows(rows: &mut Vec<StatRow>, spare: &mut Vec<StatRow>, carriers: usize)
     for b in 1..starts.len() {
         starts[b] += starts[b - 1];
     }
-    spare.clear();
-    spare.resize(rows.len(), rows[0]);
+    let mut sorted = vec![rows[0]; rows.len()];
     for r in rows.iter() {
         let k = key(r);
-        spare[starts[k]] = *r;
+        sorted[starts[k]] = *r;
         starts[k] += 1;
     }
-    std::mem::swap(rows, spare);
+    *rows = sorted;
 }
 
 /// What the statistics read of a sample, gathered in group order so that
@@ -402,42 +376,37 @@ pub fn aggregate(
         .collect();
     let unit_at =
         |level: usize, r: &StatRow| (r.month, anc[level][by_chain[r.position as usize] as usize]);
-    let pool = DistinctPool::default();
     let per_top: Vec<Vec<Groups>> = (0..tops)
         .into_par_iter()
         .filter(|&t| by_top.iter().any(|lists| !lists[t].is_empty()))
-        // A province's rows and the sort's room, kept for the next one.
-        .map_init(
-            <(Vec<StatRow>, Vec<StatRow>)>::default,
-            |(rows, spare), t| {
-                // The rows themselves are sorted, not keys into the samples: no
-                // random reads. Rows of one (month, unit, carrier) may come in
-                // any order: every statistic is order-free.
-                rows.clear();
-                rows.reserve(by_top.iter().map(|lists| lists[t].len()).sum());
-                rows.extend(by_top.iter().flat_map(|lists| &lists[t]).map(|&i| {
-                    let s = &ing.samples[i as usize];
-                    StatRow::of(
-                        s,
-                        position[units[i as usize] as usize],
-                        rank[s.carrier as usize],
+        .map(|t| {
+            // The rows themselves are sorted, not keys into the samples: no
+            // random reads. Rows of one (month, unit, carrier) may come in
+            // any order: every statistic is order-free.
+            let mut rows: Vec<StatRow> =
+                Vec::with_capacity(by_top.iter().map(|lists| lists[t].len()).sum());
+            rows.extend(by_top.iter().flat_map(|lists| &lists[t]).map(|&i| {
+                let s = &ing.samples[i as usize];
+                StatRow::of(
+                    s,
+                    position[units[i as usize] as usize],
+                    rank[s.carrier as usize],
+                )
+            }));
+            sort_rows(&mut rows, carrier_order.len());
+            let (devices, cells) = renumber(&mut rows);
+            (0..depth)
+                .map(|level| {
+                    level_stats(
+                        &rows,
+                        level + 1 == depth,
+                        &carrier_order,
+                        (devices, cells),
+                        |r| unit_at(level, r),
                     )
-                }));
-                sort_rows(rows, spare, carrier_order.len());
-                let (devices, cells) = renumber(rows);
-                (0..depth)
-                    .map(|level| {
-                        level_stats(
-                            rows,
-                            (level + 1 == depth, &carrier_order),
-                            (devices, cells),
-                            &pool,
-                            |r| unit_at(level, r),
-                        )
-                    })
-                    .collect()
-            },
-        )
+                })
+                .collect()
+        })
         .collect();
     let mut out: LevelStats = vec![HashMap::new(); depth];
     for levels in per_top {
@@ -455,9 +424,9 @@ type Groups = Vec<((Month, u32), UnitMonth)>;
 /// group, `group_of`, is a run).
 fn level_stats(
     rows: &[StatRow],
-    (finest_level, carrier_order): (bool, &[u16]),
+    finest_level: bool,
+    carrier_order: &[u16],
     (devices, cells): (usize, usize),
-    pool: &DistinctPool,
     group_of: impl Fn(&StatRow) -> (Month, u32) + Sync,
 ) -> Groups {
     let mut runs = Vec::new();
@@ -468,53 +437,41 @@ fn level_stats(
             start = i;
         }
     }
-    let one = |distinct: &mut Distinct, run: std::ops::Range<usize>| {
-        let group = &rows[run.clone()];
-        let all = distinct.stats(group);
-        // Within a finest unit the carriers are runs already; above it they
-        // interleave: a stable counting sort.
-        let mut sorted = std::mem::take(&mut distinct.by_carrier);
-        let by_rank = if finest_level {
-            group
-        } else {
-            let mut counts = vec![0usize; carrier_order.len() + 1];
-            for r in group {
-                counts[r.carrier as usize + 1] += 1;
-            }
-            for c in 1..counts.len() {
-                counts[c] += counts[c - 1];
-            }
-            sorted.clear();
-            sorted.extend_from_slice(group);
-            for r in group {
-                sorted[counts[r.carrier as usize]] = *r;
-                counts[r.carrier as usize] += 1;
-            }
-            &sorted[..]
-        };
-        let by_carrier = by_rank
-            .chunk_by(|a, b| a.carrier == b.carrier)
-            .map(|g| (carrier_order[g[0].carrier as usize], distinct.stats(g)))
-            .collect();
-        distinct.by_carrier = sorted;
-        (group_of(&rows[run.start]), UnitMonth { all, by_carrier })
-    };
-    // In the runs' order: each fold's groups in order, the folds in order.
-    let folds: Vec<Groups> = runs
-        .into_par_iter()
-        .fold(
-            || (pool.take(devices, cells), Vec::new()),
-            |(mut distinct, mut out), run| {
-                out.push(one(&mut distinct, run));
-                (distinct, out)
+    runs.into_par_iter()
+        .map_init(
+            || Distinct::new(devices, cells),
+            |distinct, run| {
+                let group = &rows[run.clone()];
+                let all = distinct.stats(group);
+                // Within a finest unit the carriers are runs already;
+                // above it they interleave: a stable counting sort.
+                let sorted;
+                let by_rank = if finest_level {
+                    group
+                } else {
+                    let mut counts = vec![0usize; carrier_order.len() + 1];
+                    for r in group {
+                        counts[r.carrier as usize + 1] += 1;
+                    }
+                    for c in 1..counts.len() {
+                        counts[c] += counts[c - 1];
+                    }
+                    let mut out = group.to_vec();
+                    for r in group {
+                        out[counts[r.carrier as usize]] = *r;
+                        counts[r.carrier as usize] += 1;
+                    }
+                    sorted = out;
+                    &sorted[..]
+                };
+                let by_carrier = by_rank
+                    .chunk_by(|a, b| a.carrier == b.carrier)
+                    .map(|g| (carrier_order[g[0].carrier as usize], distinct.stats(g)))
+                    .collect();
+                (group_of(&rows[run.start]), UnitMonth { all, by_carrier })
             },
         )
-        .map(|(distinct, out)| {
-            pool.give(distinct);
-            out
-        })
-        .collect();
-    folds.into_iter().flatten().collect()
+        .collect()
 }
 
 /// Quota compliance of one level in one month.
@@ -960,9 +917,7 @@ mod tests {
                 .map(|r| (r.month, r.position, r.carrier, r.download.to_bits()))
                 .collect();
             want.sort_unstable();
-            // Room left by an earlier sort, of another length.
-            let mut spare = vec![row(9, 9, 0, -1.0); 31];
-            sort_rows(&mut rows, &mut spare, 4);
+            sort_rows(&mut rows, 4);
             let keys: Vec<_> = rows
                 .iter()
                 .map(|r| (r.month, r.position, r.carrier))
@@ -979,8 +934,7 @@ mod tests {
 
     #[test]
     fn stamps_count_distinct_ids_group_after_group_and_past_the_last_round() {
-        let mut stamps = Stamps::default();
-        stamps.fit(10);
+        let mut stamps = Stamps::new(10);
         assert_eq!(stamps.count([3, 3, 4, 9, 3].into_iter()), 3);
         assert_eq!(
             stamps.count([3, 4].into_iter()),
