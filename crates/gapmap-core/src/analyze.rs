@@ -690,7 +690,10 @@ fn plausibility_by_parts(
 ) -> Result<PlausibilityOutcome> {
     let mut flagged = FlagCounts::default();
     let mut counts = SampleCounts::new(ingested, vintages);
-    let mut judged_cells: Vec<(u64, u16)> = Vec::new();
+    // Distinct pairs by hashing on both cores: a part holds most of the
+    // country's pairs, many times over. One set for every part, sorted once.
+    type Pairs = std::collections::HashSet<(u64, u16), foldhash::fast::FixedState>;
+    let mut judged_cells = Pairs::default();
     for g in 0..store.device_groups() {
         let started = std::time::Instant::now();
         let loaded = store.load_device_group(g)?;
@@ -707,10 +710,7 @@ fn plausibility_by_parts(
             store.set_group_flags(g, &after)?;
         }
         counts.add(&part, vintages, dated);
-        // Distinct pairs by hashing on both cores: a part holds
-        // most of the country's pairs, many times over.
-        type Pairs = std::collections::HashSet<(u64, u16), foldhash::fast::FixedState>;
-        let pairs = part
+        let mut pairs = part
             .samples
             .par_iter()
             .filter(|s| opts.gaps.judges(s))
@@ -723,10 +723,13 @@ fn plausibility_by_parts(
                 big.extend(small);
                 big
             });
+        if judged_cells.len() < pairs.len() {
+            std::mem::swap(&mut judged_cells, &mut pairs);
+        }
         judged_cells.extend(pairs);
-        judged_cells.par_sort_unstable();
-        judged_cells.dedup();
     }
+    let mut judged_cells: Vec<(u64, u16)> = judged_cells.into_iter().collect();
+    judged_cells.par_sort_unstable();
     Ok((flagged, counts, judged_cells))
 }
 
