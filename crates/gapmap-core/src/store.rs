@@ -819,7 +819,7 @@ mod tests {
         assert!(expected.len() > 10_000);
         check(&store.load(&filter, 0).expect("load"), &expected);
         // Without positions: the same samples and places, no positions.
-        let unplaced = store
+        let without_positions = store
             .load(
                 &Filter {
                     positions: false,
@@ -828,11 +828,14 @@ mod tests {
                 0,
             )
             .expect("load");
-        assert!(unplaced.positions.is_empty());
-        assert_eq!(unplaced.samples.len(), expected.len());
+        assert!(without_positions.positions.is_empty());
+        assert_eq!(without_positions.samples.len(), expected.len());
         for (k, &i) in expected.iter().enumerate() {
-            assert!(same(&unplaced.samples[k], &samples[i]), "sample {i}");
-            assert_eq!(unplaced.places[1].units[k], places[1].units[i]);
+            assert!(
+                same(&without_positions.samples[k], &samples[i]),
+                "sample {i}"
+            );
+            assert_eq!(without_positions.places[1].units[k], places[1].units[i]);
         }
         for g in 0..3 {
             let group: Vec<usize> = (0..samples.len()).filter(|&i| file_of(i) == g).collect();
