@@ -220,13 +220,16 @@ pub fn analyze(
             return Ok(aggregate(b, &ingested, &ingested.places[v].units, include));
         };
         let top = &counts.tops[v];
-        let part_of = balanced_parts(&counts, v, part_count(store, part_samples));
+        let groups = part_count(store, part_samples);
+        let part_of = balanced_parts(&counts, v, groups);
+        let blocks = unit_blocks(store, v, top, &part_of, groups);
         let mut stats: LevelStats = vec![std::collections::HashMap::new(); b.units.len()];
         each_part(
             &ingested,
             store,
             part_samples,
             (
+                |block, g| blocks.contains(&(block, g)),
                 |_, units: StoredUnits<'_>| {
                     let u = units.get(v);
                     (u != NO_UNIT).then(|| part_of[top[u as usize] as usize])
@@ -355,13 +358,15 @@ pub fn analyze(
                 &judged_cells,
                 crate::report_html::MAX_MAP_CELLS,
             );
-            let part_of = gathered.part_key(part_count(store, part_samples));
+            let part_of =
+                gathered.block_parts(&store.block_counts(), part_count(store, part_samples));
             each_part(
                 &ingested,
                 store,
                 part_samples,
                 (
-                    |cell, _: StoredUnits<'_>| Some(part_of(cell)),
+                    |block, g| part_of.get(&block) == Some(&g),
+                    |cell, _: StoredUnits<'_>| part_of.get(&crate::store::block_of(cell)).copied(),
                     |s: &crate::ingest_run::Sample| opts.gaps.judges(s),
                     false,
                 ),
@@ -747,7 +752,9 @@ fn judge_villages_by_parts(
     read_back: &std::cell::Cell<std::time::Duration>,
 ) -> Result<(crate::gaps::VillageVerdicts, Vec<(Month, u32)>)> {
     let top = &counts.tops[r];
-    let part_of = balanced_parts(counts, r, part_count(store, part_samples));
+    let groups = part_count(store, part_samples);
+    let part_of = balanced_parts(counts, r, groups);
+    let blocks = unit_blocks(store, r, top, &part_of, groups);
     let mut verdicts = crate::gaps::VillageVerdicts {
         verdicts: vec![Vec::new(); index.villages.len()],
         samples_with_village: 0,
@@ -759,6 +766,7 @@ fn judge_villages_by_parts(
         store,
         part_samples,
         (
+            |block, g| blocks.contains(&(block, g)),
             |_, units: StoredUnits<'_>| {
                 let u = units.get(r);
                 (u != NO_UNIT).then(|| part_of[top[u as usize] as usize])
@@ -921,6 +929,23 @@ fn balanced_parts(counts: &SampleCounts, v: usize, parts: u64) -> Vec<u64> {
     part_of
 }
 
+/// The (block, group) pairs of `store` where a sample of set `v` lies in a
+/// unit whose top-level unit (`top`) is in part `part_of` of `groups`: the
+/// blocks that a part of whole top-level units reads.
+fn unit_blocks(
+    store: &crate::store::SampleStore,
+    v: usize,
+    top: &[u32],
+    part_of: &[u64],
+    groups: u64,
+) -> std::collections::HashSet<(u64, u64)> {
+    store
+        .block_units(v)
+        .filter(|&(_, u)| u != NO_UNIT)
+        .map(|(block, u)| (block, group_of(part_of[top[u as usize] as usize], groups)))
+        .collect()
+}
+
 /// The group of a part key among `groups`: a key past the last group
 /// counts in the last, so that no sample is lost to a bad key.
 const fn group_of(key: u64, groups: u64) -> u64 {
@@ -938,18 +963,20 @@ type PartStage<'a> = dyn FnMut(Ingested, (u64, u64)) -> Result<()> + 'a;
 /// below that (a larger one is taken as the last), spreading the samples
 /// about evenly. `key` sees a record's
 /// H3 cell (its 64 bits) and finest unit in every set, so that the samples
-/// of other groups are never decoded; the parts hold the samples' positions
-/// if `positions`. The time spent reading parts back is added to
-/// `read_back`.
-fn each_part<K, A>(
+/// of other groups are never decoded, and `blocks` tells whether a block
+/// of the store may hold samples of a group (those it refuses are not
+/// read); the parts hold the samples' positions if `positions`. The time
+/// spent reading parts back is added to `read_back`.
+fn each_part<B, K, A>(
     ing: &Ingested,
     store: &crate::store::SampleStore,
     part_samples: usize,
-    (key, keep, positions): (K, A, bool),
+    (blocks, key, keep, positions): (B, K, A, bool),
     f: &mut PartStage<'_>,
     read_back: &std::cell::Cell<std::time::Duration>,
 ) -> Result<()>
 where
+    B: Fn(u64, u64) -> bool + Sync,
     K: Fn(u64, StoredUnits<'_>) -> Option<u64> + Sync,
     A: Fn(&crate::ingest_run::Sample) -> bool + Sync,
 {
@@ -960,6 +987,7 @@ where
         let started = std::time::Instant::now();
         let part = store.load(
             &crate::store::Filter {
+                blocks: |block| blocks(block, g),
                 route: |cell, units: StoredUnits<'_>| {
                     key(cell, units).map(|k| group_of(k, groups)) == Some(g)
                 },

@@ -276,14 +276,50 @@ impl HeatmapParts {
         }
     }
 
-    /// A function giving the part, of `parts`, of a cell (as its 64
-    /// bits): the same for every cell under one cell of the map's coarsest
-    /// resolution, so that parts are made of whole such cells.
-    pub fn part_key(&self, parts: u64) -> impl Fn(u64) -> u64 + Sync + use<> {
-        let shift = shift_of(coarsest(&self.resolutions));
-        // Mixed, so that neighbouring coarse cells spread over the parts;
-        // the mix's top 32 bits scaled to the parts (no division).
-        move |cell| (((cell >> shift).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) * parts) >> 32
+    /// The part, of `parts`, of each block of a store ([`crate::store::block_of`]),
+    /// given every block's samples in block order: parts of whole cells of
+    /// the map's coarsest resolution (or of whole blocks, when those are
+    /// coarser), so that every heatmap and map cell has all its samples in
+    /// one part and a part reads only its own blocks; the largest groups
+    /// first, each into the part with the fewest samples so far.
+    #[must_use]
+    pub fn block_parts(
+        &self,
+        blocks: &[(u64, u64)],
+        parts: u64,
+    ) -> std::collections::HashMap<u64, u64> {
+        let block_res = u32::from(u8::from(crate::store::BLOCK_RES));
+        let coarse = u32::from(u8::from(coarsest(&self.resolutions))).min(block_res);
+        // Blocks under one coarse cell agree but in their last digits.
+        let shift = 3 * (block_res - coarse);
+        let mut groups: Vec<(u64, u64)> = Vec::new();
+        for &(block, n) in blocks {
+            match groups.last_mut() {
+                Some((g, total)) if *g == block >> shift => *total += n,
+                _ => groups.push((block >> shift, n)),
+            }
+        }
+        groups.sort_by_key(|&(g, n)| (std::cmp::Reverse(n), g));
+        let mut load = vec![0u64; usize::try_from(parts).unwrap_or(1).max(1)];
+        let mut part_of_group = std::collections::HashMap::new();
+        for (g, n) in groups {
+            let (emptiest, _) = load
+                .iter()
+                .enumerate()
+                .min_by_key(|&(p, &held)| (held, p))
+                .unwrap_or((0, &0));
+            load[emptiest] += n;
+            part_of_group.insert(g, emptiest as u64);
+        }
+        blocks
+            .iter()
+            .map(|&(block, _)| {
+                (
+                    block,
+                    part_of_group.get(&(block >> shift)).copied().unwrap_or(0),
+                )
+            })
+            .collect()
     }
 
     /// Adds a part's cells.

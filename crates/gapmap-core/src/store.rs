@@ -13,6 +13,13 @@
 //! a time, go to a file of their own beside the group's records, a byte a
 //! record written in one piece: writing them back into the records, a
 //! system call each, cost seconds when a national month flags millions.
+//!
+//! Each append to a file is a run stored block after block: a block is the
+//! H3 cell at [`BLOCK_RES`] that holds a record's cell. The store keeps
+//! every run's blocks and the units met in each block, so that a part's
+//! pass reads only the blocks that may hold its samples (a province's,
+//! a group of map cells'), not every file whole: without blocks, each
+//! stage read the store once per part, a cost growing as N² / part.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,6 +43,29 @@ const PER_SET: usize = 9;
 /// Records read and decoded at a time by one thread.
 const PIECE_RECORDS: usize = 1 << 14;
 
+/// The resolution of a block (about 1 770 km²; about 300 of them hold
+/// Vietnam): coarse enough that a run's blocks are few and long, fine
+/// enough that a province or a group of map cells lies in a few of them.
+pub const BLOCK_RES: h3o::Resolution = h3o::Resolution::Four;
+
+/// The block of a cell given as its 64 bits: the index down to the digit
+/// of [`BLOCK_RES`] (a number that orders blocks as their cells, not a
+/// cell index). Cells under one cell of resolution `r` ≤ [`BLOCK_RES`] have
+/// blocks that agree but in their last 3 × ([`BLOCK_RES`] − `r`) bits.
+#[must_use]
+pub const fn block_of(cell: u64) -> u64 {
+    cell >> (3 * (15 - BLOCK_RES as u32))
+}
+
+/// One append to a file: its records, block after block.
+#[derive(Debug)]
+struct Run {
+    /// The file's record number of the run's first record.
+    first: u64,
+    /// Each block of the run and its records, in block order.
+    blocks: Vec<(u64, u32)>,
+}
+
 /// A sample's place in one set, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct StoredPlace {
@@ -44,9 +74,13 @@ struct StoredPlace {
     old_unit: u32,
 }
 
-/// Which stored samples a [`SampleStore::load`] keeps, in two steps.
+/// Which stored samples a [`SampleStore::load`] keeps, in three steps.
 #[derive(Debug, Clone, Copy)]
-pub struct Filter<R, K> {
+pub struct Filter<B, R, K> {
+    /// From a block ([`block_of`]): whether it may hold records that
+    /// `route` accepts. Records of other blocks are not read, so this must
+    /// accept every block that holds one (see [`SampleStore::block_units`]).
+    pub blocks: B,
     /// From a record's H3 cell (its 64 bits) and its finest unit in every
     /// set, before the record is decoded.
     pub route: R,
@@ -76,9 +110,17 @@ impl StoredUnits<'_> {
 
 /// A filter keeping every sample.
 #[must_use]
-pub fn everything()
--> Filter<impl Fn(u64, StoredUnits<'_>) -> bool + Sync, impl Fn(&Sample) -> bool + Sync> {
+#[allow(
+    clippy::type_complexity,
+    reason = "the three closures are the struct's fields"
+)]
+pub fn everything() -> Filter<
+    impl Fn(u64) -> bool + Sync,
+    impl Fn(u64, StoredUnits<'_>) -> bool + Sync,
+    impl Fn(&Sample) -> bool + Sync,
+> {
     Filter {
+        blocks: |_: u64| true,
         route: |_: u64, _: StoredUnits<'_>| true,
         keep: |_: &Sample| true,
         positions: true,
@@ -86,7 +128,7 @@ pub fn everything()
 }
 
 /// The accepted samples of a run, on disk: in files by group of devices,
-/// each file in input order.
+/// each file in runs (one per append) of records block after block.
 #[derive(Debug)]
 pub struct SampleStore {
     dir: PathBuf,
@@ -95,6 +137,11 @@ pub struct SampleStore {
     files: Vec<std::fs::File>,
     /// Samples in each file.
     lens: Vec<u64>,
+    /// Each file's runs, in the order appended.
+    runs: Vec<Vec<Run>>,
+    /// Per set, the (block, finest unit) pairs of the records stored
+    /// ([`NO_UNIT`] for a record the set did not place).
+    block_units: Vec<std::collections::HashSet<(u64, u32), foldhash::fast::FixedState>>,
     /// Each file's plausibility flags, once judged: a byte for each of the
     /// file's first records (as many as the file held then), in order; they
     /// take the place of the flags stored in those records.
@@ -138,6 +185,32 @@ fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::
         }
         Ok(())
     }
+}
+
+/// Records of one file read together: `len` from record `first`.
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    file: usize,
+    first: u64,
+    len: u64,
+}
+
+/// `ranges` (each at most a piece) in groups of at most a piece of
+/// records, in order: what one thread reads and decodes at a time.
+fn pieces_of(ranges: &[Range]) -> Vec<&[Range]> {
+    let mut pieces = Vec::new();
+    let (mut start, mut records) = (0, 0);
+    for (i, r) in ranges.iter().enumerate() {
+        if records + r.len > PIECE_RECORDS as u64 {
+            pieces.push(&ranges[start..i]);
+            (start, records) = (i, 0);
+        }
+        records += r.len;
+    }
+    if start < ranges.len() {
+        pieces.push(&ranges[start..]);
+    }
+    pieces
 }
 
 /// Writes all of `buf` at `offset`.
@@ -292,6 +365,10 @@ impl SampleStore {
         Ok(Self {
             dir: dir.to_owned(),
             lens: vec![0; files.len()],
+            runs: (0..files.len()).map(|_| Vec::new()).collect(),
+            block_units: (0..sets)
+                .map(|_| std::collections::HashSet::default())
+                .collect(),
             flags: (0..files.len()).map(|_| None).collect(),
             files,
             sets,
@@ -321,6 +398,26 @@ impl SampleStore {
     #[must_use]
     pub const fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The (block, finest unit) pairs of the samples stored, in set `v`
+    /// ([`NO_UNIT`] for samples it did not place): which blocks a part of
+    /// units must read.
+    ///
+    /// # Panics
+    /// If the store has no set `v`.
+    pub fn block_units(&self, v: usize) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.block_units[v].iter().copied()
+    }
+
+    /// Every block that holds samples, with their number, in block order.
+    #[must_use]
+    pub fn block_counts(&self) -> Vec<(u64, u64)> {
+        let mut counts = std::collections::BTreeMap::new();
+        for &(block, n) in self.runs.iter().flatten().flat_map(|r| &r.blocks) {
+            *counts.entry(block).or_insert(0) += u64::from(n);
+        }
+        counts.into_iter().collect()
     }
 
     /// Appends samples with their positions and places (`places[v]` holds
@@ -356,7 +453,9 @@ impl SampleStore {
         Ok(())
     }
 
-    /// Encodes the samples numbered `indices` and sends them to file `f`.
+    /// Encodes the samples numbered `indices` and sends them to file `f`,
+    /// as a run of blocks: sorted by block, then by unit in the first set
+    /// (so that each block's units come in runs, noted once each).
     fn write_records(
         &mut self,
         f: usize,
@@ -368,6 +467,38 @@ impl SampleStore {
         if indices.is_empty() {
             return Ok(());
         }
+        let first_unit = |i: usize| places.first().map_or(NO_UNIT, |p| p.units[i]);
+        // A block is 31 bits of a cell's 64: block and unit in one key.
+        let mut order: Vec<(u64, u32)> = indices
+            .par_iter()
+            .map(|&i| {
+                let block = block_of(u64::from(samples[i as usize].cell));
+                ((block << 32) | u64::from(first_unit(i as usize)), i)
+            })
+            .collect();
+        order.par_sort_unstable();
+        let mut blocks: Vec<(u64, u32)> = Vec::new();
+        for (key, _) in &order {
+            match blocks.last_mut() {
+                Some((b, n)) if *b == key >> 32 => *n += 1,
+                _ => blocks.push((key >> 32, 1)),
+            }
+        }
+        for (v, seen) in self.block_units.iter_mut().enumerate() {
+            let mut last = None;
+            for &(key, i) in &order {
+                let pair = (key >> 32, places[v].units[i as usize]);
+                if last != Some(pair) {
+                    seen.insert(pair);
+                    last = Some(pair);
+                }
+            }
+        }
+        self.runs[f].push(Run {
+            first: self.lens[f],
+            blocks,
+        });
+        let indices: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
         let rec = self.record_len();
         // Encoded on both cores, a piece of samples each; the unplaced
         // samples' old units (few) looked up by binary search.
@@ -496,9 +627,10 @@ impl SampleStore {
 
     /// The samples that `route` (seeing only a record's H3 cell, as its
     /// 64 bits, and its finest unit in every set) and then `keep` (the
-    /// decoded sample) accept, file after file, each file in input order;
-    /// `expected` samples are reserved for. A record `route` refuses is
-    /// never decoded: most records of a pass belong to other parts.
+    /// decoded sample) accept, of the blocks `blocks` accepts, file after
+    /// file, each in the order stored; `expected` samples are reserved for.
+    /// Records of other blocks are not read, and a record `route` refuses
+    /// is never decoded: most records of the store belong to other parts.
     ///
     /// # Errors
     /// The file cannot be read, or holds what this store did not write.
@@ -506,8 +638,9 @@ impl SampleStore {
     /// # Panics
     /// If appended records may still be unwritten
     /// ([`SampleStore::finish_writes`]).
-    pub fn load<R, K>(&self, filter: &Filter<R, K>, expected: usize) -> Result<Part>
+    pub fn load<B, R, K>(&self, filter: &Filter<B, R, K>, expected: usize) -> Result<Part>
     where
+        B: Fn(u64) -> bool + Sync,
         R: Fn(u64, StoredUnits<'_>) -> bool + Sync,
         K: Fn(&Sample) -> bool + Sync,
     {
@@ -531,27 +664,21 @@ impl SampleStore {
     }
 
     /// The samples of `files` that `filter` accepts, file after file.
-    fn load_files<R, K>(
+    fn load_files<B, R, K>(
         &self,
         files: std::ops::Range<usize>,
-        filter: &Filter<R, K>,
+        filter: &Filter<B, R, K>,
         expected: usize,
     ) -> Result<Part>
     where
+        B: Fn(u64) -> bool + Sync,
         R: Fn(u64, StoredUnits<'_>) -> bool + Sync,
         K: Fn(&Sample) -> bool + Sync,
     {
         assert!(self.writer.is_none(), "appends finished before loading");
-        let pieces: Vec<(usize, u64)> = files
-            .flat_map(|f| {
-                (0..self.lens[f].div_ceil(PIECE_RECORDS as u64))
-                    .map(move |p| (f, p * PIECE_RECORDS as u64))
-            })
-            .collect();
-        let stored: u64 = pieces
-            .iter()
-            .map(|&(f, first)| (self.lens[f] - first).min(PIECE_RECORDS as u64))
-            .sum();
+        let ranges = self.ranges(files, &filter.blocks);
+        let stored: u64 = ranges.iter().map(|r| r.len).sum();
+        let pieces = pieces_of(&ranges);
         let mut part = Part::with_capacity(self.sets, expected, filter.positions);
         // Pieces read and decoded on both cores, each into a part of its
         // own, a window of them at a time: their parts are held twice until
@@ -566,53 +693,107 @@ impl SampleStore {
         Ok(part)
     }
 
-    /// Reads and decodes `pieces` (file, first record), keeping what
-    /// `filter` accepts; `expected` of the `stored` samples read are
-    /// reserved for.
-    fn decode_pieces<R, K>(
+    /// The ranges of records of `files` in the blocks `blocks` accepts,
+    /// neighbours joined, each at most a piece long, in the order stored.
+    fn ranges(&self, files: std::ops::Range<usize>, blocks: &impl Fn(u64) -> bool) -> Vec<Range> {
+        let mut ranges: Vec<Range> = Vec::new();
+        for f in files {
+            for run in &self.runs[f] {
+                let mut first = run.first;
+                for &(block, n) in &run.blocks {
+                    if blocks(block) {
+                        match ranges.last_mut() {
+                            Some(r) if r.file == f && r.first + r.len == first => {
+                                r.len += u64::from(n)
+                            }
+                            _ => ranges.push(Range {
+                                file: f,
+                                first,
+                                len: u64::from(n),
+                            }),
+                        }
+                    }
+                    first += u64::from(n);
+                }
+            }
+        }
+        let piece = PIECE_RECORDS as u64;
+        ranges
+            .into_iter()
+            .flat_map(|r| {
+                (0..r.len.div_ceil(piece)).map(move |k| Range {
+                    file: r.file,
+                    first: r.first + k * piece,
+                    len: (r.len - k * piece).min(piece),
+                })
+            })
+            .collect()
+    }
+
+    /// Reads and decodes `pieces` (ranges of records, at most a piece in
+    /// all), keeping what `filter` accepts; `expected` of the `stored`
+    /// samples read are reserved for.
+    fn decode_pieces<B, R, K>(
         &self,
-        pieces: &[(usize, u64)],
-        filter: &Filter<R, K>,
+        pieces: &[&[Range]],
+        filter: &Filter<B, R, K>,
         expected: usize,
         stored: u64,
     ) -> Vec<Result<Part>>
     where
+        B: Sync,
         R: Fn(u64, StoredUnits<'_>) -> bool + Sync,
         K: Fn(&Sample) -> bool + Sync,
     {
         let rec = self.record_len();
-        // Each piece's share of the samples expected, a little more.
-        #[allow(clippy::cast_possible_truncation, reason = "at most a piece")]
-        let per_piece = ((expected as u64 * PIECE_RECORDS as u64) / stored.max(1)) as usize;
-        let per_piece = (per_piece + per_piece / 8 + 16).min(PIECE_RECORDS);
         pieces
             .par_iter()
-            .map_init(Vec::new, |buf: &mut Vec<u8>, &(f, first)| {
+            .map_init(Vec::new, |buf: &mut Vec<u8>, piece| {
                 #[allow(clippy::cast_possible_truncation, reason = "at most a piece")]
-                let n = (self.lens[f] - first).min(PIECE_RECORDS as u64) as usize;
+                let n = piece.iter().map(|r| r.len).sum::<u64>() as usize;
                 buf.resize(n * rec, 0);
-                read_exact_at(&self.files[f], buf, first * rec as u64)
-                    .map_err(|e| store_error(&self.dir, e))?;
-                // The judged flags of the piece's records, where judged.
-                let mut judged = [0u8; PIECE_RECORDS];
-                let judged = match &self.flags[f] {
-                    Some((file, covered)) if first < *covered => {
+                // Each record's flags: judged where the file's are, else
+                // its own.
+                let mut flags = [0u8; PIECE_RECORDS];
+                let mut at = 0;
+                for r in *piece {
+                    #[allow(clippy::cast_possible_truncation, reason = "at most a piece")]
+                    let len = r.len as usize;
+                    let bytes = &mut buf[at * rec..(at + len) * rec];
+                    read_exact_at(&self.files[r.file], bytes, r.first * rec as u64)
+                        .map_err(|e| store_error(&self.dir, e))?;
+                    let judged = match &self.flags[r.file] {
                         #[allow(clippy::cast_possible_truncation, reason = "at most a piece")]
-                        let k = (*covered - first).min(n as u64) as usize;
-                        read_exact_at(file, &mut judged[..k], first)
-                            .map_err(|e| store_error(&self.dir, e))?;
-                        &judged[..k]
+                        Some((file, covered)) if r.first < *covered => {
+                            let k = (*covered - r.first).min(r.len) as usize;
+                            read_exact_at(file, &mut flags[at..at + k], r.first)
+                                .map_err(|e| store_error(&self.dir, e))?;
+                            k
+                        }
+                        _ => 0,
+                    };
+                    for (flag, record) in flags[at + judged..at + len]
+                        .iter_mut()
+                        .zip(bytes.chunks_exact(rec).skip(judged))
+                    {
+                        *flag = record[FLAGS_AT];
                     }
-                    _ => &judged[..0],
-                };
-                let mut part = Part::with_capacity(self.sets, per_piece, filter.positions);
+                    at += len;
+                }
+                // The piece's share of the samples expected, a little more.
+                #[allow(clippy::cast_possible_truncation, reason = "at most a piece")]
+                let share = ((expected as u64 * n as u64) / stored.max(1)) as usize;
+                let mut part = Part::with_capacity(
+                    self.sets,
+                    (share + share / 8 + 16).min(n),
+                    filter.positions,
+                );
                 // The cell and units first, the sample only for the routed,
                 // the rest only for the kept.
-                for (i, r) in buf.chunks_exact(rec).enumerate() {
+                for (r, &flags) in buf.chunks_exact(rec).zip(&flags[..n]) {
                     if !(filter.route)(u64_at(r, CELL_AT), StoredUnits(r)) {
                         continue;
                     }
-                    let flags = judged.get(i).copied().unwrap_or(r[FLAGS_AT]);
                     let s = Self::decode_sample(r, flags).ok_or_else(|| self.corrupt())?;
                     if (filter.keep)(&s) {
                         let (p, places) = self.decode_rest(r).ok_or_else(|| self.corrupt())?;
@@ -738,9 +919,10 @@ mod tests {
     fn a_filtered_load_returns_the_kept_samples_file_by_file_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = SampleStore::new(dir.path(), 2, 3).expect("store");
-        // Appended in three pieces of unequal size, one past a block.
+        // Appended in three pieces of unequal size, one past a piece.
         let (samples, positions, places, olds) = random_samples(300_000, 7);
-        for range in [0..10, 10..PIECE_RECORDS + 5, PIECE_RECORDS + 5..300_000] {
+        let appends = [0..10, 10..PIECE_RECORDS + 5, PIECE_RECORDS + 5..300_000];
+        for range in appends.clone() {
             let mut piece = vec![SetPlaces::default(); 2];
             for (v, set) in piece.iter_mut().enumerate() {
                 for (local, i) in range.clone().enumerate() {
@@ -761,15 +943,56 @@ mod tests {
         assert_eq!(store.len(), 300_000);
         assert_eq!(store.device_groups(), 3);
         // Oracle: each sample's file is its device modulo 3; files are read
-        // one after the other, each in input order.
+        // one after the other, each append's samples by block (the cell at
+        // resolution 4), unit in the first set and input order.
         let file_of = |i: usize| samples[i].device as usize % 3;
         let mut counts = [0u64; 3];
         for i in 0..samples.len() {
             counts[file_of(i)] += 1;
         }
-        let stored_order: Vec<usize> = (0..3)
-            .flat_map(|f| (0..samples.len()).filter(move |&i| file_of(i) == f))
+        let block_of_sample = |i: usize| block_of(u64::from(samples[i].cell));
+        // A block is a cell at resolution 4: one block per parent, blocks in
+        // the order of their parents.
+        let mut pairs: Vec<(u64, u64)> = (0..samples.len())
+            .map(|i| {
+                let parent = samples[i]
+                    .cell
+                    .parent(h3o::Resolution::Four)
+                    .expect("res 8");
+                (block_of_sample(i), u64::from(parent))
+            })
             .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        assert!(pairs.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1));
+        let mut stored_order: Vec<usize> = Vec::new();
+        for f in 0..3 {
+            for range in appends.clone() {
+                let mut of_file: Vec<usize> = range.filter(|&i| file_of(i) == f).collect();
+                of_file.sort_by_key(|&i| (block_of_sample(i), places[0].units[i], i));
+                stored_order.extend(of_file);
+            }
+        }
+        // Every (block, unit) pair and every block's samples, noted.
+        for (v, set) in places.iter().enumerate() {
+            let mut want: Vec<(u64, u32)> = (0..samples.len())
+                .map(|i| (block_of_sample(i), set.units[i]))
+                .collect();
+            want.sort_unstable();
+            want.dedup();
+            let mut got: Vec<(u64, u32)> = store.block_units(v).collect();
+            got.sort_unstable();
+            assert_eq!(got, want, "set {v}");
+        }
+        let mut want_counts = std::collections::BTreeMap::new();
+        for i in 0..samples.len() {
+            *want_counts.entry(block_of_sample(i)).or_insert(0u64) += 1;
+        }
+        assert!(want_counts.len() > 20);
+        assert_eq!(
+            store.block_counts(),
+            want_counts.into_iter().collect::<Vec<_>>()
+        );
         // Routed by the cell and both sets' units, as stored.
         let routed = |cell: u64, unit: [u32; 2]| {
             unit[0] % 2 == 1 && unit[1] % 5 != 2 && !cell.is_multiple_of(3)
@@ -781,6 +1004,7 @@ mod tests {
         };
         let keep = |s: &Sample| s.device % 5 != 1;
         let filter = Filter {
+            blocks: |_: u64| true,
             route,
             keep,
             positions: true,
@@ -837,25 +1061,65 @@ mod tests {
             );
             assert_eq!(without_positions.places[1].units[k], places[1].units[i]);
         }
+        // Some blocks only: their routed samples, and no record of another
+        // block read (the route sees every record read).
+        let some_blocks = |b: u64| b % 4 == 1;
+        let read = std::sync::atomic::AtomicUsize::new(0);
+        let part = store
+            .load(
+                &Filter {
+                    blocks: some_blocks,
+                    route: |cell: u64, units: StoredUnits<'_>| {
+                        read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        assert!(
+                            some_blocks(block_of(cell)),
+                            "a record of a block not asked for"
+                        );
+                        route(cell, units)
+                    },
+                    keep,
+                    positions: true,
+                },
+                0,
+            )
+            .expect("load");
+        let in_blocks: Vec<usize> = stored_order
+            .iter()
+            .copied()
+            .filter(|&i| some_blocks(block_of_sample(i)))
+            .collect();
+        assert_eq!(read.into_inner(), in_blocks.len());
+        assert!(in_blocks.len() < samples.len() / 2 && !in_blocks.is_empty());
+        let expected_in_blocks: Vec<usize> = expected
+            .iter()
+            .copied()
+            .filter(|&i| some_blocks(block_of_sample(i)))
+            .collect();
+        check(&part, &expected_in_blocks);
         for g in 0..3 {
-            let group: Vec<usize> = (0..samples.len()).filter(|&i| file_of(i) == g).collect();
+            let group: Vec<usize> = stored_order
+                .iter()
+                .copied()
+                .filter(|&i| file_of(i) == g)
+                .collect();
             check(&store.load_device_group(g).expect("load"), &group);
         }
         // Flags set for two groups are read back in every load; the third
         // group's stay as appended.
         let judged = |i: usize| samples[i].flags ^ ((i % 7) as u8 + 1);
-        for g in [0, 2] {
-            let group: Vec<u8> = (0..samples.len())
+        let group_flags = |g: usize| -> Vec<u8> {
+            stored_order
+                .iter()
+                .copied()
                 .filter(|&i| file_of(i) == g)
                 .map(judged)
-                .collect();
-            store.set_group_flags(g, &group).expect("flags");
+                .collect()
+        };
+        for g in [0, 2] {
+            store.set_group_flags(g, &group_flags(g)).expect("flags");
         }
         // Set again: the last flags count.
-        let group: Vec<u8> = (0..samples.len())
-            .filter(|&i| file_of(i) == 2)
-            .map(judged)
-            .collect();
+        let group = group_flags(2);
         store.set_group_flags(2, &group).expect("flags");
         let want_flags = |i: usize| {
             if file_of(i) == 1 {
