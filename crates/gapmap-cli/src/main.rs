@@ -299,8 +299,8 @@ struct AnalyzeArgs {
     spill: memory::Spill,
     /// Keep the accepted samples in working files (--work-dir) instead of
     /// memory (same outputs): memory then holds one part of them at a time
-    /// (--part-samples), whatever their number, for a pass over the files
-    /// per part of the later stages. `auto`: past 40 million rows, or when this
+    /// (--part-samples), whatever their number, each part read from the
+    /// blocks of the files that hold its samples. `auto`: past 40 million rows, or when this
     /// machine seems short of memory for them.
     #[arg(long, value_enum, default_value_t = memory::SamplesOnDisk::Auto)]
     samples_on_disk: memory::SamplesOnDisk,

@@ -46,8 +46,8 @@ pub struct IngestOptions {
     /// with the rows read, for one more pass over the test-id column).
     pub spill_dir: Option<PathBuf>,
     /// The accepted samples kept on disk, not in memory ([`crate::store`]):
-    /// same results; memory no longer grows with the samples, for a pass
-    /// over the files per part of the later stages.
+    /// same results; memory no longer grows with the samples, for reading
+    /// them back (about once per later stage).
     pub sample_store: Option<StoreOptions>,
 }
 

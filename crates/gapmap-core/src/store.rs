@@ -3,23 +3,21 @@
 //! With a store, ingestion writes each accepted sample, its position and its
 //! places to unnamed files as it goes, instead of holding them: one file per
 //! group of devices, so that the plausibility rules (which read one
-//! device's tests) take a file at a time. The other stages read every file
-//! once per part of the samples they need together (a province's units, a
-//! group of H3 cells), keeping only that part. Memory then holds one part,
-//! whatever the number of samples; the price is a pass over the files per
-//! part (from the page cache, as a rule). Every statistic downstream is
-//! independent of the order of its samples, so reading file after file
-//! changes no output. The plausibility flags, judged a group of devices at
-//! a time, go to a file of their own beside the group's records, a byte a
-//! record written in one piece: writing them back into the records, a
-//! system call each, cost seconds when a national month flags millions.
-//!
-//! Each append to a file is a run stored block after block: a block is the
-//! H3 cell at [`BLOCK_RES`] that holds a record's cell. The store keeps
-//! every run's blocks and the units met in each block, so that a part's
-//! pass reads only the blocks that may hold its samples (a province's,
-//! a group of map cells'), not every file whole: without blocks, each
-//! stage read the store once per part, a cost growing as N² / part.
+//! device's tests) take a file at a time. Each append to a file is a run
+//! stored block after block, a block being the H3 cell at [`BLOCK_RES`]
+//! that holds a record's cell; the store keeps every run's blocks and the
+//! units met in each block. The other stages read, for each part of the
+//! samples they need together (a province's units, a group of H3 cells),
+//! only the blocks that may hold it, keeping only that part. Memory then
+//! holds one part, whatever the number of samples, and each stage reads
+//! the store about once (from the page cache, as a rule): without blocks
+//! it read every file once per part, a cost growing as N² / part. Every
+//! statistic downstream is independent of the order of its samples, so
+//! the order of the store changes no output. The plausibility flags,
+//! judged a group of devices at a time, go to a file of their own beside
+//! the group's records, a byte a record written in one piece: writing
+//! them back into the records, a system call each, cost seconds when a
+//! national month flags millions.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
