@@ -942,4 +942,57 @@ mod tests {
         }
         assert!(mixed > 0, "no case had layers at several resolutions");
     }
+
+    #[test]
+    fn block_parts_keep_whole_coarse_cells_together_and_balance_the_parts() {
+        let ing = ingested(40_000, 9);
+        let mut counts = std::collections::BTreeMap::new();
+        // A cell of each block, to find its ancestors by h3o.
+        let mut cell_of = std::collections::HashMap::new();
+        for s in &ing.samples {
+            let block = crate::store::block_of(u64::from(s.cell));
+            *counts.entry(block).or_insert(0u64) += 1;
+            cell_of.insert(block, s.cell);
+        }
+        let blocks: Vec<(u64, u64)> = counts.into_iter().collect();
+        assert!(blocks.len() > 20);
+        for coarse in [0u8, 2, 3, 4, 6, 8] {
+            let res = h3o::Resolution::try_from(coarse).expect("resolution");
+            let gathered = HeatmapParts {
+                resolutions: vec![Some(h3o::Resolution::Eight), Some(res), None],
+                results: Vec::new(),
+                map: Vec::new(),
+            };
+            for parts in [1u64, 3, 7] {
+                let part_of = gathered.block_parts(&blocks, parts);
+                assert_eq!(part_of.len(), blocks.len());
+                // Whole cells of the coarsest resolution (or whole blocks)
+                // in one part: oracle by h3o's parents.
+                let whole = res.min(crate::store::BLOCK_RES);
+                let mut part_of_ancestor = std::collections::HashMap::new();
+                for (block, part) in &part_of {
+                    assert!(*part < parts, "coarse {coarse}, parts {parts}");
+                    let ancestor = cell_of[block].parent(whole).expect("coarser");
+                    let first = *part_of_ancestor.entry(ancestor).or_insert(*part);
+                    assert_eq!(first, *part, "coarse {coarse}, parts {parts}");
+                }
+                // Greedy balance, largest groups first: no part holds more
+                // than the lightest one plus the largest group.
+                let mut group_size = std::collections::HashMap::new();
+                let mut load = vec![0u64; parts as usize];
+                for &(block, n) in &blocks {
+                    load[part_of[&block] as usize] += n;
+                    *group_size
+                        .entry(cell_of[&block].parent(whole).expect("coarser"))
+                        .or_insert(0u64) += n;
+                }
+                let largest = group_size.values().copied().max().unwrap_or(0);
+                let (lo, hi) = (load.iter().min().unwrap(), load.iter().max().unwrap());
+                assert!(hi - lo <= largest, "coarse {coarse}, parts {parts}: {load:?}");
+                if group_size.len() as u64 >= parts {
+                    assert!(*lo > 0, "coarse {coarse}, parts {parts}: an empty part");
+                }
+            }
+        }
+    }
 }
