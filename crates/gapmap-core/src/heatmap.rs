@@ -988,7 +988,10 @@ mod tests {
                 }
                 let largest = group_size.values().copied().max().unwrap_or(0);
                 let (lo, hi) = (load.iter().min().unwrap(), load.iter().max().unwrap());
-                assert!(hi - lo <= largest, "coarse {coarse}, parts {parts}: {load:?}");
+                assert!(
+                    hi - lo <= largest,
+                    "coarse {coarse}, parts {parts}: {load:?}"
+                );
                 if group_size.len() as u64 >= parts {
                     assert!(*lo > 0, "coarse {coarse}, parts {parts}: an empty part");
                 }

@@ -829,6 +829,7 @@ impl SampleStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::{Just, Strategy};
     use rand::{RngExt, SeedableRng};
 
     type Drawn = (Vec<Sample>, Vec<Position>, Vec<SetPlaces>, Vec<Vec<u32>>);
@@ -1162,6 +1163,110 @@ mod tests {
         assert!(same(&part.samples[appended], &samples[0]));
         for (k, &i) in stored_order.iter().enumerate().take(appended) {
             assert_eq!(part.samples[k].flags, want_flags(i), "sample {i}");
+        }
+    }
+
+    /// The store's appends as given: samples `range` with their places
+    /// renumbered from 0.
+    fn append_range(store: &mut SampleStore, drawn: &Drawn, range: std::ops::Range<usize>) {
+        let (samples, positions, places, olds) = drawn;
+        let mut piece = vec![SetPlaces::default(); places.len()];
+        for (v, set) in piece.iter_mut().enumerate() {
+            for (local, i) in range.clone().enumerate() {
+                let place = crate::vintage::Place {
+                    unit: places[v].units[i],
+                    kind: places[v].kinds[i],
+                    snapped_m: 0.0,
+                    old_unit: olds[v][i],
+                };
+                set.push(local, &place);
+            }
+        }
+        store
+            .append(&samples[range.clone()], &positions[range], &piece)
+            .expect("append");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 48,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_207),
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        /// Any appends, files, blocks asked for and route: a load holds
+        /// exactly the samples a brute-force pass over the stored order
+        /// keeps, and reads no record of a block not asked for.
+        #[test]
+        fn a_load_of_some_blocks_equals_a_brute_force_filter(
+            n in 1usize..40_000,
+            seed in 0u64..1_000,
+            cuts in proptest::collection::vec(0.0f64..1.0, 0..4),
+            files in 1usize..5,
+            (modulus, rest) in (1u64..6).prop_flat_map(|m| (Just(m), 0..m)),
+            unit_mod in 1u32..4,
+        ) {
+            let drawn = random_samples(n, seed);
+            let samples = &drawn.0;
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut store = SampleStore::new(dir.path(), 2, files).expect("store");
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+            let mut ends: Vec<usize> = cuts.iter().map(|c| (c * n as f64) as usize).collect();
+            ends.push(n);
+            ends.sort_unstable();
+            let mut appends = Vec::new();
+            let mut start = 0;
+            for end in ends {
+                if end > start {
+                    append_range(&mut store, &drawn, start..end);
+                    appends.push(start..end);
+                    start = end;
+                }
+            }
+            store.finish_writes().expect("written");
+            let file_of = |i: usize| samples[i].device as usize % files;
+            let block = |i: usize| block_of(u64::from(samples[i].cell));
+            let mut stored_order = Vec::new();
+            for f in 0..files {
+                for range in &appends {
+                    let mut of_file: Vec<usize> =
+                        range.clone().filter(|&i| file_of(i) == f).collect();
+                    of_file.sort_by_key(|&i| (block(i), drawn.2[0].units[i], i));
+                    stored_order.extend(of_file);
+                }
+            }
+            let asked = |b: u64| b % modulus == rest;
+            let routed = |unit: u32| unit.is_multiple_of(unit_mod);
+            let read = std::sync::atomic::AtomicUsize::new(0);
+            let part = store
+                .load(
+                    &Filter {
+                        blocks: asked,
+                        route: |cell: u64, units: StoredUnits<'_>| {
+                            read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            assert!(asked(block_of(cell)));
+                            routed(units.get(1))
+                        },
+                        keep: |s: &Sample| s.download > 10.0,
+                        positions: false,
+                    },
+                    n / 3,
+                )
+                .expect("load");
+            let in_blocks: Vec<usize> =
+                stored_order.iter().copied().filter(|&i| asked(block(i))).collect();
+            proptest::prop_assert_eq!(read.into_inner(), in_blocks.len());
+            let expected: Vec<usize> = in_blocks
+                .into_iter()
+                .filter(|&i| routed(drawn.2[1].units[i]) && samples[i].download > 10.0)
+                .collect();
+            proptest::prop_assert_eq!(part.samples.len(), expected.len());
+            for (k, &i) in expected.iter().enumerate() {
+                proptest::prop_assert!(same(&part.samples[k], &samples[i]), "sample {}", i);
+                proptest::prop_assert_eq!(part.places[0].units[k], drawn.2[0].units[i]);
+                proptest::prop_assert_eq!(part.places[1].kinds[k], drawn.2[1].kinds[i]);
+            }
         }
     }
 }
