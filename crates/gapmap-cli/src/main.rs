@@ -310,8 +310,9 @@ struct AnalyzeArgs {
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
     /// With samples on disk, about how many samples each stage holds at a
-    /// time (about 100 bytes each at the peak).
-    #[arg(long, default_value_t = 8 << 20, value_name = "N")]
+    /// time (about 100 bytes each at the peak). Smaller parts cost little
+    /// time: each part reads only the blocks of the files that hold it.
+    #[arg(long, default_value_t = 4 << 20, value_name = "N")]
     part_samples: usize,
     /// Heatmap formats (default: as --format): geojson, fgb, gpkg, and the
     /// H3-keyed tables csv and parquet (no geometry), comma-separated.

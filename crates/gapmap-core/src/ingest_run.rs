@@ -495,7 +495,7 @@ fn dedup_and_intern(
 
 /// The most files of samples on disk (one per group of devices): macOS
 /// allows a process 256 open files by default. Past 128 parts of samples
-/// (a billion samples in parts of 8 Mi), a group of devices holds more
+/// (half a billion samples in parts of 4 Mi), a group of devices holds more
 /// than a part.
 const MAX_DEVICE_GROUPS: usize = 128;
 
