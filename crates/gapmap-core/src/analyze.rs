@@ -908,22 +908,27 @@ fn part_count(store: &crate::store::SampleStore, part_samples: usize) -> u64 {
     store.len().div_ceil(part_samples as u64).max(1)
 }
 
-/// The part of each top-level unit of set `v`, filled largest units first,
-/// each into the part holding the fewest samples so far: parts of even
-/// size, as far as whole units allow.
+/// The part of each top-level unit of set `v` ([`fill_parts`] of their
+/// samples): parts of even size, as far as whole units allow.
 fn balanced_parts(counts: &SampleCounts, v: usize, parts: u64) -> Vec<u64> {
-    let per_top = &counts.per_top[v];
-    let mut order: Vec<usize> = (0..per_top.len()).collect();
-    order.sort_by_key(|&t| (std::cmp::Reverse(per_top[t]), t));
+    fill_parts(&counts.per_top[v], parts)
+}
+
+/// The part, of `parts`, of each of the groups of `sizes` samples, filled
+/// largest first (ties in order), each into the part holding the fewest
+/// samples so far (ties: the first such part).
+pub(crate) fn fill_parts(sizes: &[u64], parts: u64) -> Vec<u64> {
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&t| (std::cmp::Reverse(sizes[t]), t));
     let mut load = vec![0u64; usize::try_from(parts).unwrap_or(1).max(1)];
-    let mut part_of = vec![0u64; per_top.len()];
+    let mut part_of = vec![0u64; sizes.len()];
     for t in order {
         let (emptiest, _) = load
             .iter()
             .enumerate()
             .min_by_key(|&(p, &n)| (n, p))
             .unwrap_or((0, &0));
-        load[emptiest] += per_top[t];
+        load[emptiest] += sizes[t];
         part_of[t] = emptiest as u64;
     }
     part_of
@@ -938,7 +943,7 @@ fn unit_blocks(
     top: &[u32],
     part_of: &[u64],
     groups: u64,
-) -> std::collections::HashSet<(u64, u64)> {
+) -> std::collections::HashSet<(u64, u64), foldhash::fast::FixedState> {
     store
         .block_units(v)
         .filter(|&(_, u)| u != NO_UNIT)

@@ -287,10 +287,11 @@ impl HeatmapParts {
         &self,
         blocks: &[(u64, u64)],
         parts: u64,
-    ) -> std::collections::HashMap<u64, u64> {
+    ) -> std::collections::HashMap<u64, u64, foldhash::fast::FixedState> {
         let block_res = u32::from(u8::from(crate::store::BLOCK_RES));
         let coarse = u32::from(u8::from(coarsest(&self.resolutions))).min(block_res);
-        // Blocks under one coarse cell agree but in their last digits.
+        // Blocks under one coarse cell agree but in their last digits, and
+        // come one after the other in block order.
         let shift = 3 * (block_res - coarse);
         let mut groups: Vec<(u64, u64)> = Vec::new();
         for &(block, n) in blocks {
@@ -299,27 +300,17 @@ impl HeatmapParts {
                 _ => groups.push((block >> shift, n)),
             }
         }
-        groups.sort_by_key(|&(g, n)| (std::cmp::Reverse(n), g));
-        let mut load = vec![0u64; usize::try_from(parts).unwrap_or(1).max(1)];
-        let mut part_of_group = std::collections::HashMap::new();
-        for (g, n) in groups {
-            let (emptiest, _) = load
-                .iter()
-                .enumerate()
-                .min_by_key(|&(p, &held)| (held, p))
-                .unwrap_or((0, &0));
-            load[emptiest] += n;
-            part_of_group.insert(g, emptiest as u64);
+        let sizes: Vec<u64> = groups.iter().map(|&(_, n)| n).collect();
+        let part_of_group = crate::analyze::fill_parts(&sizes, parts);
+        let mut parts_of = std::collections::HashMap::default();
+        let mut group = 0;
+        for &(block, _) in blocks {
+            while groups[group].0 != block >> shift {
+                group += 1;
+            }
+            parts_of.insert(block, part_of_group[group]);
         }
-        blocks
-            .iter()
-            .map(|&(block, _)| {
-                (
-                    block,
-                    part_of_group.get(&(block >> shift)).copied().unwrap_or(0),
-                )
-            })
-            .collect()
+        parts_of
     }
 
     /// Adds a part's cells.
