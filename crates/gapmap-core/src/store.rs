@@ -919,25 +919,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = SampleStore::new(dir.path(), 2, 3).expect("store");
         // Appended in three pieces of unequal size, one past a piece.
-        let (samples, positions, places, olds) = random_samples(300_000, 7);
+        let drawn = random_samples(300_000, 7);
         let appends = [0..10, 10..PIECE_RECORDS + 5, PIECE_RECORDS + 5..300_000];
         for range in appends.clone() {
-            let mut piece = vec![SetPlaces::default(); 2];
-            for (v, set) in piece.iter_mut().enumerate() {
-                for (local, i) in range.clone().enumerate() {
-                    let place = crate::vintage::Place {
-                        unit: places[v].units[i],
-                        kind: places[v].kinds[i],
-                        snapped_m: 0.0,
-                        old_unit: olds[v][i],
-                    };
-                    set.push(local, &place);
-                }
-            }
-            store
-                .append(&samples[range.clone()], &positions[range], &piece)
-                .expect("append");
+            append_range(&mut store, &drawn, range);
         }
+        let (samples, positions, places, olds) = drawn;
         store.finish_writes().expect("written");
         assert_eq!(store.len(), 300_000);
         assert_eq!(store.device_groups(), 3);
@@ -1063,31 +1050,13 @@ mod tests {
         // Some blocks only: their routed samples, and no record of another
         // block read (the route sees every record read).
         let some_blocks = |b: u64| b % 4 == 1;
-        let read = std::sync::atomic::AtomicUsize::new(0);
-        let part = store
-            .load(
-                &Filter {
-                    blocks: some_blocks,
-                    route: |cell: u64, units: StoredUnits<'_>| {
-                        read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        assert!(
-                            some_blocks(block_of(cell)),
-                            "a record of a block not asked for"
-                        );
-                        route(cell, units)
-                    },
-                    keep,
-                    positions: true,
-                },
-                0,
-            )
-            .expect("load");
+        let (part, read) = load_counting(&store, some_blocks, route, keep, true);
         let in_blocks: Vec<usize> = stored_order
             .iter()
             .copied()
             .filter(|&i| some_blocks(block_of_sample(i)))
             .collect();
-        assert_eq!(read.into_inner(), in_blocks.len());
+        assert_eq!(read, in_blocks.len());
         assert!(in_blocks.len() < samples.len() / 2 && !in_blocks.is_empty());
         let expected_in_blocks: Vec<usize> = expected
             .iter()
@@ -1166,6 +1135,34 @@ mod tests {
         }
     }
 
+    /// A load of the blocks `blocks` accepts, with the number of records
+    /// read (the route sees each), none of another block.
+    fn load_counting(
+        store: &SampleStore,
+        blocks: impl Fn(u64) -> bool + Sync,
+        route: impl Fn(u64, StoredUnits<'_>) -> bool + Sync,
+        keep: impl Fn(&Sample) -> bool + Sync,
+        positions: bool,
+    ) -> (Part, usize) {
+        let read = std::sync::atomic::AtomicUsize::new(0);
+        let part = store
+            .load(
+                &Filter {
+                    blocks: &blocks,
+                    route: |cell: u64, units: StoredUnits<'_>| {
+                        read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        assert!(blocks(block_of(cell)), "a record of a block not asked for");
+                        route(cell, units)
+                    },
+                    keep,
+                    positions,
+                },
+                0,
+            )
+            .expect("load");
+        (part, read.into_inner())
+    }
+
     /// The store's appends as given: samples `range` with their places
     /// renumbered from 0.
     fn append_range(store: &mut SampleStore, drawn: &Drawn, range: std::ops::Range<usize>) {
@@ -1238,25 +1235,16 @@ mod tests {
             }
             let asked = |b: u64| b % modulus == rest;
             let routed = |unit: u32| unit.is_multiple_of(unit_mod);
-            let read = std::sync::atomic::AtomicUsize::new(0);
-            let part = store
-                .load(
-                    &Filter {
-                        blocks: asked,
-                        route: |cell: u64, units: StoredUnits<'_>| {
-                            read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            assert!(asked(block_of(cell)));
-                            routed(units.get(1))
-                        },
-                        keep: |s: &Sample| s.download > 10.0,
-                        positions: false,
-                    },
-                    n / 3,
-                )
-                .expect("load");
+            let (part, read) = load_counting(
+                &store,
+                asked,
+                |_, units: StoredUnits<'_>| routed(units.get(1)),
+                |s: &Sample| s.download > 10.0,
+                false,
+            );
             let in_blocks: Vec<usize> =
                 stored_order.iter().copied().filter(|&i| asked(block(i))).collect();
-            proptest::prop_assert_eq!(read.into_inner(), in_blocks.len());
+            proptest::prop_assert_eq!(read, in_blocks.len());
             let expected: Vec<usize> = in_blocks
                 .into_iter()
                 .filter(|&i| routed(drawn.2[1].units[i]) && samples[i].download > 10.0)
