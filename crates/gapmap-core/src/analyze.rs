@@ -220,9 +220,7 @@ pub fn analyze(
             return Ok(aggregate(b, &ingested, &ingested.places[v].units, include));
         };
         let top = &counts.tops[v];
-        let groups = part_count(store, part_samples);
-        let part_of = balanced_parts(&counts, v, groups);
-        let blocks = unit_blocks(store, v, top, &part_of, groups);
+        let (part_of, blocks) = unit_parts(store, &counts, v, part_samples);
         let mut stats: LevelStats = vec![std::collections::HashMap::new(); b.units.len()];
         each_part(
             &ingested,
@@ -752,9 +750,7 @@ fn judge_villages_by_parts(
     read_back: &std::cell::Cell<std::time::Duration>,
 ) -> Result<(crate::gaps::VillageVerdicts, Vec<(Month, u32)>)> {
     let top = &counts.tops[r];
-    let groups = part_count(store, part_samples);
-    let part_of = balanced_parts(counts, r, groups);
-    let blocks = unit_blocks(store, r, top, &part_of, groups);
+    let (part_of, blocks) = unit_parts(store, counts, r, part_samples);
     let mut verdicts = crate::gaps::VillageVerdicts {
         verdicts: vec![Vec::new(); index.villages.len()],
         samples_with_village: 0,
@@ -934,21 +930,28 @@ pub(crate) fn fill_parts(sizes: &[u64], parts: u64) -> Vec<u64> {
     part_of
 }
 
-/// The (block, group) pairs of `store` where a sample of set `v` lies in a
-/// unit whose top-level unit (`top`) is in part `part_of` of `groups`: the
-/// blocks that a part of whole top-level units reads.
-fn unit_blocks(
+/// Parts of whole top-level units of set `v` for the stored samples: each
+/// top-level unit's part ([`balanced_parts`]), and the (block, group)
+/// pairs where the store holds a sample of a unit in that group, the
+/// blocks each part reads.
+fn unit_parts(
     store: &crate::store::SampleStore,
+    counts: &SampleCounts,
     v: usize,
-    top: &[u32],
-    part_of: &[u64],
-    groups: u64,
-) -> std::collections::HashSet<(u64, u64), foldhash::fast::FixedState> {
-    store
+    part_samples: usize,
+) -> (
+    Vec<u64>,
+    std::collections::HashSet<(u64, u64), foldhash::fast::FixedState>,
+) {
+    let groups = part_count(store, part_samples);
+    let part_of = balanced_parts(counts, v, groups);
+    let top = &counts.tops[v];
+    let blocks = store
         .block_units(v)
         .filter(|&(_, u)| u != NO_UNIT)
         .map(|(block, u)| (block, group_of(part_of[top[u as usize] as usize], groups)))
-        .collect()
+        .collect();
+    (part_of, blocks)
 }
 
 /// The group of a part key among `groups`: a key past the last group

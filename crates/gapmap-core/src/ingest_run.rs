@@ -47,7 +47,7 @@ pub struct IngestOptions {
     pub spill_dir: Option<PathBuf>,
     /// The accepted samples kept on disk, not in memory ([`crate::store`]):
     /// same results; memory no longer grows with the samples, for reading
-    /// them back (about once per later stage).
+    /// them back in each later stage (the blocks each part needs).
     pub sample_store: Option<StoreOptions>,
 }
 

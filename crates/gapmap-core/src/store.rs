@@ -9,9 +9,10 @@
 //! units met in each block. The other stages read, for each part of the
 //! samples they need together (a province's units, a group of H3 cells),
 //! only the blocks that may hold it, keeping only that part. Memory then
-//! holds one part, whatever the number of samples, and each stage reads
-//! the store about once (from the page cache, as a rule): without blocks
-//! it read every file once per part, a cost growing as N² / part. Every
+//! holds one part, whatever the number of samples, and a stage reads the
+//! store once or a few times (from the page cache, as a rule; parts of
+//! whole provinces share their border blocks): without blocks it read
+//! every file once per part, a cost growing as N² / part. Every
 //! statistic downstream is independent of the order of its samples, so
 //! the order of the store changes no output. The plausibility flags,
 //! judged a group of devices at a time, go to a file of their own beside
