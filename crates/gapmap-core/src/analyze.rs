@@ -220,12 +220,12 @@ pub fn analyze(
             return Ok(aggregate(b, &ingested, &ingested.places[v].units, include));
         };
         let top = &counts.tops[v];
-        let (part_of, blocks) = unit_parts(store, &counts, v, part_samples);
+        let (part_of, blocks, sizes) = unit_parts(store, &counts, v, part_samples);
         let mut stats: LevelStats = vec![std::collections::HashMap::new(); b.units.len()];
         each_part(
             &ingested,
             store,
-            part_samples,
+            &sizes,
             (
                 |block, g| blocks.contains(&(block, g)),
                 |_, units: StoredUnits<'_>| {
@@ -356,12 +356,19 @@ pub fn analyze(
                 &judged_cells,
                 crate::report_html::MAX_MAP_CELLS,
             );
-            let part_of =
-                gathered.block_parts(&store.block_counts(), part_count(store, part_samples));
+            let block_counts = store.block_counts();
+            let parts = part_count(store, part_samples);
+            let part_of = gathered.block_parts(&block_counts, parts);
+            let sizes = part_sizes(
+                block_counts
+                    .iter()
+                    .map(|(block, n)| (part_of.get(block).copied().unwrap_or(u64::MAX), *n)),
+                parts,
+            );
             each_part(
                 &ingested,
                 store,
-                part_samples,
+                &sizes,
                 (
                     |block, g| part_of.get(&block) == Some(&g),
                     |cell, _: StoredUnits<'_>| part_of.get(&crate::store::block_of(cell)).copied(),
@@ -750,7 +757,7 @@ fn judge_villages_by_parts(
     read_back: &std::cell::Cell<std::time::Duration>,
 ) -> Result<(crate::gaps::VillageVerdicts, Vec<(Month, u32)>)> {
     let top = &counts.tops[r];
-    let (part_of, blocks) = unit_parts(store, counts, r, part_samples);
+    let (part_of, blocks, sizes) = unit_parts(store, counts, r, part_samples);
     let mut verdicts = crate::gaps::VillageVerdicts {
         verdicts: vec![Vec::new(); index.villages.len()],
         samples_with_village: 0,
@@ -760,7 +767,7 @@ fn judge_villages_by_parts(
     each_part(
         ingested,
         store,
-        part_samples,
+        &sizes,
         (
             |block, g| blocks.contains(&(block, g)),
             |_, units: StoredUnits<'_>| {
@@ -942,6 +949,7 @@ fn unit_parts(
 ) -> (
     Vec<u64>,
     std::collections::HashSet<(u64, u64), foldhash::fast::FixedState>,
+    Vec<u64>,
 ) {
     let groups = part_count(store, part_samples);
     let part_of = balanced_parts(counts, v, groups);
@@ -951,7 +959,26 @@ fn unit_parts(
         .filter(|&(_, u)| u != NO_UNIT)
         .map(|(block, u)| (block, group_of(part_of[top[u as usize] as usize], groups)))
         .collect();
-    (part_of, blocks)
+    let sizes = part_sizes(
+        part_of
+            .iter()
+            .copied()
+            .zip(counts.per_top[v].iter().copied()),
+        groups,
+    );
+    (part_of, blocks, sizes)
+}
+
+/// The samples of each of `groups` parts, given (part key, samples) of
+/// the groups of samples they are made of.
+fn part_sizes(of: impl IntoIterator<Item = (u64, u64)>, groups: u64) -> Vec<u64> {
+    let mut sizes = vec![0; usize::try_from(groups).unwrap_or(1).max(1)];
+    for (key, n) in of {
+        #[allow(clippy::cast_possible_truncation, reason = "a group number fits usize")]
+        let g = group_of(key, groups) as usize;
+        sizes[g] += n;
+    }
+    sizes
 }
 
 /// The group of a part key among `groups`: a key past the last group
@@ -967,9 +994,11 @@ type PartStage<'a> = dyn FnMut(Ingested, (u64, u64)) -> Result<()> + 'a;
 /// Calls `f` with each part of the stored samples, of those `keep` accepts,
 /// that `key` puts in the same group (a sample without a key in none),
 /// file after file of the store, with (group, groups). The groups are
-/// [`part_count`]`(store, part_samples)`, and `key` gives a group number
-/// below that (a larger one is taken as the last), spreading the samples
-/// about evenly. `key` sees a record's
+/// as many as `sizes`, each part's samples that `key` routes to it
+/// (before `keep`), reserved for when it is read: a part larger than the
+/// average must not grow, and so hold its samples twice, while read.
+/// `key` gives a group number below that (a larger one is taken as the
+/// last), spreading the samples about evenly. `key` sees a record's
 /// H3 cell (its 64 bits) and finest unit in every set, so that the samples
 /// of other groups are never decoded, and `blocks` tells whether a block
 /// of the store may hold samples of a group (those it refuses are not
@@ -978,7 +1007,7 @@ type PartStage<'a> = dyn FnMut(Ingested, (u64, u64)) -> Result<()> + 'a;
 fn each_part<B, K, A>(
     ing: &Ingested,
     store: &crate::store::SampleStore,
-    part_samples: usize,
+    sizes: &[u64],
     (blocks, key, keep, positions): (B, K, A, bool),
     f: &mut PartStage<'_>,
     read_back: &std::cell::Cell<std::time::Duration>,
@@ -988,10 +1017,10 @@ where
     K: Fn(u64, StoredUnits<'_>) -> Option<u64> + Sync,
     A: Fn(&crate::ingest_run::Sample) -> bool + Sync,
 {
-    let groups = part_count(store, part_samples);
-    #[allow(clippy::cast_possible_truncation, reason = "a part fits memory")]
-    let expected = (store.len() / groups + store.len() / groups / 8) as usize;
-    for g in 0..groups {
+    let groups = sizes.len() as u64;
+    for (g, &size) in (0..groups).zip(sizes) {
+        #[allow(clippy::cast_possible_truncation, reason = "a part fits memory")]
+        let expected = size as usize;
         let started = std::time::Instant::now();
         let part = store.load(
             &crate::store::Filter {
@@ -1084,4 +1113,121 @@ fn write_unplaced(
             ]
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::{append_range, random_samples};
+
+    /// Reads every part of `store` and checks that it fills the room
+    /// reserved for it exactly (a part that outgrew it would hold its
+    /// samples twice while read); returns the samples read.
+    fn read_parts<B, K>(store: &crate::store::SampleStore, sizes: &[u64], blocks: B, key: K) -> u64
+    where
+        B: Fn(u64, u64) -> bool + Sync,
+        K: Fn(u64, StoredUnits<'_>) -> Option<u64> + Sync,
+    {
+        let ing = Ingested {
+            samples: Vec::new(),
+            positions: Vec::new(),
+            carriers: Vec::new(),
+            devices: 0,
+            counts: crate::ingest_run::RowCounts::default(),
+            window: None,
+            files: Vec::new(),
+            warnings: Vec::new(),
+            places: Vec::new(),
+            timings: Vec::new(),
+            store: None,
+        };
+        let mut read = 0;
+        each_part(
+            &ing,
+            store,
+            sizes,
+            (blocks, key, |_: &crate::ingest_run::Sample| true, false),
+            &mut |part, (g, groups)| {
+                assert_eq!(groups as usize, sizes.len());
+                let n = part.samples.len();
+                assert_eq!(n as u64, sizes[g as usize], "part {g} of {groups}");
+                assert_eq!(part.samples.capacity(), n, "part {g} outgrew its room");
+                assert_eq!(part.places[0].units.capacity(), n, "part {g}'s places");
+                read += n as u64;
+                Ok(())
+            },
+            &std::cell::Cell::new(std::time::Duration::ZERO),
+        )
+        .expect("parts read");
+        read
+    }
+
+    #[test]
+    fn each_part_is_read_into_room_for_exactly_its_samples() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = crate::store::SampleStore::new(dir.path(), 2, 3).expect("store");
+        let drawn = random_samples(60_000, 21);
+        for range in [0..25_000, 25_000..60_000] {
+            append_range(&mut store, &drawn, range);
+        }
+        store.finish_writes().expect("written");
+        let (_, _, places, _) = &drawn;
+        // Top-level units of uneven size, as merged provinces are: the
+        // first holds half the units, the others an eighth of the rest.
+        let tops: Vec<u32> = (0..700)
+            .map(|u| if u < 350 { 0 } else { 1 + u % 8 })
+            .collect();
+        let mut per_top = vec![0u64; 9];
+        for &u in places[0].units.iter().filter(|&&u| u != NO_UNIT) {
+            per_top[tops[u as usize] as usize] += 1;
+        }
+        let placed: u64 = per_top.iter().sum();
+        let counts = SampleCounts {
+            tops: vec![tops.clone(), tops.clone()],
+            per_carrier: Vec::new(),
+            per_top: vec![per_top, Vec::new()],
+            kinds: Vec::new(),
+            unplaced: std::collections::BTreeMap::new(),
+        };
+        for part_samples in [8_000, 20_000, 60_000] {
+            let (part_of, blocks, sizes) = unit_parts(&store, &counts, 0, part_samples);
+            let groups = part_count(&store, part_samples);
+            assert_eq!(sizes.len() as u64, groups);
+            // Parts of whole top-level units are uneven: the largest is
+            // above the average and its eighth, the room each part had.
+            if groups > 1 {
+                let average = store.len() / groups;
+                assert!(
+                    sizes.iter().any(|&n| n > average + average / 8),
+                    "{sizes:?}"
+                );
+            }
+            let read = read_parts(
+                &store,
+                &sizes,
+                |block, g| blocks.contains(&(block, g)),
+                |_, units: StoredUnits<'_>| {
+                    let u = units.get(0);
+                    (u != NO_UNIT).then(|| part_of[tops[u as usize] as usize])
+                },
+            );
+            assert_eq!(read, placed, "parts of {part_samples}");
+        }
+        // Parts of blocks, as the cells stage makes them: every sample.
+        let block_counts = store.block_counts();
+        let parts = 4;
+        let part_of: std::collections::HashMap<u64, u64> = block_counts
+            .iter()
+            .enumerate()
+            .map(|(k, &(block, _))| (block, [0, 0, 1, 2, 3][k % 5]))
+            .collect();
+        let sizes = part_sizes(block_counts.iter().map(|&(b, n)| (part_of[&b], n)), parts);
+        let read = read_parts(
+            &store,
+            &sizes,
+            |block, g| part_of.get(&block) == Some(&g),
+            |cell, _: StoredUnits<'_>| part_of.get(&crate::store::block_of(cell)).copied(),
+        );
+        assert_eq!(read, store.len());
+    }
 }

@@ -828,15 +828,15 @@ impl SampleStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::strategy::{Just, Strategy};
     use rand::{RngExt, SeedableRng};
 
-    type Drawn = (Vec<Sample>, Vec<Position>, Vec<SetPlaces>, Vec<Vec<u32>>);
+    pub(crate) type Drawn = (Vec<Sample>, Vec<Position>, Vec<SetPlaces>, Vec<Vec<u32>>);
 
     /// Samples, positions, places in two sets and each place's old unit.
-    fn random_samples(n: usize, seed: u64) -> Drawn {
+    pub(crate) fn random_samples(n: usize, seed: u64) -> Drawn {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut samples = Vec::new();
         let mut positions = Vec::new();
@@ -1166,7 +1166,11 @@ mod tests {
 
     /// The store's appends as given: samples `range` with their places
     /// renumbered from 0.
-    fn append_range(store: &mut SampleStore, drawn: &Drawn, range: std::ops::Range<usize>) {
+    pub(crate) fn append_range(
+        store: &mut SampleStore,
+        drawn: &Drawn,
+        range: std::ops::Range<usize>,
+    ) {
         let (samples, positions, places, olds) = drawn;
         let mut piece = vec![SetPlaces::default(); places.len()];
         for (v, set) in piece.iter_mut().enumerate() {
