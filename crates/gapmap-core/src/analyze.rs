@@ -220,7 +220,11 @@ pub fn analyze(
             return Ok(aggregate(b, &ingested, &ingested.places[v].units, include));
         };
         let top = &counts.tops[v];
-        let (part_of, blocks, sizes) = unit_parts(store, &counts, v, part_samples);
+        let UnitParts {
+            part_of,
+            blocks,
+            sizes,
+        } = unit_parts(store, &counts, v, part_samples);
         let mut stats: LevelStats = vec![std::collections::HashMap::new(); b.units.len()];
         each_part(
             &ingested,
@@ -757,7 +761,11 @@ fn judge_villages_by_parts(
     read_back: &std::cell::Cell<std::time::Duration>,
 ) -> Result<(crate::gaps::VillageVerdicts, Vec<(Month, u32)>)> {
     let top = &counts.tops[r];
-    let (part_of, blocks, sizes) = unit_parts(store, counts, r, part_samples);
+    let UnitParts {
+        part_of,
+        blocks,
+        sizes,
+    } = unit_parts(store, counts, r, part_samples);
     let mut verdicts = crate::gaps::VillageVerdicts {
         verdicts: vec![Vec::new(); index.villages.len()],
         samples_with_village: 0,
@@ -937,20 +945,24 @@ pub(crate) fn fill_parts(sizes: &[u64], parts: u64) -> Vec<u64> {
     part_of
 }
 
-/// Parts of whole top-level units of set `v` for the stored samples: each
-/// top-level unit's part ([`balanced_parts`]), and the (block, group)
-/// pairs where the store holds a sample of a unit in that group, the
-/// blocks each part reads.
+/// Parts of whole top-level units of one set for the stored samples.
+struct UnitParts {
+    /// Each top-level unit's part ([`balanced_parts`]).
+    part_of: Vec<u64>,
+    /// The (block, group) pairs where the store holds a sample of a unit
+    /// in that group: the blocks each part reads.
+    blocks: std::collections::HashSet<(u64, u64), foldhash::fast::FixedState>,
+    /// Each part's samples ([`part_sizes`]).
+    sizes: Vec<u64>,
+}
+
+/// [`UnitParts`] of set `v`, of about `part_samples` samples each.
 fn unit_parts(
     store: &crate::store::SampleStore,
     counts: &SampleCounts,
     v: usize,
     part_samples: usize,
-) -> (
-    Vec<u64>,
-    std::collections::HashSet<(u64, u64), foldhash::fast::FixedState>,
-    Vec<u64>,
-) {
+) -> UnitParts {
     let groups = part_count(store, part_samples);
     let part_of = balanced_parts(counts, v, groups);
     let top = &counts.tops[v];
@@ -966,7 +978,11 @@ fn unit_parts(
             .zip(counts.per_top[v].iter().copied()),
         groups,
     );
-    (part_of, blocks, sizes)
+    UnitParts {
+        part_of,
+        blocks,
+        sizes,
+    }
 }
 
 /// The samples of each of `groups` parts, given (part key, samples) of
@@ -1190,7 +1206,11 @@ mod tests {
             unplaced: std::collections::BTreeMap::new(),
         };
         for part_samples in [8_000, 20_000, 60_000] {
-            let (part_of, blocks, sizes) = unit_parts(&store, &counts, 0, part_samples);
+            let UnitParts {
+                part_of,
+                blocks,
+                sizes,
+            } = unit_parts(&store, &counts, 0, part_samples);
             let groups = part_count(&store, part_samples);
             assert_eq!(sizes.len() as u64, groups);
             // Parts of whole top-level units are uneven: the largest is
