@@ -1144,19 +1144,7 @@ mod tests {
         B: Fn(u64, u64) -> bool + Sync,
         K: Fn(u64, StoredUnits<'_>) -> Option<u64> + Sync,
     {
-        let ing = Ingested {
-            samples: Vec::new(),
-            positions: Vec::new(),
-            carriers: Vec::new(),
-            devices: 0,
-            counts: crate::ingest_run::RowCounts::default(),
-            window: None,
-            files: Vec::new(),
-            warnings: Vec::new(),
-            places: Vec::new(),
-            timings: Vec::new(),
-            store: None,
-        };
+        let ing = Ingested::of_samples(Vec::new(), &[], 0);
         let mut read = 0;
         each_part(
             &ing,

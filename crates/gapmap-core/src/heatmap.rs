@@ -869,22 +869,8 @@ mod tests {
                 }
             })
             .collect();
-        Ingested {
-            samples,
-            // The heatmaps never read positions.
-            positions: Vec::new(),
-            carriers: ["Viettel", "MobiFone", "VinaPhone"]
-                .map(str::to_owned)
-                .to_vec(),
-            devices: 400,
-            counts: crate::ingest_run::RowCounts::default(),
-            window: None,
-            files: Vec::new(),
-            warnings: Vec::new(),
-            places: Vec::new(),
-            timings: Vec::new(),
-            store: None,
-        }
+        // The heatmaps never read positions.
+        Ingested::of_samples(samples, &["Viettel", "MobiFone", "VinaPhone"], 400)
     }
 
     fn gap_options() -> GapOptions {

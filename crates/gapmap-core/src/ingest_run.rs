@@ -823,6 +823,27 @@ impl Ingested {
     }
 }
 
+#[cfg(test)]
+impl Ingested {
+    /// Samples as if ingested (no positions, places or files), for the
+    /// tests of later stages.
+    pub(crate) fn of_samples(samples: Vec<Sample>, carriers: &[&str], devices: usize) -> Self {
+        Self {
+            samples,
+            positions: Vec::new(),
+            carriers: carriers.iter().map(|&c| c.to_owned()).collect(),
+            devices,
+            counts: RowCounts::default(),
+            window: None,
+            files: Vec::new(),
+            warnings: Vec::new(),
+            places: Vec::new(),
+            timings: Vec::new(),
+            store: None,
+        }
+    }
+}
+
 /// The state of ingestion between chunks.
 struct Run<'v, 's> {
     locators: Vec<Option<crate::boundaries::Locator<'v>>>,
