@@ -222,7 +222,7 @@ fn renumber(rows: &mut [StatRow]) -> (usize, usize) {
 /// few buckets (a top-level unit's positions are one range, its months and
 /// carriers few), else by comparison. Rows of one key may come in any
 /// order: every statistic is order-free.
-fn sort_rows(rows: &mut Vec<StatRow>, carriers: usize) {
+fn sort_rows(rows: &mut [StatRow], carriers: usize) {
     let (Some(first), Some(last)) = (
         rows.iter().map(|r| r.month).min(),
         rows.iter().map(|r| r.month).max(),
@@ -256,13 +256,24 @@ fn sort_rows(rows: &mut Vec<StatRow>, carriers: usize) {
     for b in 1..starts.len() {
         starts[b] += starts[b - 1];
     }
-    let mut sorted = vec![rows[0]; rows.len()];
-    for r in rows.iter() {
-        let k = key(r);
-        sorted[starts[k]] = *r;
-        starts[k] += 1;
+    // In place, each row swapped into its bucket's next free slot until
+    // the slot's own row belongs there (American flag sort): no second
+    // copy of a province's rows.
+    let mut next = starts[..buckets].to_vec();
+    for b in 0..buckets {
+        let end = starts[b + 1];
+        while next[b] < end {
+            let mut r = rows[next[b]];
+            let mut k = key(&r);
+            while k != b {
+                std::mem::swap(&mut r, &mut rows[next[k]]);
+                next[k] += 1;
+                k = key(&r);
+            }
+            rows[next[b]] = r;
+            next[b] += 1;
+        }
     }
-    *rows = sorted;
 }
 
 /// What the statistics read of a sample, gathered in group order so that
