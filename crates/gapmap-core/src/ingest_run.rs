@@ -1861,7 +1861,7 @@ mod tests {
         let d: u128 = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
         let told = |a: u128, b: u128| (shard(a), device_key(a)) != (shard(b), device_key(b));
         for bit in 0..128 {
-            let kept = bit < 4 || bit >= 32;
+            let kept = !(4..32).contains(&bit);
             assert_eq!(told(d, d ^ (1 << bit)), kept, "bit {bit}");
         }
         // 300 000 device ids as the reader digests them: as many devices
