@@ -151,7 +151,7 @@ impl Sample {
     /// Local (UTC+7) calendar day, as days since 1970-01-01.
     #[must_use]
     pub fn day(&self) -> i64 {
-        (self.time + i64::from(crate::schema::LOCAL_OFFSET_SECONDS)).div_euclid(86_400)
+        local_day(self.time)
     }
 
     /// Local (UTC+7) calendar month.
@@ -161,6 +161,11 @@ impl Sample {
             unreachable!("a time whose local year is outside 0–9999 is rejected as a bad timestamp")
         })
     }
+}
+
+/// The local (UTC+7) calendar day of a Unix time, as days since 1970-01-01.
+pub(crate) fn local_day(time: i64) -> i64 {
+    (time + i64::from(crate::schema::LOCAL_OFFSET_SECONDS)).div_euclid(86_400)
 }
 
 /// Peak memory of an analysis, per row of its sample files: measured on

@@ -97,6 +97,14 @@ pub struct Filter<B, R, K> {
 pub struct StoredUnits<'a>(&'a [u8]);
 
 impl StoredUnits<'_> {
+    /// The record's local calendar month (as [`Sample::month`]; `None` for
+    /// a record too short to hold a time, which the store never writes).
+    #[must_use]
+    pub fn month(self) -> Option<crate::month::Month> {
+        let time = i64::from_le_bytes(self.0.get(0..8)?.try_into().ok()?);
+        crate::month::Month::of_day(crate::ingest_run::local_day(time))
+    }
+
     /// The finest unit in set `v` ([`NO_UNIT`]: none, or no such set).
     #[must_use]
     pub fn get(self, v: usize) -> u32 {
