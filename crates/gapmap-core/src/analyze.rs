@@ -1038,20 +1038,29 @@ fn unit_parts(
 ) -> UnitParts {
     let groups = part_count(store, part_samples);
     let per_top = &counts.per_top[v];
-    // The groups of samples parts are made of: (top-level unit, month or
-    // all), and their sizes.
-    let mut owners: Vec<(usize, Option<usize>)> = Vec::new();
+    // The groups of samples parts are made of: (top-level unit, its
+    // months or all), and their sizes. A split unit's months go in runs of
+    // consecutive months of at most a part's samples (a month at least):
+    // each run is a part that reads the unit's blocks, so the fewer runs,
+    // the fewer times they are read.
+    let mut owners: Vec<(usize, Option<std::ops::Range<usize>>)> = Vec::new();
     let mut sizes: Vec<u64> = Vec::new();
     for (t, &n) in per_top.iter().enumerate() {
         match counts.months {
             Some((_, months)) if by_month && n > part_samples as u64 => {
-                for m in 0..months {
-                    let n = counts.per_top_month[v][t * months + m];
-                    if n > 0 {
-                        owners.push((t, Some(m)));
-                        sizes.push(n);
+                let of_month = &counts.per_top_month[v][t * months..(t + 1) * months];
+                let mut start = 0;
+                let mut run = 0;
+                for (m, &k) in of_month.iter().enumerate() {
+                    if m > start && run + k > part_samples as u64 {
+                        owners.push((t, Some(start..m)));
+                        sizes.push(run);
+                        (start, run) = (m, 0);
                     }
+                    run += k;
                 }
+                owners.push((t, Some(start..months)));
+                sizes.push(run);
             }
             _ => {
                 owners.push((t, None));
@@ -1060,17 +1069,15 @@ fn unit_parts(
         }
     }
     let part_of_group = fill_parts(&sizes, groups);
+    let months = counts.months.map_or(0, |(_, n)| n);
     let mut part_of = vec![TopPart::Whole(0); per_top.len()];
-    for (&(t, month), &p) in owners.iter().zip(&part_of_group) {
-        match (month, &mut part_of[t]) {
+    for (&(t, ref run), &p) in owners.iter().zip(&part_of_group) {
+        match (run, &mut part_of[t]) {
             (None, slot) => *slot = TopPart::Whole(p),
-            (Some(m), TopPart::ByMonth(parts)) => parts[m] = p,
-            // A unit's first month group: its months without samples go
-            // with it.
-            (Some(m), slot) => {
-                let months = counts.months.map_or(0, |(_, n)| n);
+            (Some(run), TopPart::ByMonth(parts)) => parts[run.clone()].fill(p),
+            (Some(run), slot) => {
                 let mut parts = vec![p; months];
-                parts[m] = p;
+                parts[run.clone()].fill(p);
                 *slot = TopPart::ByMonth(parts);
             }
         }
