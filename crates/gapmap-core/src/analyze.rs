@@ -981,8 +981,9 @@ pub(crate) fn fill_parts(sizes: &[u64], parts: u64) -> Vec<u64> {
 enum TopPart {
     /// All into one part.
     Whole(u64),
-    /// Each month of the window into its own part (a unit holding more
-    /// samples than a part): every unit statistic is of one month.
+    /// Each month of the window into the part of its run of months (a
+    /// unit holding more samples than a part): every unit statistic is
+    /// of one month.
     ByMonth(Vec<u64>),
 }
 
@@ -1027,8 +1028,8 @@ impl UnitParts {
 
 /// [`UnitParts`] of set `v`, of about `part_samples` samples each. With
 /// `by_month` (and the months counted), a top-level unit holding more
-/// samples than a part is split into its months: the largest province of
-/// a long window is not held whole.
+/// samples than a part is split into runs of its months: the largest
+/// province of a long window is not held whole.
 fn unit_parts(
     store: &crate::store::SampleStore,
     counts: &SampleCounts,
@@ -1075,11 +1076,9 @@ fn unit_parts(
         match (run, &mut part_of[t]) {
             (None, slot) => *slot = TopPart::Whole(p),
             (Some(run), TopPart::ByMonth(parts)) => parts[run.clone()].fill(p),
-            (Some(run), slot) => {
-                let mut parts = vec![p; months];
-                parts[run.clone()].fill(p);
-                *slot = TopPart::ByMonth(parts);
-            }
+            // A unit's first run (its runs cover every month; the later
+            // ones take theirs).
+            (Some(_), slot) => *slot = TopPart::ByMonth(vec![p; months]),
         }
     }
     let top = &counts.tops[v];
